@@ -1,0 +1,56 @@
+#pragma once
+/// @file
+/// Invert<B>: the inverse of a bijector, as a bijector.
+
+#include <utility>
+
+#include "knead/core/bijector.hpp"
+
+namespace knead {
+
+/// Swaps the directions of B (and so the signs of the log-dets).
+///
+/// - forward:  x = B⁻¹(u),  log|det| = B's inverse log-det at u
+/// - inverse:  u = B(x),    log|det| = B's forward log-det at x
+///
+/// An IAF is Invert<MAF>: MAF's one-pass direction becomes the sampling direction.
+/// Parameters are B's own; backward() is B's backward, which knows which pass ran last.
+template <Bijector B>
+class Invert {
+ public:
+  using Scalar = typename B::Scalar;
+
+  explicit Invert(B inner) : inner_(std::move(inner)) {}
+
+  [[nodiscard]] Index dim() const { return inner_.dim(); }
+  [[nodiscard]] B& inner() { return inner_; }
+  [[nodiscard]] const B& inner() const { return inner_; }
+
+  void forward_and_log_det(MatrixCRef<Scalar> u, Matrix<Scalar>& x, RowVector<Scalar>& log_det) const {
+    inner_.inverse_and_log_det(u, x, log_det);
+  }
+  void inverse_and_log_det(MatrixCRef<Scalar> x, Matrix<Scalar>& u, RowVector<Scalar>& log_det) const {
+    inner_.forward_and_log_det(x, u, log_det);
+  }
+  void backward(MatrixCRef<Scalar> grad_out, RowVectorCRef<Scalar> grad_log_det, Matrix<Scalar>& grad_in) {
+    inner_.backward(grad_out, grad_log_det, grad_in);
+  }
+
+  [[nodiscard]] Index num_parameters() const { return inner_.num_parameters(); }
+  [[nodiscard]] std::span<Scalar> parameters() { return inner_.parameters(); }
+  [[nodiscard]] std::span<Scalar> gradients() { return inner_.gradients(); }
+  void bind_parameters(const std::shared_ptr<ParameterStorage<Scalar>>& storage, Index offset) {
+    inner_.bind_parameters(storage, offset);
+  }
+
+  void set_training(bool on) { knead::set_training(inner_, on); }
+  [[nodiscard]] bool training() const {
+    if constexpr (HasTrainingMode<B>) return inner_.training();
+    return false;
+  }
+
+ private:
+  B inner_;
+};
+
+}  // namespace knead

@@ -1,0 +1,72 @@
+#pragma once
+/// @file
+/// Argument checks shared by every public call. Each error names the function and the bad value.
+
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "knead/core/types.hpp"
+
+namespace knead::detail {
+
+/// Builds "function: message" from any streamable pieces.
+template <class... Parts>
+std::string message(std::string_view function, const Parts&... parts) {
+  std::ostringstream out;
+  out << function << ": ";
+  (out << ... << parts);
+  return out.str();
+}
+
+template <class Error = std::invalid_argument, class... Parts>
+[[noreturn]] void fail(std::string_view function, const Parts&... parts) {
+  throw Error(message(function, parts...));
+}
+
+/// A batch must have `rows` rows and at least one column.
+template <class Derived>
+void check_batch(std::string_view function, const Eigen::MatrixBase<Derived>& batch, Index rows) {
+  if (batch.rows() != rows)
+    fail(function, "expected a batch with ", rows, " rows (one sample per column), got ",
+         batch.rows(), "x", batch.cols());
+  if (batch.cols() == 0) fail(function, "empty batch (0 columns)");
+}
+
+/// Per-sample row vector (such as a log-det gradient) of length n.
+template <class Derived>
+void check_per_sample(std::string_view function, const Eigen::MatrixBase<Derived>& v, Index n) {
+  if (v.rows() != 1 || v.cols() != n)
+    fail(function, "expected a 1x", n, " per-sample row vector, got ", v.rows(), "x", v.cols());
+}
+
+template <class Derived>
+void check_finite(std::string_view function, std::string_view what,
+                  const Eigen::DenseBase<Derived>& values) {
+  for (Index j = 0; j < values.cols(); ++j)
+    for (Index i = 0; i < values.rows(); ++i)
+      if (!std::isfinite(static_cast<double>(values(i, j))))
+        fail(function, what, " has a non-finite value ", values(i, j), " at (", i, ", ", j, ")");
+}
+
+inline void check_positive(std::string_view function, std::string_view what, Index value) {
+  if (value < 1) fail(function, what, " must be at least 1, got ", value);
+}
+
+}  // namespace knead::detail
+
+namespace knead::detail {
+
+/// The gradients handed to backward() must match the batch of the pass they differentiate.
+template <class A, class B>
+void check_backward(std::string_view function, const Eigen::MatrixBase<A>& grad_out,
+                    const Eigen::MatrixBase<B>& grad_log_det, Index rows, Index cols) {
+  if (grad_out.rows() != rows || grad_out.cols() != cols)
+    fail(function, "backward expected a ", rows, "x", cols, " output gradient (the shape of the last pass), got ",
+         grad_out.rows(), "x", grad_out.cols());
+  check_per_sample(function, grad_log_det, cols);
+}
+
+}  // namespace knead::detail
