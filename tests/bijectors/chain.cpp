@@ -51,5 +51,6 @@ TEST_CASE("Invert swaps directions and log-det signs", "[bijectors][invert]") {
 }
 
 TEST_CASE("Chain rejects parts of different dimensions", "[bijectors][chain][errors]") {
-  CHECK_THROWS_WITH(Chain(Affine<double>(2), Shift<double>(3)), Catch::Contains("Chain") && Catch::Contains("dim 3"));
+  CHECK_THROWS_WITH(Chain(Affine<double>(2), Shift<double>(3)),
+                    Catch::Contains("Chain") && Catch::Contains("dim 3"));
 }

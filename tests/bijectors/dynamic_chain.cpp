@@ -7,7 +7,8 @@
 
 using namespace knead;
 
-TEMPLATE_TEST_CASE("DynamicChain conforms and agrees with the static Chain", "[bijectors][chain]", float, double) {
+TEMPLATE_TEST_CASE("DynamicChain conforms and agrees with the static Chain", "[bijectors][chain]", float,
+                   double) {
   Rng rng(21);
   Affine<TestType> a(4);
   Scale<TestType> s(4);
@@ -31,5 +32,6 @@ TEST_CASE("An empty DynamicChain is the identity", "[bijectors][chain]") {
   const Matrix<double> z = test::random_batch<double>(3, 2, rng);
   CHECK(forward(empty, z) == z);
   CHECK(forward_log_det(empty, z).norm() == 0);
-  CHECK_THROWS_WITH(empty.push_back(Affine<double>(2)), Catch::Contains("push_back") && Catch::Contains("dim 2"));
+  CHECK_THROWS_WITH(empty.push_back(Affine<double>(2)),
+                    Catch::Contains("push_back") && Catch::Contains("dim 2"));
 }

@@ -41,7 +41,8 @@ TEST_CASE("Affine rejects bad input", "[bijectors][affine][errors]") {
   b << 0.0, 0.0;
   CHECK_THROWS_WITH((Affine<double>(s, b)), Catch::Contains("non-finite") && Catch::Contains("log_scale"));
   const Affine<double> affine(3);
-  CHECK_THROWS_WITH(forward(affine, Matrix<double>::Zero(2, 4)), Catch::Contains("Affine") && Catch::Contains("3 rows"));
+  CHECK_THROWS_WITH(forward(affine, Matrix<double>::Zero(2, 4)),
+                    Catch::Contains("Affine") && Catch::Contains("3 rows"));
   CHECK_THROWS_WITH(inverse(affine, Matrix<double>::Zero(3, 0)), Catch::Contains("empty batch"));
   Affine<double> fresh(3);
   CHECK_THROWS_AS(backward(fresh, Matrix<double>::Zero(3, 1), RowVector<double>::Zero(1)), std::logic_error);

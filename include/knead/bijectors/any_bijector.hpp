@@ -18,8 +18,8 @@ class AnyBijector {
   using Scalar = T;
 
   template <Bijector B>
-    requires(!std::same_as<std::remove_cvref_t<B>, AnyBijector> && std::same_as<typename B::Scalar, T>)
-  AnyBijector(B bijector)  // NOLINT(google-explicit-constructor): wrapping is the point
+  requires(!std::same_as<std::remove_cvref_t<B>, AnyBijector> && std::same_as<typename B::Scalar, T>)
+      AnyBijector(B bijector)  // NOLINT(google-explicit-constructor): wrapping is the point
       : self_(std::make_unique<Model<B>>(std::move(bijector))) {}
 
   AnyBijector(const AnyBijector& other) : self_(other.self_->clone()) {}
@@ -83,7 +83,9 @@ class AnyBijector {
   template <class B>
   struct Model final : Interface {
     explicit Model(B b) : bijector(std::move(b)) {}
-    [[nodiscard]] std::unique_ptr<Interface> clone() const override { return std::make_unique<Model>(bijector); }
+    [[nodiscard]] std::unique_ptr<Interface> clone() const override {
+      return std::make_unique<Model>(bijector);
+    }
     [[nodiscard]] Index dim() const override { return bijector.dim(); }
     void forward_and_log_det(MatrixCRef<T> in, Matrix<T>& out, RowVector<T>& ld) const override {
       bijector.forward_and_log_det(in, out, ld);
@@ -91,7 +93,9 @@ class AnyBijector {
     void inverse_and_log_det(MatrixCRef<T> in, Matrix<T>& out, RowVector<T>& ld) const override {
       bijector.inverse_and_log_det(in, out, ld);
     }
-    void backward(MatrixCRef<T> g, RowVectorCRef<T> gld, Matrix<T>& gin) override { bijector.backward(g, gld, gin); }
+    void backward(MatrixCRef<T> g, RowVectorCRef<T> gld, Matrix<T>& gin) override {
+      bijector.backward(g, gld, gin);
+    }
     [[nodiscard]] Index num_parameters() const override { return bijector.num_parameters(); }
     std::span<T> parameters() override { return bijector.parameters(); }
     std::span<T> gradients() override { return bijector.gradients(); }

@@ -51,9 +51,13 @@ class Chain {
   [[nodiscard]] Index dim() const { return std::get<0>(parts_).dim(); }
 
   template <std::size_t I>
-  [[nodiscard]] auto& part() { return std::get<I>(parts_); }
+  [[nodiscard]] auto& part() {
+    return std::get<I>(parts_);
+  }
   template <std::size_t I>
-  [[nodiscard]] const auto& part() const { return std::get<I>(parts_); }
+  [[nodiscard]] const auto& part() const {
+    return std::get<I>(parts_);
+  }
 
   void forward_and_log_det(MatrixCRef<Scalar> u, Matrix<Scalar>& x, RowVector<Scalar>& log_det) const {
     runner_.forward(size, visitor(parts_), u, x, log_det);

@@ -39,8 +39,7 @@ class ElementwiseAffine : public LeafParameters<T> {
       this->params_.vector(0, dim_) = log_scale;
     }
     if constexpr (HasShift) {
-      if (shift.size() != dim_)
-        detail::fail(name(), "shift has ", shift.size(), " entries, expected ", dim_);
+      if (shift.size() != dim_) detail::fail(name(), "shift has ", shift.size(), " entries, expected ", dim_);
       detail::check_finite(name(), "shift", shift);
       this->params_.vector(shift_at(), dim_) = shift;
     }

@@ -23,7 +23,10 @@
 namespace knead {
 
 template <class B>
-concept HasScalar = requires { typename B::Scalar; } && std::floating_point<typename B::Scalar>;
+concept HasScalar = requires {
+  typename B::Scalar;
+}
+&&std::floating_point<typename B::Scalar>;
 
 template <class B>
 concept HasDim = requires(const B& b) {
@@ -31,41 +34,40 @@ concept HasDim = requires(const B& b) {
 };
 
 template <class B>
-concept HasForwardAndLogDet = HasScalar<B> && requires(const B& b, MatrixCRef<typename B::Scalar> in,
-                                                       Matrix<typename B::Scalar>& out,
-                                                       RowVector<typename B::Scalar>& log_det) {
+concept HasForwardAndLogDet = HasScalar<B> &&
+    requires(const B& b, MatrixCRef<typename B::Scalar> in, Matrix<typename B::Scalar>& out,
+             RowVector<typename B::Scalar>& log_det) {
   b.forward_and_log_det(in, out, log_det);
 };
 
 template <class B>
-concept HasInverseAndLogDet = HasScalar<B> && requires(const B& b, MatrixCRef<typename B::Scalar> in,
-                                                       Matrix<typename B::Scalar>& out,
-                                                       RowVector<typename B::Scalar>& log_det) {
+concept HasInverseAndLogDet = HasScalar<B> &&
+    requires(const B& b, MatrixCRef<typename B::Scalar> in, Matrix<typename B::Scalar>& out,
+             RowVector<typename B::Scalar>& log_det) {
   b.inverse_and_log_det(in, out, log_det);
 };
 
 template <class B>
-concept HasBackward = HasScalar<B> && requires(B& b, MatrixCRef<typename B::Scalar> grad_out,
-                                               RowVectorCRef<typename B::Scalar> grad_log_det,
-                                               Matrix<typename B::Scalar>& grad_in) {
+concept HasBackward = HasScalar<B> &&
+    requires(B& b, MatrixCRef<typename B::Scalar> grad_out, RowVectorCRef<typename B::Scalar> grad_log_det,
+             Matrix<typename B::Scalar>& grad_in) {
   b.backward(grad_out, grad_log_det, grad_in);
 };
 
 /// Owns learnable values in a ParameterBlock or ParameterGroup (possibly of size zero).
 template <class B>
-concept Parameterised =
-    HasScalar<B> &&
+concept Parameterised = HasScalar<B> &&
     requires(B& b, const B& cb, const std::shared_ptr<ParameterStorage<typename B::Scalar>>& storage,
              Index offset) {
-      { cb.num_parameters() } -> std::convertible_to<Index>;
-      { b.parameters() } -> std::same_as<std::span<typename B::Scalar>>;
-      { b.gradients() } -> std::same_as<std::span<typename B::Scalar>>;
-      b.bind_parameters(storage, offset);
-    };
+  { cb.num_parameters() } -> std::convertible_to<Index>;
+  { b.parameters() } -> std::same_as<std::span<typename B::Scalar>>;
+  { b.gradients() } -> std::same_as<std::span<typename B::Scalar>>;
+  b.bind_parameters(storage, offset);
+};
 
 template <class B>
 concept Bijector = HasScalar<B> && HasDim<B> && HasForwardAndLogDet<B> && HasInverseAndLogDet<B> &&
-                   HasBackward<B> && Parameterised<B> && std::copy_constructible<B>;
+    HasBackward<B> && Parameterised<B> && std::copy_constructible<B>;
 
 /// Explains which part of the Bijector concept a type misses, one readable message each.
 /// Use as `static_assert(knead::check_bijector<MyBijector<double>>());`.
@@ -104,16 +106,14 @@ void set_training(B& b, bool on) {
 // ---- calls derived from the two primary ones --------------------------------------------------
 
 template <Bijector B>
-ValueAndLogDet<typename B::Scalar> forward_and_log_det(const B& b,
-                                                       MatrixCRef<typename B::Scalar> u) {
+ValueAndLogDet<typename B::Scalar> forward_and_log_det(const B& b, MatrixCRef<typename B::Scalar> u) {
   ValueAndLogDet<typename B::Scalar> r;
   b.forward_and_log_det(u, r.value, r.log_det);
   return r;
 }
 
 template <Bijector B>
-ValueAndLogDet<typename B::Scalar> inverse_and_log_det(const B& b,
-                                                       MatrixCRef<typename B::Scalar> x) {
+ValueAndLogDet<typename B::Scalar> inverse_and_log_det(const B& b, MatrixCRef<typename B::Scalar> x) {
   ValueAndLogDet<typename B::Scalar> r;
   b.inverse_and_log_det(x, r.value, r.log_det);
   return r;

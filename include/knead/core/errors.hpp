@@ -30,8 +30,8 @@ template <class Error = std::invalid_argument, class... Parts>
 template <class Derived>
 void check_batch(std::string_view function, const Eigen::MatrixBase<Derived>& batch, Index rows) {
   if (batch.rows() != rows)
-    fail(function, "expected a batch with ", rows, " rows (one sample per column), got ",
-         batch.rows(), "x", batch.cols());
+    fail(function, "expected a batch with ", rows, " rows (one sample per column), got ", batch.rows(), "x",
+         batch.cols());
   if (batch.cols() == 0) fail(function, "empty batch (0 columns)");
 }
 
@@ -43,8 +43,7 @@ void check_per_sample(std::string_view function, const Eigen::MatrixBase<Derived
 }
 
 template <class Derived>
-void check_finite(std::string_view function, std::string_view what,
-                  const Eigen::DenseBase<Derived>& values) {
+void check_finite(std::string_view function, std::string_view what, const Eigen::DenseBase<Derived>& values) {
   for (Index j = 0; j < values.cols(); ++j)
     for (Index i = 0; i < values.rows(); ++i)
       if (!std::isfinite(static_cast<double>(values(i, j))))
@@ -64,8 +63,8 @@ template <class A, class B>
 void check_backward(std::string_view function, const Eigen::MatrixBase<A>& grad_out,
                     const Eigen::MatrixBase<B>& grad_log_det, Index rows, Index cols) {
   if (grad_out.rows() != rows || grad_out.cols() != cols)
-    fail(function, "backward expected a ", rows, "x", cols, " output gradient (the shape of the last pass), got ",
-         grad_out.rows(), "x", grad_out.cols());
+    fail(function, "backward expected a ", rows, "x", cols,
+         " output gradient (the shape of the last pass), got ", grad_out.rows(), "x", grad_out.cols());
   check_per_sample(function, grad_log_det, cols);
 }
 

@@ -79,12 +79,8 @@ class ParameterBlock {
     return {gradient_data() + at, rows, cols};
   }
   [[nodiscard]] Eigen::Map<Vector<T>> vector(Index at, Index n) { return {value_data() + at, n}; }
-  [[nodiscard]] Eigen::Map<const Vector<T>> vector(Index at, Index n) const {
-    return {value_data() + at, n};
-  }
-  [[nodiscard]] Eigen::Map<Vector<T>> gradient_vector(Index at, Index n) {
-    return {gradient_data() + at, n};
-  }
+  [[nodiscard]] Eigen::Map<const Vector<T>> vector(Index at, Index n) const { return {value_data() + at, n}; }
+  [[nodiscard]] Eigen::Map<Vector<T>> gradient_vector(Index at, Index n) { return {gradient_data() + at, n}; }
 
  private:
   std::shared_ptr<ParameterStorage<T>> storage_;
@@ -112,8 +108,7 @@ class ParameterGroup {
 
   /// Binds the parts, in order, into `storage` starting at `offset`.
   template <class ForEachPart>
-  void bind(const std::shared_ptr<ParameterStorage<T>>& storage, Index offset,
-            ForEachPart for_each_part) {
+  void bind(const std::shared_ptr<ParameterStorage<T>>& storage, Index offset, ForEachPart for_each_part) {
     Index at = offset;
     for_each_part([&](auto& part) {
       part.bind_parameters(storage, at);

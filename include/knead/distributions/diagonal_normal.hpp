@@ -53,8 +53,8 @@ class DiagonalNormal : public LeafParameters<T> {
         (weighted.array() * standardised_.array()).rowwise().sum() - grad_log_prob.sum();
   }
   void backward_sample(MatrixCRef<T> grad_sample) {
-    detail::check_backward("DiagonalNormal::backward_sample", grad_sample, RowVector<T>::Zero(noise_.cols()), dim_,
-                           noise_.cols());
+    detail::check_backward("DiagonalNormal::backward_sample", grad_sample, RowVector<T>::Zero(noise_.cols()),
+                           dim_, noise_.cols());
     // u = μ + e^s ε:  ∂L/∂μ = Σ_n ∂L/∂u;  ∂L/∂s = Σ_n ∂L/∂u ⊙ e^s ε
     this->params_.gradient_vector(0, dim_) += grad_sample.rowwise().sum();
     this->params_.gradient_vector(dim_, dim_).array() +=

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "knead/core/bijector.hpp"
+#include "knead/core/errors.hpp"
 
 namespace knead {
 
@@ -17,16 +18,15 @@ namespace knead {
 using Rng = std::mt19937_64;
 
 template <class D>
-concept Distribution =
-    HasScalar<D> && HasDim<D> && Parameterised<D> && std::copy_constructible<D> &&
+concept Distribution = HasScalar<D> && HasDim<D> && Parameterised<D> && std::copy_constructible<D> &&
     requires(D& d, const D& cd, MatrixCRef<typename D::Scalar> in, Matrix<typename D::Scalar>& out,
              RowVector<typename D::Scalar>& per_sample, RowVectorCRef<typename D::Scalar> grad_per_sample,
              Index n, Rng& rng) {
-      cd.log_prob(in, per_sample);
-      cd.sample(n, rng, out);
-      d.backward_log_prob(grad_per_sample, out);
-      d.backward_sample(in);
-    };
+  cd.log_prob(in, per_sample);
+  cd.sample(n, rng, out);
+  d.backward_log_prob(grad_per_sample, out);
+  d.backward_sample(in);
+};
 
 /// Draws standard normal noise of the given shape.
 template <class T>

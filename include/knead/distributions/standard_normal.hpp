@@ -22,7 +22,8 @@ class StandardNormal : public LeafParameters<T> {
   void log_prob(MatrixCRef<T> u, RowVector<T>& out) const {
     detail::check_batch("StandardNormal::log_prob", u, dim_);
     input_ = u;
-    out = T(-0.5) * u.colwise().squaredNorm().array() - T(0.5) * T(dim_) * std::log(T(2) * std::numbers::pi_v<T>);
+    out = T(-0.5) * u.colwise().squaredNorm().array() -
+          T(0.5) * T(dim_) * std::log(T(2) * std::numbers::pi_v<T>);
   }
   void sample(Index n, Rng& rng, Matrix<T>& out) const {
     detail::check_positive("StandardNormal::sample", "number of samples", n);

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "knead/core/bijector.hpp"
+#include "knead/core/errors.hpp"
 #include "knead/distributions/distribution.hpp"
 
 namespace knead {
@@ -26,7 +27,8 @@ class TransformedDistribution {
                    bijector_.dim());
     adopt();
   }
-  TransformedDistribution(const TransformedDistribution& other) : base_(other.base_), bijector_(other.bijector_) {
+  TransformedDistribution(const TransformedDistribution& other)
+      : base_(other.base_), bijector_(other.bijector_) {
     adopt();
   }
   TransformedDistribution& operator=(const TransformedDistribution& other) {
@@ -106,7 +108,7 @@ class TransformedDistribution {
   /// are reparameterised): given ∂L/∂x and ∂L/∂log_prob, adds ∂L/∂θ into gradients().
   void backward_sample_and_log_prob(MatrixCRef<T> grad_x, RowVectorCRef<T> grad_log_prob) {
     grad_log_det_ = -grad_log_prob;
-    bijector_.backward(grad_x, grad_log_det_, grad_noise_);        // paths through x and log|det|
+    bijector_.backward(grad_x, grad_log_det_, grad_noise_);       // paths through x and log|det|
     base_.backward_log_prob(grad_log_prob, grad_base_log_prob_);  // path through log p_base(u)
     grad_noise_ += grad_base_log_prob_;
     base_.backward_sample(grad_noise_);  // u = base's reparameterisation of its noise

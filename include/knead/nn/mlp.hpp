@@ -27,9 +27,10 @@ class Mlp : public LeafParameters<T> {
     if (!masks_.empty() && masks_.size() != std::size_t(layers()))
       detail::fail("Mlp", "got ", masks_.size(), " masks for ", layers(), " layers");
     for (Index l = 0; l < layers(); ++l)
-      if (!masks_.empty() && (masks_[std::size_t(l)].rows() != out(l) || masks_[std::size_t(l)].cols() != in(l)))
-        detail::fail("Mlp", "mask ", l, " is ", masks_[std::size_t(l)].rows(), "x", masks_[std::size_t(l)].cols(),
-                     ", expected ", out(l), "x", in(l));
+      if (!masks_.empty() &&
+          (masks_[std::size_t(l)].rows() != out(l) || masks_[std::size_t(l)].cols() != in(l)))
+        detail::fail("Mlp", "mask ", l, " is ", masks_[std::size_t(l)].rows(), "x",
+                     masks_[std::size_t(l)].cols(), ", expected ", out(l), "x", in(l));
     std::mt19937_64 rng(seed);
     for (Index l = 0; l < layers(); ++l) {
       const T bound = T(1) / std::sqrt(T(in(l)));
@@ -52,11 +53,15 @@ class Mlp : public LeafParameters<T> {
   [[nodiscard]] bool masked() const { return !masks_.empty(); }
   [[nodiscard]] const std::vector<Matrix<T>>& masks() const { return masks_; }
 
-  [[nodiscard]] Eigen::Map<Matrix<T>> weight(Index l) { return this->params_.matrix(offset(l), out(l), in(l)); }
+  [[nodiscard]] Eigen::Map<Matrix<T>> weight(Index l) {
+    return this->params_.matrix(offset(l), out(l), in(l));
+  }
   [[nodiscard]] Eigen::Map<const Matrix<T>> weight(Index l) const {
     return this->params_.matrix(offset(l), out(l), in(l));
   }
-  [[nodiscard]] Eigen::Map<Vector<T>> bias(Index l) { return this->params_.vector(offset(l) + out(l) * in(l), out(l)); }
+  [[nodiscard]] Eigen::Map<Vector<T>> bias(Index l) {
+    return this->params_.vector(offset(l) + out(l) * in(l), out(l));
+  }
   [[nodiscard]] Eigen::Map<const Vector<T>> bias(Index l) const {
     return this->params_.vector(offset(l) + out(l) * in(l), out(l));
   }
@@ -78,7 +83,8 @@ class Mlp : public LeafParameters<T> {
   /// Given ∂L/∂out of the last forward(), adds ∂L/∂θ into gradients() when
   /// `accumulate_parameters`, and writes ∂L/∂in into *grad_input unless it is null.
   void backward(MatrixCRef<T> grad_output, Matrix<T>* grad_input, bool accumulate_parameters = true) {
-    if (activations_.empty()) detail::fail<std::logic_error>("Mlp::backward", "no forward pass to differentiate");
+    if (activations_.empty())
+      detail::fail<std::logic_error>("Mlp::backward", "no forward pass to differentiate");
     grad_.resize(2);
     for (Index l = layers() - 1; l >= 0; --l) {
       MatrixCRef<T> g = l == layers() - 1 ? grad_output : MatrixCRef<T>(grad_[std::size_t(l % 2)]);
@@ -113,7 +119,8 @@ class Mlp : public LeafParameters<T> {
   }
 
   static Index count_parameters(const std::vector<Index>& sizes) {
-    if (sizes.size() < 2) detail::fail("Mlp", "needs at least input and output sizes, got ", sizes.size(), " sizes");
+    if (sizes.size() < 2)
+      detail::fail("Mlp", "needs at least input and output sizes, got ", sizes.size(), " sizes");
     Index n = 0;
     for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
       detail::check_positive("Mlp", "layer size", sizes[l]);

@@ -37,20 +37,20 @@ struct Tolerances {
 };
 
 struct ConformanceReport {
-  double round_trip_error = 0;         // max over both directions
-  double log_det_error = 0;            // max |ld − log|det J_fd|| over both directions
-  double log_det_symmetry_error = 0;   // max |ld_inv(f(z)) + ld_fwd(z)|
-  double batch_error = 0;              // max |batched − per-sample|
-  double input_gradient_error = 0;     // relative, max over directions
-  double parameter_gradient_error = 0; // relative, max over directions
+  double round_trip_error = 0;          // max over both directions
+  double log_det_error = 0;             // max |ld − log|det J_fd|| over both directions
+  double log_det_symmetry_error = 0;    // max |ld_inv(f(z)) + ld_fwd(z)|
+  double batch_error = 0;               // max |batched − per-sample|
+  double input_gradient_error = 0;      // relative, max over directions
+  double parameter_gradient_error = 0;  // relative, max over directions
   std::vector<std::string> failures;
 
   [[nodiscard]] bool ok() const { return failures.empty(); }
   [[nodiscard]] std::string summary() const {
     std::ostringstream out;
     out << "round trip " << round_trip_error << ", log-det vs Jacobian " << log_det_error
-        << ", log-det symmetry " << log_det_symmetry_error << ", batch " << batch_error
-        << ", input gradient " << input_gradient_error << ", parameter gradient " << parameter_gradient_error;
+        << ", log-det symmetry " << log_det_symmetry_error << ", batch " << batch_error << ", input gradient "
+        << input_gradient_error << ", parameter gradient " << parameter_gradient_error;
     for (const auto& f : failures) out << "\n  FAILED: " << f;
     return out.str();
   }
@@ -133,12 +133,13 @@ ConformanceReport check_conformance(B& bijector, const Matrix<typename B::Scalar
       Matrix<T> single_out;
       RowVector<T> single_ld;
       detail::run(bijector, forward, z.col(j), single_out, single_ld);
-      const double be = std::max(detail::max_abs(single_out, out.col(j)),
-                                 std::abs(double(single_ld(0)) - double(ld(j))));
+      const double be =
+          std::max(detail::max_abs(single_out, out.col(j)), std::abs(double(single_ld(0)) - double(ld(j))));
       report.batch_error = std::max(report.batch_error, be);
       expect(be <= tol.round_trip * std::max(1.0, double(out.col(j).cwiseAbs().maxCoeff())),
              dir + " batched vs per-sample", be, tol.round_trip);
-      const double num_ld = log_abs_det(detail::numerical_jacobian(bijector, forward, z, j, tol.fd_step_scale));
+      const double num_ld =
+          log_abs_det(detail::numerical_jacobian(bijector, forward, z, j, tol.fd_step_scale));
       const double lde = std::abs(num_ld - double(ld(j)));
       report.log_det_error = std::max(report.log_det_error, lde);
       expect(lde <= tol.log_det, dir + " log-det vs numerical Jacobian", lde, tol.log_det);
@@ -163,13 +164,15 @@ ConformanceReport check_conformance(B& bijector, const Matrix<typename B::Scalar
     const Vector<double> analytic_params =
         Eigen::Map<const Vector<T>>(bijector.gradients().data(), Index(bijector.gradients().size()))
             .template cast<double>();
-    const Vector<double> numeric_in =
-        finite_difference_gradient<T>(loss, std::span<T>(point.data(), std::size_t(point.size())), tol.fd_step_scale);
-    const Vector<double> analytic_in = Eigen::Map<const Vector<T>>(grad_in.data(), grad_in.size()).template cast<double>();
+    const Vector<double> numeric_in = finite_difference_gradient<T>(
+        loss, std::span<T>(point.data(), std::size_t(point.size())), tol.fd_step_scale);
+    const Vector<double> analytic_in =
+        Eigen::Map<const Vector<T>>(grad_in.data(), grad_in.size()).template cast<double>();
     const double gin = grad_in.size() == point.size() ? relative_error(analytic_in, numeric_in) : INFINITY;
     report.input_gradient_error = std::max(report.input_gradient_error, gin);
     expect(gin <= tol.gradient, dir + " input gradient", gin, tol.gradient);
-    const Vector<double> numeric_params = finite_difference_gradient<T>(loss, bijector.parameters(), tol.fd_step_scale);
+    const Vector<double> numeric_params =
+        finite_difference_gradient<T>(loss, bijector.parameters(), tol.fd_step_scale);
     const double gp = relative_error(analytic_params, numeric_params);
     report.parameter_gradient_error = std::max(report.parameter_gradient_error, gp);
     expect(gp <= tol.gradient, dir + " parameter gradient", gp, tol.gradient);
