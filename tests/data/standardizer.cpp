@@ -1,0 +1,104 @@
+#include "knead/data/standardizer.hpp"
+
+#include <numbers>
+
+#include "support.hpp"
+
+using namespace knead;
+using namespace knead::data;
+
+TEMPLATE_TEST_CASE("Standardizer fits the population mean and standard deviation", "[data]", float, double) {
+  Matrix<TestType> x(2, 4);
+  x << 1, 2, 3, 4,  //
+      10, 10, 20, 20;
+  const Standardizer<TestType> s(x);
+  REQUIRE(s.fitted());
+  REQUIRE(s.dim() == 2);
+  CHECK(s.mean()(0) == Approx(2.5));
+  CHECK(s.mean()(1) == Approx(15));
+  CHECK(s.scale()(0) == Approx(std::sqrt(1.25)));  // √((1.5² + 0.5² + 0.5² + 1.5²)/4)
+  CHECK(s.scale()(1) == Approx(5));
+  CHECK(s.log_det() == Approx(-std::log(std::sqrt(1.25)) - std::log(5.0)));
+
+  const Matrix<TestType> z = s.transform(x);
+  CHECK(z(0, 0) == Approx(-1.5 / std::sqrt(1.25)));
+  CHECK(z(1, 3) == Approx(1));
+  for (Index i = 0; i < 2; ++i) {
+    CHECK(z.row(i).mean() == Approx(0).margin(1e-6));
+    CHECK(z.row(i).squaredNorm() / 4 == Approx(1));
+  }
+}
+
+TEMPLATE_TEST_CASE("Standardizer round trips and keeps float accuracy far from the origin", "[data]", float,
+                   double) {
+  const auto tol = knead::testing::Tolerances::for_scalar<TestType>();
+  Rng rng(3);
+  Matrix<TestType> x = knead::test::random_batch<TestType>(3, 500, rng, 0.01);
+  x.colwise() += Vector<TestType>::Constant(3, TestType(1000));
+  const Standardizer<TestType> s(x);
+  const Matrix<TestType> z = s.transform(x);
+  // Sums in double: a float fit of data offset by 1000 with spread 0.01 still centres it.
+  CHECK(z.rowwise().mean().cwiseAbs().maxCoeff() < 1e-2);
+  CHECK(((z.rowwise().squaredNorm() / 500).array() - 1).abs().maxCoeff() < 2e-2);
+  const Matrix<TestType> back = s.inverse_transform(z);
+  CHECK(((back - x).cwiseAbs().maxCoeff()) <= 1e-6 * 1000 + tol.round_trip);
+}
+
+TEMPLATE_TEST_CASE("Standardizer::log_det converts log densities between coordinates", "[data]", float,
+                   double) {
+  // With z ~ N(0, I), x = σ z + μ is N(μ, diag σ²): log p_x(x) = Σ_i [log N(z_i; 0, 1) − log σ_i].
+  Matrix<TestType> x(2, 3);
+  x << 0.5, -1, 4,  //
+      7, 8, 12;
+  const Standardizer<TestType> s(x);
+  const Matrix<TestType> z = s.transform(x);
+  RowVector<TestType> log_pz(3);
+  for (Index j = 0; j < 3; ++j)
+    log_pz(j) = TestType(-0.5 * z.col(j).squaredNorm() - std::log(2 * std::numbers::pi));
+  const RowVector<TestType> log_px = s.data_log_prob(log_pz);
+  for (Index j = 0; j < 3; ++j) {
+    double direct = 0;
+    for (Index i = 0; i < 2; ++i) {
+      const double sd = s.scale()(i), r = (x(i, j) - s.mean()(i)) / sd;
+      direct += -0.5 * r * r - 0.5 * std::log(2 * std::numbers::pi) - std::log(sd);
+    }
+    CHECK(log_px(j) == Approx(direct).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("Standardizer rejects constant dimensions, bad data and use before fit", "[data][errors]") {
+  using Catch::Contains;
+  Matrix<double> constant(2, 3);
+  constant << 1, 2, 3, 5, 5, 5;
+  CHECK_THROWS_AS(Standardizer<double>(constant), std::invalid_argument);
+  CHECK_THROWS_WITH(Standardizer<double>(constant), Contains("Standardizer::fit") &&
+                                                        Contains("dimension 1") &&
+                                                        Contains("standard deviation 0"));
+  CHECK_THROWS_WITH(Standardizer<double>(Matrix<double>(2, 0)),
+                    Contains("Standardizer::fit") && Contains("2x0"));
+  Matrix<double> bad(1, 2);
+  bad << 1, std::nan("");
+  CHECK_THROWS_WITH(Standardizer<double>(bad), Contains("Standardizer::fit") && Contains("nan"));
+  CHECK_THROWS_WITH(Standardizer<double>(Matrix<double>::Constant(1, 1, 3.0)),
+                    Contains("standard deviation 0"));
+
+  const Standardizer<double> unfitted;
+  CHECK_FALSE(unfitted.fitted());
+  CHECK_THROWS_AS(unfitted.transform(constant), std::logic_error);
+  CHECK_THROWS_WITH(unfitted.transform(constant),
+                    Contains("Standardizer::transform") && Contains("before fit"));
+  CHECK_THROWS_WITH(unfitted.log_det(), Contains("Standardizer::log_det") && Contains("before fit"));
+  CHECK_THROWS_WITH(unfitted.mean(), Contains("Standardizer::mean"));
+
+  Matrix<double> x(2, 2);
+  x << 1, 2, 3, 5;
+  const Standardizer<double> s(x);
+  CHECK_THROWS_WITH(s.transform(Matrix<double>::Zero(3, 2)),
+                    Contains("Standardizer::transform") && Contains("2 rows") && Contains("3x2"));
+  CHECK_THROWS_WITH(s.inverse_transform(Matrix<double>::Zero(1, 2)),
+                    Contains("Standardizer::inverse_transform"));
+  Matrix<double> inf = Matrix<double>::Zero(2, 1);
+  inf(1, 0) = INFINITY;
+  CHECK_THROWS_WITH(s.transform(inf), Contains("Standardizer::transform") && Contains("inf"));
+  CHECK(s.data_log_prob(RowVector<double>::Zero(2)) == RowVector<double>::Constant(2, s.log_det()));
+}
