@@ -4,6 +4,7 @@
 /// run time (from command-line options or a saved file).
 
 #include <memory>
+#include <string>
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
@@ -62,6 +63,8 @@ class AnyBijector {
     return model ? &model->bijector : nullptr;
   }
   [[nodiscard]] const std::type_info& type() const { return self_->type(); }
+  /// The wrapped bijector's name (see bijector_name).
+  [[nodiscard]] std::string name() const { return self_->name(); }
 
  private:
   struct Interface {
@@ -78,6 +81,7 @@ class AnyBijector {
     virtual void set_training(bool) = 0;
     [[nodiscard]] virtual bool training() const = 0;
     [[nodiscard]] virtual const std::type_info& type() const = 0;
+    [[nodiscard]] virtual std::string name() const = 0;
   };
 
   template <class B>
@@ -108,6 +112,7 @@ class AnyBijector {
       return false;
     }
     [[nodiscard]] const std::type_info& type() const override { return typeid(B); }
+    [[nodiscard]] std::string name() const override { return bijector_name<B>(); }
     B bijector;
   };
 

@@ -48,6 +48,7 @@ class Chain {
   Chain& operator=(Chain&&) noexcept = default;
   ~Chain() = default;
 
+  static constexpr std::string_view name() { return "Chain"; }
   [[nodiscard]] Index dim() const { return std::get<0>(parts_).dim(); }
 
   template <std::size_t I>

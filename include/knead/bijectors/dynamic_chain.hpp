@@ -40,6 +40,7 @@ class DynamicChain {
     return *this;
   }
 
+  static constexpr std::string_view name() { return "DynamicChain"; }
   [[nodiscard]] Index dim() const { return dim_; }
   [[nodiscard]] Index size() const { return Index(parts_.size()); }
   [[nodiscard]] AnyBijector<T>& part(Index i) { return parts_.at(std::size_t(i)); }

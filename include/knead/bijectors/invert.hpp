@@ -2,6 +2,7 @@
 /// @file
 /// Invert<B>: the inverse of a bijector, as a bijector.
 
+#include <string>
 #include <utility>
 
 #include "knead/core/bijector.hpp"
@@ -22,6 +23,7 @@ class Invert {
 
   explicit Invert(B inner) : inner_(std::move(inner)) {}
 
+  [[nodiscard]] static std::string name() { return "Invert<" + bijector_name<B>() + ">"; }
   [[nodiscard]] Index dim() const { return inner_.dim(); }
   [[nodiscard]] B& inner() { return inner_; }
   [[nodiscard]] const B& inner() const { return inner_; }

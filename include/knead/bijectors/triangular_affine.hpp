@@ -29,6 +29,7 @@ class TriangularAffine : public LeafParameters<T> {
     detail::check_positive("TriangularAffine", "dim", dim);
   }
 
+  static constexpr std::string_view name() { return "TriangularAffine"; }
   [[nodiscard]] Index dim() const { return dim_; }
 
   /// The current L (dense, zeros above the diagonal).

@@ -15,6 +15,8 @@
 #include <concepts>
 #include <memory>
 #include <span>
+#include <string>
+#include <typeinfo>
 #include <type_traits>
 
 #include "knead/core/parameters.hpp"
@@ -89,6 +91,16 @@ consteval bool check_bijector() {
                 "bind_parameters(storage, offset)");
   static_assert(std::copy_constructible<B>, "knead: a bijector is copy constructible");
   return Bijector<B>;
+}
+
+/// A readable name of a bijector type for messages and pictures: B::name() where B has one
+/// ("Affine", "Maf", ...), else the compiler's type name.
+template <class B>
+[[nodiscard]] std::string bijector_name() {
+  if constexpr (requires { B::name(); })
+    return std::string(B::name());
+  else
+    return typeid(B).name();
 }
 
 /// True for objects with a training mode (BatchNorm and composites holding one).
