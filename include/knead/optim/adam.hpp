@@ -1,0 +1,126 @@
+#pragma once
+/// @file
+/// Adam with decoupled weight decay (AdamW).
+
+#include <algorithm>
+#include <cmath>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "knead/optim/optimizer.hpp"
+
+namespace knead {
+
+struct AdamOptions {
+  LrSchedule lr = 1e-3;  ///< a number (constant) or any LrSchedule
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double epsilon = 1e-8;
+  double weight_decay = 0.0;  ///< λ, decoupled (AdamW); 0 gives plain Adam
+};
+
+/// Adam (Kingma & Ba 2015, Algorithm 1) with the decoupled weight decay of AdamW (Loshchilov &
+/// Hutter 2019, Algorithm 2). At update t = 1, 2, … with gradient g and η = lr(t − 1):
+///
+///     m ← β₁ m + (1 − β₁) g            v ← β₂ v + (1 − β₂) g²
+///     m̂ = m / (1 − β₁ᵗ)                v̂ = v / (1 − β₂ᵗ)
+///     θ ← θ − η (m̂ / (√v̂ + ε) + λ θ)
+///
+/// The decay acts on θ directly instead of through g, so it is not rescaled by √v̂ (the point of
+/// AdamW); like the Adam term it is multiplied by the scheduled learning rate.
+///
+/// State layout: [m (P)][v (P)], with step_count() = t, the number of updates applied.
+template <class T>
+class Adam {
+ public:
+  using Scalar = T;
+
+  explicit Adam(Index num_parameters, AdamOptions options = {})
+      : n_(num_parameters), options_(std::move(options)) {
+    constexpr std::string_view function = "Adam";
+    detail::check_num_parameters(function, n_);
+    detail::check_unit_interval(function, "beta1", options_.beta1);
+    detail::check_unit_interval(function, "beta2", options_.beta2);
+    if (!std::isfinite(options_.epsilon) || options_.epsilon <= 0)
+      detail::fail(function, "epsilon must be positive and finite, got ", options_.epsilon);
+    detail::check_non_negative(function, "weight_decay", options_.weight_decay);
+    state_.assign(2 * std::size_t(n_), T(0));
+  }
+  /// Sized for the parameters of `model` (any object with parameters()).
+  template <HasParameterSpans P>
+  explicit Adam(P& model, AdamOptions options = {})
+      : Adam(Index(model.parameters().size()), std::move(options)) {}
+
+  /// One update of `params` from `grads` (both of num_parameters() entries). Throws
+  /// std::invalid_argument, changing nothing, if a size differs or a gradient is non-finite.
+  void step(std::span<T> params, std::span<const T> grads) {
+    constexpr std::string_view function = "Adam::step";
+    detail::check_step_spans(function, n_, params, grads);
+    detail::check_finite_gradients(function, grads);
+
+    const double lr = learning_rate();
+    ++t_;
+    const double b1 = options_.beta1, b2 = options_.beta2;
+    // m̂ / (√v̂ + ε) = (m / c₁) / (√v / √c₂ + ε) with c₁ = 1 − β₁ᵗ, c₂ = 1 − β₂ᵗ
+    const T step_size = static_cast<T>(lr / (1.0 - std::pow(b1, double(t_))));
+    const T inv_sqrt_c2 = static_cast<T>(1.0 / std::sqrt(1.0 - std::pow(b2, double(t_))));
+    const T decay = static_cast<T>(lr * options_.weight_decay);
+    const T beta1 = static_cast<T>(b1), one_minus_beta1 = static_cast<T>(1.0 - b1);
+    const T beta2 = static_cast<T>(b2), one_minus_beta2 = static_cast<T>(1.0 - b2);
+    const T eps = static_cast<T>(options_.epsilon);
+    T* m = state_.data();
+    T* v = state_.data() + n_;
+    for (Index i = 0; i < n_; ++i) {
+      const T g = grads[std::size_t(i)];
+      m[i] = beta1 * m[i] + one_minus_beta1 * g;
+      v[i] = beta2 * v[i] + one_minus_beta2 * g * g;
+      T& theta = params[std::size_t(i)];
+      theta -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_c2 + eps) + decay * theta;
+    }
+  }
+  /// Updates the parameters of `model` from its gradients.
+  template <HasParameterSpans P>
+  requires std::same_as<typename P::Scalar, T>
+  void step(P& model) { step(model.parameters(), std::span<const T>(model.gradients())); }
+
+  [[nodiscard]] Index num_parameters() const { return n_; }
+  [[nodiscard]] const AdamOptions& options() const { return options_; }
+  [[nodiscard]] const LrSchedule& schedule() const { return options_.lr; }
+  /// The learning rate the next step() will use.
+  [[nodiscard]] double learning_rate() const { return options_.lr.lr(t_); }
+
+  // ---- state, for checkpoints ----------------------------------------------------------------
+  [[nodiscard]] Index step_count() const { return t_; }
+  /// [m][v]: 2 · num_parameters() values.
+  [[nodiscard]] std::span<const T> state() const { return state_; }
+  [[nodiscard]] std::span<const T> first_moment() const { return state().first(std::size_t(n_)); }
+  [[nodiscard]] std::span<const T> second_moment() const { return state().subspan(std::size_t(n_)); }
+  /// Restores a state saved from state() and step_count() (second moments must be ≥ 0).
+  void set_state(std::span<const T> state, Index step_count) {
+    constexpr std::string_view function = "Adam::set_state";
+    detail::check_state(function, state, 2 * n_, step_count);
+    for (std::size_t i = std::size_t(n_); i < state.size(); ++i)
+      if (state[i] < 0)
+        detail::fail(function, "second moment ", i - std::size_t(n_), " must be non-negative, got ",
+                     state[i]);
+    std::ranges::copy(state, state_.begin());
+    t_ = step_count;
+  }
+  /// Back to the state at construction (zero moments, no step taken).
+  void reset() {
+    std::ranges::fill(state_, T(0));
+    t_ = 0;
+  }
+
+ private:
+  Index n_;
+  AdamOptions options_;
+  std::vector<T> state_;
+  Index t_ = 0;
+};
+
+static_assert(Optimizer<Adam<double>>);
+static_assert(Optimizer<Adam<float>>);
+
+}  // namespace knead

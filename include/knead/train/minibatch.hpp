@@ -1,0 +1,139 @@
+#pragma once
+/// @file
+/// Data handling for training: checks of a D×N data matrix, a seeded validation split, and a
+/// sampler of shuffled minibatches (columns are samples).
+///
+/// Shuffles use their own Fisher–Yates over the raw output of the engine (std::mt19937_64, whose
+/// output the C++ standard fixes), not std::shuffle or std::uniform_int_distribution (whose
+/// algorithms are left to the library), so a seed gives the same batches with every compiler.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "knead/core/errors.hpp"
+#include "knead/core/types.hpp"
+#include "knead/distributions/distribution.hpp"
+
+namespace knead {
+
+namespace detail {
+
+/// `data` must have `dim` rows (one sample per column), at least one column, and only finite
+/// values; a non-finite value is reported with its column (sample) index.
+template <class T>
+void check_data(std::string_view function, std::string_view what, MatrixCRef<T> data, Index dim) {
+  if (data.rows() != dim)
+    fail(function, what, " has ", data.rows(), " rows but the model has dim ", dim, " (expected ", dim,
+         " rows, one sample per column; got a ", data.rows(), "x", data.cols(), " matrix)");
+  if (data.cols() == 0) fail(function, what, " is empty (0 columns)");
+  for (Index j = 0; j < data.cols(); ++j)
+    for (Index i = 0; i < data.rows(); ++i)
+      if (!std::isfinite(static_cast<double>(data(i, j))))
+        fail(function, what, " has a non-finite value ", data(i, j), " in column ", j, " (sample ", j,
+             ", row ", i, ")");
+}
+
+/// Uniformly random permutation of `order` in place (Fisher–Yates; the modulo bias is below
+/// n / 2⁶⁴, far under anything observable).
+inline void shuffle(std::vector<Index>& order, Rng& rng) {
+  for (std::size_t i = order.size(); i > 1; --i) {
+    const auto j = static_cast<std::size_t>(rng() % static_cast<std::uint64_t>(i));
+    std::swap(order[i - 1], order[j]);
+  }
+}
+
+/// Copies the columns `indices` of `data` into `out` (D × indices.size()).
+template <class T>
+void gather_columns(MatrixCRef<T> data, std::span<const Index> indices, Matrix<T>& out) {
+  out.resize(data.rows(), Index(indices.size()));
+  for (std::size_t k = 0; k < indices.size(); ++k) out.col(Index(k)) = data.col(indices[k]);
+}
+
+}  // namespace detail
+
+/// A random split of the columns of `data`: round(fraction · N) of them (at least one) go to
+/// validation, the rest, in their original order, to training.
+template <class T>
+struct DataSplit {
+  Matrix<T> train;
+  Matrix<T> validation;
+};
+
+template <class T>
+DataSplit<T> split_validation(MatrixCRef<T> data, double fraction, Rng& rng) {
+  constexpr std::string_view function = "split_validation";
+  if (!std::isfinite(fraction) || fraction <= 0 || fraction >= 1)
+    detail::fail(function, "fraction must be in (0, 1), got ", fraction);
+  const Index n = data.cols();
+  const Index n_validation = std::max<Index>(1, std::llround(fraction * double(n)));
+  if (n_validation >= n)
+    detail::fail(function, "a fraction of ", fraction, " of ", n, " samples leaves none for training");
+  std::vector<Index> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), Index(0));
+  detail::shuffle(order, rng);
+  std::vector<bool> to_validation(static_cast<std::size_t>(n), false);
+  for (Index k = 0; k < n_validation; ++k) to_validation[std::size_t(order[std::size_t(k)])] = true;
+  std::vector<Index> train_idx, validation_idx;
+  for (Index j = 0; j < n; ++j) (to_validation[std::size_t(j)] ? validation_idx : train_idx).push_back(j);
+  DataSplit<T> split;
+  detail::gather_columns<T>(data, train_idx, split.train);
+  detail::gather_columns<T>(data, validation_idx, split.validation);
+  return split;
+}
+
+/// Draws minibatches of `batch_size` columns without replacement: each epoch is a fresh random
+/// permutation of the N columns, cut into ⌊N / batch_size⌋ batches (the remainder of an epoch is
+/// skipped, so every step sees a batch of the same size; with reshuffling no sample is left out
+/// for good). A batch size above N is reduced to N.
+class MinibatchSampler {
+ public:
+  MinibatchSampler(Index num_samples, Index batch_size, std::uint64_t seed) : rng_(seed) {
+    constexpr std::string_view function = "MinibatchSampler";
+    detail::check_positive(function, "number of samples", num_samples);
+    detail::check_positive(function, "batch_size", batch_size);
+    batch_size_ = std::min(batch_size, num_samples);
+    order_.resize(static_cast<std::size_t>(num_samples));
+    std::iota(order_.begin(), order_.end(), Index(0));
+    next_ = order_.size();  // the first call shuffles
+  }
+
+  [[nodiscard]] Index batch_size() const { return batch_size_; }
+  /// Epochs started so far (1 after the first batch).
+  [[nodiscard]] Index epoch() const { return epoch_; }
+
+  /// The column indices of the next batch.
+  std::span<const Index> next_indices() {
+    if (next_ + std::size_t(batch_size_) > order_.size()) {
+      detail::shuffle(order_, rng_);
+      next_ = 0;
+      ++epoch_;
+    }
+    const std::span<const Index> batch(order_.data() + next_, std::size_t(batch_size_));
+    next_ += std::size_t(batch_size_);
+    return batch;
+  }
+
+  /// Gathers the next batch of columns of `data` (which must have num_samples columns).
+  template <class T>
+  void next(MatrixCRef<T> data, Matrix<T>& batch) {
+    if (data.cols() != Index(order_.size()))
+      detail::fail("MinibatchSampler::next", "expected data with ", order_.size(), " columns, got ",
+                   data.cols());
+    detail::gather_columns<T>(data, next_indices(), batch);
+  }
+
+ private:
+  Rng rng_;
+  Index batch_size_ = 1;
+  std::vector<Index> order_;
+  std::size_t next_ = 0;
+  Index epoch_ = 0;
+};
+
+}  // namespace knead

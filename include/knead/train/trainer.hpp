@@ -1,0 +1,363 @@
+#pragma once
+/// @file
+/// Maximum-likelihood training of a flow: shuffled minibatches, an optimizer with its schedule,
+/// optional gradient clipping, validation with early stopping that restores the best parameters,
+/// a progress line on stderr, and a per-step callback.
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <iostream>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "knead/core/bijector.hpp"
+#include "knead/core/errors.hpp"
+#include "knead/optim/adam.hpp"
+#include "knead/optim/clip.hpp"
+#include "knead/optim/optimizer.hpp"
+#include "knead/train/minibatch.hpp"
+
+namespace knead {
+
+/// Training hit a non-finite loss, gradient or parameter. step() is the step that failed; the
+/// model keeps the parameters it had before that step (the poisoning update is not applied).
+class TrainingError : public std::runtime_error {
+ public:
+  TrainingError(Index step, const std::string& what) : std::runtime_error(what), step_(step) {}
+  [[nodiscard]] Index step() const noexcept { return step_; }
+
+ private:
+  Index step_;
+};
+
+/// What the trainer needs of a model: TransformedDistribution has it, and so may any wrapper.
+template <class M>
+concept TrainableModel = HasScalar<M> && HasDim<M> && HasParameterSpans<M> &&
+    requires(M& m, const M& cm, MatrixCRef<typename M::Scalar> x, RowVector<typename M::Scalar>& out) {
+  { m.mean_nll_and_backward(x) } -> std::convertible_to<typename M::Scalar>;
+  cm.log_prob(x, out);
+  m.zero_gradients();
+  m.set_training(true);
+};
+
+enum class StopReason { max_steps, early_stopping, callback };
+
+[[nodiscard]] inline std::string_view to_string(StopReason r) {
+  switch (r) {
+    case StopReason::max_steps:
+      return "max_steps";
+    case StopReason::early_stopping:
+      return "early stopping";
+    case StopReason::callback:
+      return "stopped by callback";
+  }
+  return "unknown";
+}
+
+/// What the per-step callback returns.
+enum class StepAction { proceed, stop };
+
+/// Handed to the callback after each step's update (and validation, if one ran at this step).
+struct StepInfo {
+  Index step = 0;  ///< 1 for the first update
+  Index max_steps = 0;
+  double train_loss = 0;                 ///< mean NLL of this step's batch, before the update
+  double gradient_norm = 0;              ///< before clipping
+  double learning_rate = 0;              ///< the one this update used
+  std::optional<double> validation_nll;  ///< set when validation ran at this step
+  std::optional<double> best_validation_nll;
+  Index best_step = 0;  ///< step of best_validation_nll (0: none yet)
+};
+
+struct ValidationRecord {
+  Index step = 0;
+  double nll = 0;  ///< mean validation NLL with the parameters after this step
+};
+
+struct TrainingHistory {
+  std::vector<double> train_loss;  ///< train_loss[i] is the batch loss of step i + 1
+  std::vector<ValidationRecord> validation;
+  Index steps = 0;      ///< updates applied
+  Index best_step = 0;  ///< step with the lowest validation NLL (0 without validation)
+  std::optional<double> best_validation_nll;
+  bool restored_best = false;  ///< the final parameters were copied back from best_step
+  double seconds = 0;
+  StopReason stop_reason = StopReason::max_steps;
+};
+
+struct TrainerOptions {
+  Index batch_size = 256;  ///< reduced to N if larger
+  Index max_steps = 1000;
+  std::uint64_t seed = 0;  ///< batches and the validation split
+  /// fit(data) holds out this fraction of the columns for validation (0: none); fit(train,
+  /// validation) ignores it.
+  double validation_fraction = 0.0;
+  Index validation_every = 100;  ///< steps between validation evaluations (also at the last step)
+  Index patience = 0;            ///< stop after this many evaluations without improvement (0: never)
+  double min_improvement = 0.0;  ///< an evaluation improves if it beats the best by more than this
+  bool restore_best = true;      ///< end with the parameters of the best validation step
+  std::optional<double> max_gradient_norm = std::nullopt;  ///< clip the global gradient norm to this
+  std::ostream* progress = &std::cerr;                     ///< progress lines go here; nullptr silences them
+  Index progress_every = 100;
+  Index validation_batch_size = 4096;  ///< columns per log_prob call when validating
+  std::function<StepAction(const StepInfo&)> on_step = nullptr;  ///< called after every step
+};
+
+/// Fits `model` by minimising the mean negative log-likelihood of the data (D×N, one sample per
+/// column) with `optimizer`. The model is held by reference and updated in place.
+template <TrainableModel Model, Optimizer Opt = Adam<typename Model::Scalar>>
+requires std::same_as<typename Model::Scalar, typename Opt::Scalar>
+class Trainer {
+ public:
+  using T = typename Model::Scalar;
+
+  Trainer(Model& model, Opt optimizer, TrainerOptions options = {})
+      : model_(model), optimizer_(std::move(optimizer)), options_(std::move(options)) {
+    check_options();
+    check_parameter_count("Trainer");
+  }
+  /// With a default-constructed optimizer (Adam, lr 1e-3) sized for the model.
+  explicit Trainer(Model& model, TrainerOptions options = {}) requires std::constructible_from<Opt, Index>
+      : Trainer(model, Opt(Index(model.parameters().size())), std::move(options)) {}
+
+  /// Trains on `data`, holding out options().validation_fraction of it for validation.
+  TrainingHistory fit(MatrixCRef<T> data) {
+    detail::check_data<T>("Trainer::fit", "training data", data, model_.dim());
+    if (options_.validation_fraction == 0) return run(data, nullptr);
+    Rng split_rng(options_.seed);
+    const DataSplit<T> split = split_validation<T>(data, options_.validation_fraction, split_rng);
+    const MatrixCRef<T> validation(split.validation);
+    return run(split.train, &validation);
+  }
+  /// Trains on `train`, validating on `validation`. Both are read in place, not copied.
+  TrainingHistory fit(MatrixCRef<T> train, MatrixCRef<T> validation) {
+    detail::check_data<T>("Trainer::fit", "training data", train, model_.dim());
+    detail::check_data<T>("Trainer::fit", "validation data", validation, model_.dim());
+    return run(train, &validation);
+  }
+
+  /// Mean NLL of `data` in evaluation mode (BatchNorm uses its running statistics), in chunks of
+  /// validation_batch_size columns. The model's training mode is restored afterwards.
+  double evaluate(MatrixCRef<T> data) {
+    detail::check_data<T>("Trainer::evaluate", "data", data, model_.dim());
+    return mean_nll(data);
+  }
+
+  [[nodiscard]] Opt& optimizer() { return optimizer_; }
+  [[nodiscard]] const Opt& optimizer() const { return optimizer_; }
+  [[nodiscard]] const TrainerOptions& options() const { return options_; }
+
+ private:
+  /// Sets the model's training mode and puts back the previous one on scope exit (also when an
+  /// exception leaves), for models that report their mode.
+  class ModeGuard {
+   public:
+    ModeGuard(Model& m, bool on) : m_(m), previous_(mode(m)) { m_.set_training(on); }
+    ~ModeGuard() { m_.set_training(previous_); }
+    ModeGuard(const ModeGuard&) = delete;
+    ModeGuard& operator=(const ModeGuard&) = delete;
+
+   private:
+    static bool mode(const Model& m) {
+      if constexpr (HasTrainingMode<Model>) return m.training();
+      return true;  // no way to ask: assume training, the default of every layer
+    }
+    Model& m_;
+    bool previous_;
+  };
+
+  TrainingHistory run(MatrixCRef<T> train, const MatrixCRef<T>* validation) {
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    check_parameter_count("Trainer::fit");
+    const ModeGuard training_mode(model_, true);
+    // the batches draw from their own stream, independent of the split's
+    MinibatchSampler sampler(train.cols(), options_.batch_size, options_.seed ^ 0x9E3779B97F4A7C15ULL);
+    const auto n = std::size_t(optimizer_.num_parameters());
+    std::vector<T> before(n), best(n);
+    Matrix<T> batch;
+    TrainingHistory h;
+    double best_nll = std::numeric_limits<double>::infinity();
+    Index evaluations_without_improvement = 0;
+    double progress_loss_sum = 0;
+    Index progress_loss_count = 0;
+
+    for (Index step = 1; step <= options_.max_steps; ++step) {
+      sampler.next<T>(train, batch);
+      model_.zero_gradients();
+      const double loss = static_cast<double>(model_.mean_nll_and_backward(batch));
+      if (!std::isfinite(loss)) fail_step(step, "the training loss is non-finite (", loss, ")");
+      const std::span<T> params = model_.parameters();
+      const std::span<T> grads = model_.gradients();
+      if (params.size() != n || grads.size() != n)
+        detail::fail("Trainer::fit", "step ", step, ": the model has ", params.size(), " parameters and ",
+                     grads.size(), " gradients, but training started with ", n);
+      for (std::size_t i = 0; i < n; ++i)
+        if (!std::isfinite(static_cast<double>(grads[i])))
+          fail_step(step, "the gradient of parameter ", i, " is non-finite (", grads[i], ")");
+      const double norm = options_.max_gradient_norm ? clip_gradient_norm(grads, *options_.max_gradient_norm)
+                                                     : gradient_norm(grads);
+      const double lr = optimizer_.learning_rate();
+      std::ranges::copy(params, before.begin());
+      optimizer_.step(params, std::span<const T>(grads));
+      for (std::size_t i = 0; i < n; ++i)
+        if (!std::isfinite(static_cast<double>(params[i]))) {
+          const T bad = params[i];
+          std::ranges::copy(before, params.begin());
+          fail_step(step, "the update made parameter ", i, " non-finite (", bad, ") at learning rate ", lr);
+        }
+      h.train_loss.push_back(loss);
+      h.steps = step;
+      progress_loss_sum += loss;
+      ++progress_loss_count;
+
+      StepInfo info{step, options_.max_steps, loss, norm, lr, std::nullopt, std::nullopt, h.best_step};
+      if (validation != nullptr && (step % options_.validation_every == 0 || step == options_.max_steps)) {
+        const double nll = mean_nll(*validation);
+        h.validation.push_back({step, nll});
+        info.validation_nll = nll;
+        if (nll < best_nll - options_.min_improvement) {  // a NaN NLL never improves
+          best_nll = nll;
+          h.best_step = step;
+          h.best_validation_nll = nll;
+          std::ranges::copy(params, best.begin());
+          evaluations_without_improvement = 0;
+        } else {
+          ++evaluations_without_improvement;
+        }
+      }
+      info.best_validation_nll = h.best_validation_nll;
+      info.best_step = h.best_step;
+
+      const bool last = step == options_.max_steps;
+      if (options_.progress != nullptr && (step % options_.progress_every == 0 || last)) {
+        print_progress(info, progress_loss_sum / double(progress_loss_count), h, seconds_since(start));
+        progress_loss_sum = 0;
+        progress_loss_count = 0;
+      }
+      if (options_.on_step && options_.on_step(info) == StepAction::stop) {
+        h.stop_reason = StopReason::callback;
+        break;
+      }
+      if (options_.patience > 0 && evaluations_without_improvement >= options_.patience) {
+        h.stop_reason = StopReason::early_stopping;
+        break;
+      }
+    }
+
+    if (options_.restore_best && h.best_step > 0 && h.best_step != h.steps) {
+      std::ranges::copy(best, model_.parameters().begin());
+      h.restored_best = true;
+    }
+    h.seconds = seconds_since(start);
+    if (options_.progress != nullptr) print_summary(h);
+    return h;
+  }
+
+  double mean_nll(MatrixCRef<T> data) {
+    const ModeGuard evaluation_mode(model_, false);
+    double sum = 0;
+    for (Index j = 0; j < data.cols(); j += options_.validation_batch_size) {
+      const Index c = std::min(options_.validation_batch_size, data.cols() - j);
+      model_.log_prob(data.middleCols(j, c), log_prob_);
+      for (Index k = 0; k < c; ++k) sum -= static_cast<double>(log_prob_(k));
+    }
+    return sum / double(data.cols());
+  }
+
+  template <class... Parts>
+  [[noreturn]] void fail_step(Index step, const Parts&... parts) const {
+    throw TrainingError(step,
+                        detail::message("Trainer::fit", "step ", step, ": ", parts...,
+                                        "; training stopped, the model keeps its parameters from before "
+                                        "this step"));
+  }
+
+  void check_options() const {
+    constexpr std::string_view function = "Trainer";
+    const TrainerOptions& o = options_;
+    detail::check_positive(function, "batch_size", o.batch_size);
+    detail::check_positive(function, "max_steps", o.max_steps);
+    detail::check_positive(function, "validation_every", o.validation_every);
+    detail::check_positive(function, "progress_every", o.progress_every);
+    detail::check_positive(function, "validation_batch_size", o.validation_batch_size);
+    if (o.patience < 0) detail::fail(function, "patience must be non-negative, got ", o.patience);
+    if (!std::isfinite(o.validation_fraction) || o.validation_fraction < 0 || o.validation_fraction >= 1)
+      detail::fail(function, "validation_fraction must be in [0, 1), got ", o.validation_fraction);
+    detail::check_non_negative(function, "min_improvement", o.min_improvement);
+    if (o.max_gradient_norm && (!std::isfinite(*o.max_gradient_norm) || *o.max_gradient_norm <= 0))
+      detail::fail(function, "max_gradient_norm must be positive and finite, got ", *o.max_gradient_norm);
+  }
+
+  void check_parameter_count(std::string_view function) {
+    const auto n = Index(model_.parameters().size());
+    if (n != optimizer_.num_parameters() || Index(model_.gradients().size()) != n)
+      detail::fail(function, "the optimizer was made for ", optimizer_.num_parameters(),
+                   " parameters but the model has ", n);
+  }
+
+  static double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+
+  static std::string duration(double seconds) {
+    std::ostringstream out;
+    const auto s = static_cast<long long>(std::llround(seconds));
+    if (seconds < 59.95) {
+      out.setf(std::ios::fixed);
+      out.precision(1);
+      out << seconds << "s";
+    } else if (s < 3600)
+      out << s / 60 << "m" << (s % 60 < 10 ? "0" : "") << s % 60 << "s";
+    else
+      out << s / 3600 << "h" << (s / 60 % 60 < 10 ? "0" : "") << s / 60 % 60 << "m";
+    return out.str();
+  }
+
+  // One line per report, written at once so that lines from several trainers do not interleave.
+  void print_progress(const StepInfo& info, double mean_train_loss, const TrainingHistory& h,
+                      double elapsed) const {
+    std::ostringstream line;
+    line.setf(std::ios::fixed);
+    line.precision(4);
+    line << "step " << info.step << "/" << info.max_steps << "  train NLL " << mean_train_loss;
+    if (!h.validation.empty()) {
+      line << "  val NLL " << h.validation.back().nll;
+      if (h.best_validation_nll) line << " (best " << *h.best_validation_nll << " @ " << h.best_step << ")";
+    }
+    const double rate = elapsed > 0 ? double(info.step) / elapsed : 0.0;
+    line.precision(1);
+    line << "  " << rate << " steps/s";
+    if (rate > 0) line << "  ETA " << duration(double(info.max_steps - info.step) / rate);
+    line << '\n';
+    *options_.progress << line.str() << std::flush;
+  }
+
+  void print_summary(const TrainingHistory& h) const {
+    std::ostringstream line;
+    line.setf(std::ios::fixed);
+    line.precision(4);
+    line << "training stopped after " << h.steps << " steps (" << to_string(h.stop_reason) << ") in "
+         << duration(h.seconds);
+    if (h.best_validation_nll)
+      line << "; best val NLL " << *h.best_validation_nll << " at step " << h.best_step
+           << (h.restored_best ? ", parameters restored" : "");
+    line << '\n';
+    *options_.progress << line.str() << std::flush;
+  }
+
+  Model& model_;
+  Opt optimizer_;
+  TrainerOptions options_;
+  RowVector<T> log_prob_;
+};
+
+}  // namespace knead

@@ -1,0 +1,130 @@
+#include "knead/train/minibatch.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <set>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace knead;
+
+namespace {
+
+/// A 2×n matrix whose column j is (j, −j), so a gathered column tells its index.
+Matrix<double> indexed(Index n) {
+  Matrix<double> m(2, n);
+  for (Index j = 0; j < n; ++j) m.col(j) << double(j), -double(j);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("Each epoch of minibatches is a fresh permutation of the columns", "[train][minibatch]") {
+  const Index n = 10, b = 3;
+  const Matrix<double> data = indexed(n);
+  MinibatchSampler sampler(n, b, 42);
+  CHECK(sampler.batch_size() == 3);
+  std::vector<std::vector<Index>> epochs;
+  Matrix<double> batch;
+  for (int e = 0; e < 4; ++e) {
+    std::vector<Index> seen;
+    for (Index k = 0; k < n / b; ++k) {
+      sampler.next<double>(data, batch);
+      REQUIRE(batch.rows() == 2);
+      REQUIRE(batch.cols() == b);
+      for (Index c = 0; c < b; ++c) {
+        CHECK(batch(1, c) == -batch(0, c));  // whole columns are copied
+        seen.push_back(Index(batch(0, c)));
+      }
+    }
+    CHECK(sampler.epoch() == e + 1);
+    CHECK(std::set<Index>(seen.begin(), seen.end()).size() == seen.size());  // no repeats within an epoch
+    epochs.push_back(seen);
+  }
+  CHECK(epochs[0] != epochs[1]);  // reshuffled (equal with probability 1/604800)
+}
+
+TEST_CASE("The same seed gives the same batches, another seed others", "[train][minibatch]") {
+  MinibatchSampler a(50, 8, 7), b(50, 8, 7), c(50, 8, 8);
+  std::vector<Index> from_a, from_b, from_c;
+  for (int k = 0; k < 20; ++k) {
+    for (const Index i : a.next_indices()) from_a.push_back(i);
+    for (const Index i : b.next_indices()) from_b.push_back(i);
+    for (const Index i : c.next_indices()) from_c.push_back(i);
+  }
+  CHECK(from_a == from_b);
+  CHECK(from_a != from_c);
+}
+
+TEST_CASE("A batch size above the number of samples takes every sample", "[train][minibatch]") {
+  const Matrix<double> data = indexed(5);
+  MinibatchSampler sampler(5, 64, 1);
+  CHECK(sampler.batch_size() == 5);
+  Matrix<double> batch;
+  sampler.next<double>(data, batch);
+  std::vector<double> firsts(batch.row(0).begin(), batch.row(0).end());
+  std::ranges::sort(firsts);
+  CHECK(firsts == std::vector<double>{0, 1, 2, 3, 4});
+}
+
+TEST_CASE("The shuffle is uniform", "[train][minibatch]") {
+  // over many shuffles of 5 items, each item lands first about 1/5 of the time
+  Rng rng(3);
+  std::vector<int> first(5, 0);
+  const int trials = 20000;
+  for (int t = 0; t < trials; ++t) {
+    std::vector<Index> order{0, 1, 2, 3, 4};
+    detail::shuffle(order, rng);
+    ++first[std::size_t(order[0])];
+  }
+  for (const int count : first) CHECK(double(count) / trials == Approx(0.2).margin(0.015));  // > 5 σ
+}
+
+TEST_CASE("split_validation holds out a random fraction of the columns", "[train][minibatch]") {
+  const Matrix<double> data = indexed(20);
+  Rng rng(5), same(5);
+  const DataSplit<double> split = split_validation<double>(data, 0.25, rng);
+  CHECK(split.validation.cols() == 5);
+  CHECK(split.train.cols() == 15);
+  std::set<double> all;
+  for (Index j = 0; j < 15; ++j) all.insert(split.train(0, j));
+  for (Index j = 0; j < 5; ++j) all.insert(split.validation(0, j));
+  CHECK(all.size() == 20);  // a partition of the columns
+  for (Index j = 1; j < 15; ++j) CHECK(split.train(0, j - 1) < split.train(0, j));  // original order kept
+  CHECK(split_validation<double>(data, 0.25, same).validation == split.validation);
+  // a tiny fraction still holds out one sample
+  Rng r2(1);
+  CHECK(split_validation<double>(data, 0.001, r2).validation.cols() == 1);
+}
+
+TEST_CASE("Training data is checked for shape and finiteness", "[train][minibatch][errors]") {
+  Matrix<double> data = indexed(6);
+  CHECK_NOTHROW(detail::check_data<double>("F", "training data", data, 2));
+  CHECK_THROWS_WITH(detail::check_data<double>("F", "training data", data, 3),
+                    Catch::Contains("F: training data has 2 rows") && Catch::Contains("expected 3 rows"));
+  CHECK_THROWS_WITH(detail::check_data<double>("F", "training data", Matrix<double>(2, 0), 2),
+                    Catch::Contains("F: training data is empty"));
+  data(1, 4) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH(detail::check_data<double>("F", "training data", data, 2),
+                    Catch::Contains("F: training data has a non-finite value nan in column 4"));
+}
+
+TEST_CASE("The sampler and the split reject bad arguments", "[train][minibatch][errors]") {
+  CHECK_THROWS_WITH(MinibatchSampler(0, 4, 1),
+                    Catch::Contains("MinibatchSampler") && Catch::Contains("got 0"));
+  CHECK_THROWS_WITH(MinibatchSampler(10, -1, 1), Catch::Contains("MinibatchSampler") &&
+                                                     Catch::Contains("batch_size") && Catch::Contains("-1"));
+  MinibatchSampler sampler(10, 4, 1);
+  Matrix<double> batch;
+  CHECK_THROWS_WITH(sampler.next<double>(indexed(9), batch), Catch::Contains("MinibatchSampler::next") &&
+                                                                 Catch::Contains("10") &&
+                                                                 Catch::Contains("got 9"));
+  Rng rng(1);
+  CHECK_THROWS_WITH(split_validation<double>(indexed(4), 1.0, rng),
+                    Catch::Contains("split_validation") && Catch::Contains("1"));
+  CHECK_THROWS_WITH(split_validation<double>(indexed(4), 0.0, rng),
+                    Catch::Contains("split_validation") && Catch::Contains("0"));
+  CHECK_THROWS_WITH(split_validation<double>(indexed(1), 0.5, rng),
+                    Catch::Contains("split_validation") && Catch::Contains("none for training"));
+}

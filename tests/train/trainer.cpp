@@ -1,0 +1,489 @@
+#include "knead/train/trainer.hpp"
+
+#include <cmath>
+#include <limits>
+#include <numbers>
+#include <sstream>
+#include <vector>
+
+#include "knead/bijectors/chain.hpp"
+#include "knead/bijectors/elementwise_affine.hpp"
+#include "knead/distributions/diagonal_normal.hpp"
+#include "knead/distributions/standard_normal.hpp"
+#include "knead/distributions/transformed_distribution.hpp"
+#include "knead/optim/sgd.hpp"
+#include "support.hpp"
+
+using namespace knead;
+
+namespace {
+
+using Flow = TransformedDistribution<StandardNormal<double>, Affine<double>>;
+
+Flow make_flow(Index d = 2) { return Flow(StandardNormal<double>(d), Affine<double>(d)); }
+
+/// N samples of a 2-D Gaussian with means μ, standard deviations σ and correlation ρ.
+template <class T>
+Matrix<T> correlated_gaussian(Index n, Rng& rng, double mu1, double mu2, double s1, double s2, double rho) {
+  const Matrix<double> z = test::random_batch<double>(2, n, rng);
+  Matrix<double> x(2, n);
+  x.row(0) = (s1 * z.row(0)).array() + mu1;
+  x.row(1) = (s2 * (rho * z.row(0) + std::sqrt(1 - rho * rho) * z.row(1))).array() + mu2;
+  return x.cast<T>();
+}
+
+/// Isotropic N(μ, 1) samples in d dimensions.
+Matrix<double> shifted_normal(Index d, Index n, Rng& rng, double mu) {
+  return (test::random_batch<double>(d, n, rng).array() + mu).matrix();
+}
+
+std::vector<double> copy_of(std::span<double> s) { return {s.begin(), s.end()}; }
+
+bool all_finite(std::span<double> s) {
+  return std::ranges::all_of(s, [](double v) { return std::isfinite(v); });
+}
+
+/// A flow wrapper that can poison a chosen step and records the training mode of each call.
+struct ProbeModel {
+  using Scalar = double;
+  Flow flow = make_flow();
+  Index calls = 0;
+  Index nan_loss_at = 0;       // the loss of this call is NaN (0: never)
+  Index nan_gradient_at = 0;   // a gradient of this call is NaN
+  Index huge_gradient_at = 0;  // a gradient of this call is the largest finite double
+  bool training_ = true;
+  std::vector<bool> modes_in_training_calls, modes_in_log_prob_calls;
+
+  [[nodiscard]] Index dim() const { return flow.dim(); }
+  double mean_nll_and_backward(MatrixCRef<double> x) {
+    ++calls;
+    modes_in_training_calls.push_back(training_);
+    double loss = flow.mean_nll_and_backward(x);
+    if (calls == nan_loss_at) loss = std::numeric_limits<double>::quiet_NaN();
+    if (calls == nan_gradient_at) flow.gradients()[1] = std::numeric_limits<double>::quiet_NaN();
+    if (calls == huge_gradient_at) flow.gradients()[2] = std::numeric_limits<double>::max();
+    return loss;
+  }
+  void log_prob(MatrixCRef<double> x, RowVector<double>& out) const {
+    const_cast<ProbeModel*>(this)->modes_in_log_prob_calls.push_back(training_);
+    flow.log_prob(x, out);
+  }
+  std::span<double> parameters() { return flow.parameters(); }
+  std::span<double> gradients() { return flow.gradients(); }
+  void zero_gradients() { flow.zero_gradients(); }
+  void set_training(bool on) { training_ = on; }
+  [[nodiscard]] bool training() const { return training_; }
+};
+static_assert(TrainableModel<ProbeModel>);
+static_assert(TrainableModel<Flow>);
+
+TrainerOptions quiet(TrainerOptions o = {}) {
+  o.progress = nullptr;
+  return o;
+}
+
+/// Redirects std::cerr into a string for the lifetime of the object.
+class CaptureStderr {
+ public:
+  CaptureStderr() : old_(std::cerr.rdbuf(buffer_.rdbuf())) {}
+  ~CaptureStderr() { std::cerr.rdbuf(old_); }
+  CaptureStderr(const CaptureStderr&) = delete;
+  CaptureStderr& operator=(const CaptureStderr&) = delete;
+  [[nodiscard]] std::string text() const { return buffer_.str(); }
+
+ private:
+  std::ostringstream buffer_;
+  std::streambuf* old_;
+};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Training reaches the likelihood bound of a correlated Gaussian", "[train]", float,
+                   double) {
+  using T = TestType;
+  // A diagonal affine flow cannot express the correlation: its best expected NLL is the true
+  // entropy H plus the mutual information I of the two coordinates (the KL divergence to the
+  // product of the marginals), H = log(2πe) + ½ log det Σ, I = −½ log(1 − ρ²).
+  const double mu1 = 2, mu2 = -1, s1 = 3, s2 = 0.5, rho = 0.8;
+  const double entropy =
+      std::log(2 * std::numbers::pi * std::numbers::e) + 0.5 * std::log(s1 * s1 * s2 * s2 * (1 - rho * rho));
+  const double mutual_information = -0.5 * std::log(1 - rho * rho);
+  Rng rng(1);
+  const Matrix<T> train = correlated_gaussian<T>(2000, rng, mu1, mu2, s1, s2, rho);
+  const Matrix<T> test = correlated_gaussian<T>(20000, rng, mu1, mu2, s1, s2, rho);
+
+  auto check = [&](auto& flow) {
+    Trainer trainer(flow, Adam<T>(flow, {.lr = LrSchedule::cosine(0.05, 600, 20)}),
+                    quiet({.batch_size = 128, .max_steps = 600, .seed = 3, .validation_fraction = 0.1}));
+    const double before = trainer.evaluate(test);
+    const TrainingHistory h = trainer.fit(train);
+    const double after = trainer.evaluate(test);
+    INFO("NLL before " << before << ", after " << after << ", bound " << entropy + mutual_information);
+    CHECK(h.steps == 600);
+    CHECK(h.stop_reason == StopReason::max_steps);
+    CHECK(before > entropy + mutual_information + 1);
+    CHECK(after < entropy + mutual_information + 0.05);
+    CHECK(after > entropy - 0.05);  // no model beats the entropy (up to sampling error ~0.01)
+  };
+  SECTION("Affine on a standard normal") {
+    TransformedDistribution flow(StandardNormal<T>(2), Affine<T>(2));
+    check(flow);
+  }
+  SECTION("a Chain of Affine layers on a learnable diagonal normal") {
+    TransformedDistribution flow(DiagonalNormal<T>(2), Chain(Affine<T>(2), Affine<T>(2)));
+    check(flow);
+  }
+}
+
+TEST_CASE("Early stopping restores the parameters of the best validation step", "[train][early-stopping]") {
+  // Training data come from N(4, I), validation data from N(2, I): starting from N(0, I) the
+  // validation NLL falls while the shift passes 2, then rises, so patience runs out and the best
+  // parameters lie in the middle of the run.
+  Rng rng(2);
+  const Matrix<double> train = shifted_normal(2, 500, rng, 4.0);
+  const Matrix<double> validation = shifted_normal(2, 300, rng, 2.0);
+  Flow flow = make_flow();
+  std::vector<std::vector<double>> params_at{{}};  // params_at[s] after step s
+  Trainer trainer(flow, Adam<double>(flow, {.lr = 0.02}),
+                  quiet({.batch_size = 64,
+                         .max_steps = 2000,
+                         .validation_every = 5,
+                         .patience = 4,
+                         .on_step = [&](const StepInfo& info) {
+                           params_at.push_back(copy_of(flow.parameters()));
+                           CHECK(Index(params_at.size()) == info.step + 1);
+                           return StepAction::proceed;
+                         }}));
+  const TrainingHistory h = trainer.fit(train, validation);
+  CHECK(h.stop_reason == StopReason::early_stopping);
+  REQUIRE(h.steps < 2000);
+  REQUIRE(h.best_step > 5);
+  CHECK(h.best_step < h.steps);
+  CHECK(h.best_step % 5 == 0);
+  CHECK(h.restored_best);
+  // the run stopped after `patience` evaluations without improvement
+  REQUIRE(h.validation.size() >= 5);
+  CHECK(h.validation.back().step == h.steps);
+  CHECK(h.validation[h.validation.size() - 5].step == h.best_step);
+  for (const auto& record : h.validation) CHECK(record.nll >= *h.best_validation_nll);
+  // the model ends with exactly the parameters it had after the best step
+  CHECK(copy_of(flow.parameters()) == params_at[std::size_t(h.best_step)]);
+  CHECK(copy_of(flow.parameters()) != params_at.back());
+  // the recorded validation NLL is the closed-form Gaussian NLL of those parameters:
+  // −log p(x) = Σ_i [½ ((x_i − b_i) e^{−s_i})² + s_i + ½ log 2π]
+  const Vector<double> s = flow.bijector().log_scale(), b = flow.bijector().shift();
+  double nll = 0;
+  for (Index j = 0; j < validation.cols(); ++j)
+    for (Index i = 0; i < 2; ++i) {
+      const double z = (validation(i, j) - b(i)) * std::exp(-s(i));
+      nll += 0.5 * z * z + s(i) + 0.5 * std::log(2 * std::numbers::pi);
+    }
+  CHECK(*h.best_validation_nll == Approx(nll / double(validation.cols())).epsilon(1e-12));
+  CHECK(trainer.evaluate(validation) == Approx(*h.best_validation_nll).epsilon(1e-12));
+}
+
+TEST_CASE("Without restore_best the final parameters are the last ones", "[train][early-stopping]") {
+  Rng rng(2);
+  const Matrix<double> train = shifted_normal(2, 500, rng, 4.0);
+  const Matrix<double> validation = shifted_normal(2, 300, rng, 2.0);
+  Flow flow = make_flow();
+  std::vector<double> last;
+  Trainer trainer(flow, Adam<double>(flow, {.lr = 0.02}),
+                  quiet({.batch_size = 64,
+                         .max_steps = 2000,
+                         .validation_every = 5,
+                         .patience = 4,
+                         .restore_best = false,
+                         .on_step = [&](const StepInfo&) {
+                           last = copy_of(flow.parameters());
+                           return StepAction::proceed;
+                         }}));
+  const TrainingHistory h = trainer.fit(train, validation);
+  CHECK(h.stop_reason == StopReason::early_stopping);
+  CHECK_FALSE(h.restored_best);
+  CHECK(h.best_step < h.steps);
+  CHECK(copy_of(flow.parameters()) == last);
+}
+
+TEST_CASE("A non-finite loss or gradient stops training and keeps the last finite parameters",
+          "[train][errors]") {
+  Rng rng(4);
+  const Matrix<double> data = shifted_normal(2, 200, rng, 1.0);
+  for (const int variant : {0, 1}) {
+    CAPTURE(variant);
+    ProbeModel model;
+    (variant == 0 ? model.nan_loss_at : model.nan_gradient_at) = 5;
+    std::vector<std::vector<double>> params_at{copy_of(model.parameters())};
+    Trainer trainer(model, Adam<double>(model, {.lr = 0.1}),
+                    quiet({.batch_size = 32, .max_steps = 50, .on_step = [&](const StepInfo&) {
+                             params_at.push_back(copy_of(model.parameters()));
+                             return StepAction::proceed;
+                           }}));
+    try {
+      trainer.fit(data);
+      FAIL("training went on past a non-finite " << (variant == 0 ? "loss" : "gradient"));
+    } catch (const TrainingError& e) {
+      CHECK(e.step() == 5);
+      CHECK_THAT(e.what(), Catch::Contains("Trainer::fit") && Catch::Contains("step 5") &&
+                               Catch::Contains(variant == 0 ? "loss is non-finite (nan)"
+                                                            : "gradient of parameter 1 is non-finite (nan)"));
+    }
+    REQUIRE(params_at.size() == 5);  // steps 0 (initial) to 4
+    CHECK(all_finite(model.parameters()));
+    CHECK(copy_of(model.parameters()) == params_at[4]);
+    CHECK(params_at[4] != params_at[0]);  // training did move before the bad step
+    CHECK(trainer.optimizer().step_count() == 4);
+  }
+}
+
+TEST_CASE("A poisoned batch stops training at that step", "[train][errors]") {
+  // The callback overwrites the training data (which fit reads in place) after step 6, so step 7
+  // meets values whose squares overflow: log p = −∞.
+  Rng rng(4);
+  Matrix<double> train = shifted_normal(2, 200, rng, 1.0);
+  const Matrix<double> validation = shifted_normal(2, 50, rng, 1.0);
+  Flow flow = make_flow();
+  std::vector<double> after_step_6;
+  Trainer trainer(
+      flow, Adam<double>(flow, {.lr = 0.05}),
+      quiet({.batch_size = 16, .max_steps = 20, .validation_every = 2, .on_step = [&](const StepInfo& info) {
+               if (info.step == 6) {
+                 after_step_6 = copy_of(flow.parameters());
+                 train.setConstant(1e300);
+               }
+               return StepAction::proceed;
+             }}));
+  CHECK_THROWS_MATCHES(
+      trainer.fit(train, validation), TrainingError,
+      Catch::Matchers::Predicate<TrainingError>([](const TrainingError& e) { return e.step() == 7; }));
+  CHECK(copy_of(flow.parameters()) == after_step_6);
+  CHECK(all_finite(flow.parameters()));
+}
+
+TEST_CASE("An update that would make a parameter non-finite is undone", "[train][errors]") {
+  Rng rng(4);
+  const Matrix<double> data = shifted_normal(2, 100, rng, 0.0);
+  ProbeModel model;
+  model.huge_gradient_at = 3;  // finite, but lr · max overflows
+  std::vector<double> after_step_2;
+  Trainer trainer(model, Sgd<double>(model, {.lr = 2.0}),
+                  quiet({.batch_size = 10, .max_steps = 10, .on_step = [&](const StepInfo& info) {
+                           if (info.step == 2) after_step_2 = copy_of(model.parameters());
+                           return StepAction::proceed;
+                         }}));
+  CHECK_THROWS_WITH(trainer.fit(data),
+                    Catch::Contains("step 3") && Catch::Contains("parameter 2 non-finite"));
+  CHECK(copy_of(model.parameters()) == after_step_2);
+}
+
+TEST_CASE("The same seed gives bit-identical parameters", "[train]") {
+  Rng rng(6);
+  const Matrix<double> data = correlated_gaussian<double>(600, rng, 1, 2, 1.5, 0.7, 0.3);
+  auto run = [&](std::uint64_t seed) {
+    TransformedDistribution flow(DiagonalNormal<double>(2), Chain(Affine<double>(2), Shift<double>(2)));
+    Trainer trainer(flow, Adam<double>(flow, {.lr = LrSchedule::cosine(0.05, 120, 10), .weight_decay = 1e-3}),
+                    quiet({.batch_size = 50,
+                           .max_steps = 120,
+                           .seed = seed,
+                           .validation_fraction = 0.2,
+                           .validation_every = 10,
+                           .max_gradient_norm = 1.0}));
+    const TrainingHistory h = trainer.fit(data);
+    return std::pair(copy_of(flow.parameters()), h.train_loss);
+  };
+  const auto [params_a, loss_a] = run(17);
+  const auto [params_b, loss_b] = run(17);
+  const auto [params_c, loss_c] = run(18);
+  CHECK(params_a == params_b);
+  CHECK(loss_a == loss_b);
+  CHECK(params_a != params_c);
+  CHECK(loss_a != loss_c);
+}
+
+TEST_CASE("Validation runs in evaluation mode, training in training mode", "[train]") {
+  Rng rng(8);
+  const Matrix<double> data = shifted_normal(2, 100, rng, 0.5);
+  for (const bool initial_mode : {true, false}) {
+    ProbeModel model;
+    model.training_ = initial_mode;
+    Trainer trainer(model, Adam<double>(model),
+                    quiet({.batch_size = 20,
+                           .max_steps = 12,
+                           .validation_fraction = 0.3,
+                           .validation_every = 4,
+                           .validation_batch_size = 7}));
+    const TrainingHistory h = trainer.fit(data);
+    CHECK(model.training() == initial_mode);  // put back as it was
+    REQUIRE(model.modes_in_training_calls.size() == 12);
+    for (const bool mode : model.modes_in_training_calls) CHECK(mode);
+    // evaluations at steps 4, 8, 12, each over 30 columns in chunks of at most 7 (5 calls)
+    REQUIRE(h.validation.size() == 3);
+    CHECK(h.validation[0].step == 4);
+    CHECK(h.validation[2].step == 12);
+    CHECK(model.modes_in_log_prob_calls.size() == 15);
+    for (const bool mode : model.modes_in_log_prob_calls) CHECK_FALSE(mode);
+  }
+}
+
+TEST_CASE("Validation runs every K steps and at the last step", "[train]") {
+  Rng rng(8);
+  const Matrix<double> data = shifted_normal(3, 80, rng, 0.5);
+  Flow flow = make_flow(3);
+  Trainer trainer(
+      flow, quiet({.batch_size = 16, .max_steps = 23, .validation_fraction = 0.25, .validation_every = 10}));
+  const TrainingHistory h = trainer.fit(data);
+  REQUIRE(h.validation.size() == 3);
+  CHECK(h.validation[0].step == 10);
+  CHECK(h.validation[1].step == 20);
+  CHECK(h.validation[2].step == 23);
+  CHECK(h.train_loss.size() == 23);
+  CHECK(h.seconds >= 0);
+  // no validation: no best step
+  Flow other = make_flow(3);
+  const TrainingHistory none = Trainer(other, quiet({.batch_size = 16, .max_steps = 5})).fit(data);
+  CHECK(none.validation.empty());
+  CHECK(none.best_step == 0);
+  CHECK_FALSE(none.best_validation_nll);
+  CHECK_FALSE(none.restored_best);
+}
+
+TEST_CASE("The callback sees every step and can stop training", "[train]") {
+  Rng rng(8);
+  const Matrix<double> data = shifted_normal(2, 64, rng, 0.5);
+  Flow flow = make_flow();
+  std::vector<Index> steps;
+  std::vector<double> losses;
+  Trainer trainer(
+      flow, Adam<double>(flow, {.lr = LrSchedule::step(0.1, 3, 0.5)}),
+      quiet({.batch_size = 8, .max_steps = 100, .on_step = [&](const StepInfo& info) {
+               steps.push_back(info.step);
+               losses.push_back(info.train_loss);
+               CHECK(info.max_steps == 100);
+               CHECK(info.learning_rate == Approx(0.1 * std::pow(0.5, double((info.step - 1) / 3))));
+               return info.step == 7 ? StepAction::stop : StepAction::proceed;
+             }}));
+  const TrainingHistory h = trainer.fit(data);
+  CHECK(h.stop_reason == StopReason::callback);
+  CHECK(h.steps == 7);
+  CHECK(steps == std::vector<Index>{1, 2, 3, 4, 5, 6, 7});
+  CHECK(h.train_loss == losses);
+  CHECK(trainer.optimizer().step_count() == 7);
+}
+
+TEST_CASE("Gradient clipping limits every update", "[train]") {
+  // plain SGD with lr 1: each update is −clip(g), so ‖Δθ‖ = min(‖g‖, c)
+  Rng rng(8);
+  const Matrix<double> data = shifted_normal(2, 64, rng, 3.0);
+  Flow flow = make_flow();
+  const double c = 0.05;
+  std::vector<double> previous = copy_of(flow.parameters());
+  int clipped = 0;
+  Trainer trainer(
+      flow, Sgd<double>(flow, {.lr = 1.0}),
+      quiet({.batch_size = 16, .max_steps = 30, .max_gradient_norm = c, .on_step = [&](const StepInfo& info) {
+               const std::vector<double> now = copy_of(flow.parameters());
+               double moved = 0;
+               for (std::size_t i = 0; i < now.size(); ++i) moved += std::pow(now[i] - previous[i], 2);
+               CHECK(std::sqrt(moved) == Approx(std::min(info.gradient_norm, c)).epsilon(1e-12));
+               clipped += info.gradient_norm > c;
+               previous = now;
+               return StepAction::proceed;
+             }}));
+  trainer.fit(data);
+  CHECK(clipped > 0);
+}
+
+TEST_CASE("Progress lines go to stderr unless silenced", "[train][progress]") {
+  Rng rng(8);
+  const Matrix<double> data = shifted_normal(2, 64, rng, 0.5);
+  const TrainerOptions options{.batch_size = 16,
+                               .max_steps = 10,
+                               .validation_fraction = 0.25,
+                               .validation_every = 5,
+                               .progress_every = 5};
+  {
+    Flow flow = make_flow();
+    CaptureStderr captured;
+    Trainer(flow, options).fit(data);
+    const std::string text = captured.text();
+    CHECK_THAT(text, Catch::Contains("step 5/10") && Catch::Contains("step 10/10") &&
+                         Catch::Contains("train NLL") && Catch::Contains("val NLL") &&
+                         Catch::Contains("steps/s") && Catch::Contains("ETA") &&
+                         Catch::Contains("training stopped after 10 steps"));
+  }
+  {
+    Flow flow = make_flow();
+    std::ostringstream elsewhere;
+    TrainerOptions to_stream = options;
+    to_stream.progress = &elsewhere;
+    CaptureStderr captured;
+    Trainer(flow, to_stream).fit(data);
+    CHECK(captured.text().empty());
+    CHECK_THAT(elsewhere.str(), Catch::Contains("step 10/10"));
+  }
+  {
+    Flow flow = make_flow();
+    CaptureStderr captured;
+    Trainer(flow, quiet(options)).fit(data);
+    CHECK(captured.text().empty());
+  }
+}
+
+TEST_CASE("The trainer rejects bad data before training", "[train][errors]") {
+  Rng rng(8);
+  Matrix<double> data = shifted_normal(2, 40, rng, 0.5);
+  Flow flow = make_flow();
+  const std::vector<double> initial = copy_of(flow.parameters());
+  Trainer trainer(flow, quiet({.batch_size = 8, .max_steps = 5}));
+  CHECK_THROWS_WITH(trainer.fit(shifted_normal(3, 40, rng, 0.0)),
+                    Catch::Contains("Trainer::fit") && Catch::Contains("training data has 3 rows") &&
+                        Catch::Contains("expected 2 rows"));
+  CHECK_THROWS_WITH(trainer.fit(data, shifted_normal(1, 10, rng, 0.0)),
+                    Catch::Contains("Trainer::fit") && Catch::Contains("validation data has 1 rows") &&
+                        Catch::Contains("expected 2 rows"));
+  CHECK_THROWS_WITH(trainer.fit(Matrix<double>(2, 0)),
+                    Catch::Contains("Trainer::fit") && Catch::Contains("empty"));
+  data(1, 23) = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH(trainer.fit(data), Catch::Contains("Trainer::fit") && Catch::Contains("training data") &&
+                                           Catch::Contains("inf") && Catch::Contains("column 23"));
+  Matrix<double> validation = shifted_normal(2, 10, rng, 0.0);
+  validation(0, 7) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH(
+      trainer.fit(shifted_normal(2, 10, rng, 0.0), validation),
+      Catch::Contains("validation data") && Catch::Contains("nan") && Catch::Contains("column 7"));
+  CHECK_THROWS_WITH(trainer.evaluate(shifted_normal(4, 3, rng, 0.0)),
+                    Catch::Contains("Trainer::evaluate") && Catch::Contains("4 rows"));
+  CHECK(copy_of(flow.parameters()) == initial);  // nothing was trained
+  CHECK(trainer.optimizer().step_count() == 0);
+}
+
+TEST_CASE("The trainer rejects bad options and a mismatched optimizer", "[train][errors]") {
+  Flow flow = make_flow();
+  auto make = [&](TrainerOptions o) { return Trainer(flow, o); };
+  CHECK_THROWS_WITH(make({.batch_size = 0}),
+                    Catch::Contains("Trainer") && Catch::Contains("batch_size") && Catch::Contains("got 0"));
+  CHECK_THROWS_WITH(make({.max_steps = -5}), Catch::Contains("max_steps") && Catch::Contains("-5"));
+  CHECK_THROWS_WITH(make({.validation_fraction = 1.0}), Catch::Contains("Trainer") &&
+                                                            Catch::Contains("validation_fraction") &&
+                                                            Catch::Contains("1"));
+  CHECK_THROWS_WITH(make({.validation_fraction = -0.1}),
+                    Catch::Contains("validation_fraction") && Catch::Contains("-0.1"));
+  CHECK_THROWS_WITH(make({.validation_every = 0}),
+                    Catch::Contains("validation_every") && Catch::Contains("0"));
+  CHECK_THROWS_WITH(make({.patience = -1}), Catch::Contains("patience") && Catch::Contains("-1"));
+  CHECK_THROWS_WITH(make({.min_improvement = -0.5}),
+                    Catch::Contains("min_improvement") && Catch::Contains("-0.5"));
+  CHECK_THROWS_WITH(make({.max_gradient_norm = 0.0}),
+                    Catch::Contains("max_gradient_norm") && Catch::Contains("0"));
+  CHECK_THROWS_WITH(make({.max_gradient_norm = std::nan("")}),
+                    Catch::Contains("max_gradient_norm") && Catch::Contains("nan"));
+  CHECK_THROWS_WITH(make({.progress_every = 0}), Catch::Contains("progress_every"));
+  CHECK_THROWS_WITH(make({.validation_batch_size = -2}),
+                    Catch::Contains("validation_batch_size") && Catch::Contains("-2"));
+  CHECK_THROWS_WITH(Trainer(flow, Adam<double>(7)), Catch::Contains("Trainer") &&
+                                                        Catch::Contains("made for 7 parameters") &&
+                                                        Catch::Contains("model has 4"));
+  Rng rng(1);
+  Trainer tiny(flow, quiet({.validation_fraction = 0.5}));
+  CHECK_THROWS_WITH(tiny.fit(shifted_normal(2, 1, rng, 0.0)), Catch::Contains("none for training"));
+}
