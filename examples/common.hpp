@@ -1,0 +1,184 @@
+#pragma once
+// Pieces shared by the example programs: loading a 2-D dataset, the pictures of a trained flow,
+// throughput measurements and summary.json.
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "knead/data/csv.hpp"
+#include "knead/data/siggraph.hpp"
+#include "knead/data/split.hpp"
+#include "knead/data/standardizer.hpp"
+#include "knead/data/two_moons.hpp"
+#include "knead/distributions/distribution.hpp"
+#include "plot/axes.hpp"
+
+namespace example {
+
+using knead::Index;
+using Matrix = knead::Matrix<double>;
+
+/// Training, validation and test points in standardised coordinates, and the standardizer that
+/// maps data coordinates onto them (fitted on the training split only).
+struct Dataset {
+  std::string name;
+  Matrix train, validation, test;
+  knead::data::Standardizer<double> standardizer;
+  std::string test_description;
+};
+
+/// moons and siggraph are generated (`train_size` points split 90/10 into train/validation; the
+/// test set is 10,000 fresh points from another seed); a CSV path is split 80/10/10.
+inline Dataset load_dataset(const std::string& name, Index train_size, double noise, std::uint64_t seed) {
+  Dataset d;
+  d.name = name;
+  Matrix raw_train, raw_validation, raw_test;
+  if (name == "moons" || name == "siggraph") {
+    auto make = [&](Index n, std::uint64_t s) {
+      return name == "moons" ? knead::data::two_moons<double>(n, noise, s)
+                             : knead::data::siggraph<double>(n, s);
+    };
+    const auto split = knead::data::split_dataset(make(train_size, seed), 0.1, 0.0, seed + 1);
+    raw_train = split.train;
+    raw_validation = split.validation;
+    raw_test = make(10000, seed + 1000003);
+    d.test_description = "10000 fresh points";
+  } else {
+    const Matrix data = knead::data::read_csv<double>(name);
+    if (data.rows() != 2)
+      throw std::invalid_argument("load_dataset: '" + name + "' has " + std::to_string(data.rows()) +
+                                  " columns; the 2-D examples need 2");
+    const auto split = knead::data::split_dataset(data, 0.1, 0.1, seed + 1);
+    raw_train = split.train;
+    raw_validation = split.validation;
+    raw_test = split.test;
+    d.test_description = "a held-out 10% of the file";
+  }
+  d.standardizer.fit(raw_train);
+  d.train = d.standardizer.transform(raw_train);
+  d.validation = d.standardizer.transform(raw_validation);
+  d.test = d.standardizer.transform(raw_test);
+  return d;
+}
+
+/// Seconds taken by `f`, best of `repeats` runs (the machines are shared and noisy).
+template <class F>
+double best_seconds(F&& f, int repeats = 3) {
+  double best = 1e300;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+
+/// Throughput of a flow: samples and density evaluations per second on batches of `n`.
+template <class Flow>
+std::pair<double, double> throughput(const Flow& flow, Index n, std::uint64_t seed) {
+  knead::Rng rng(seed);
+  Matrix samples, x = flow.sample(n, rng);
+  knead::RowVector<double> lp;
+  const double sample_s = best_seconds([&] { flow.sample(n, rng, samples); });
+  const double density_s = best_seconds([&] { flow.log_prob(x, lp); });
+  return {double(n) / sample_s, double(n) / density_s};
+}
+
+inline plot::Limits view_of(const Matrix& data) { return plot::limits_of(data, 0.15); }
+
+inline void scatter_png(const std::string& path, const Matrix& points, const plot::Limits& limits,
+                        const std::string& title, plot::Color color) {
+  plot::Figure fig(1, 1, 640, 560);
+  const double alpha = points.cols() > 20000 ? 0.15 : 0.35;
+  fig.axes(0, 0, limits, {.title = title, .x_label = "x1", .y_label = "x2", .equal_aspect = true})
+      .scatter(points, color, alpha, 1.2);
+  fig.save_png(path);
+}
+
+/// Heat map of log p over the view, clipped below at (max − 12) so the tails stay visible.
+template <class Flow>
+void density_png(const std::string& path, const Flow& flow, const plot::Limits& limits,
+                 const std::string& title) {
+  const plot::Grid grid{limits, 220, 220};
+  knead::RowVector<double> lp;
+  flow.log_prob(grid.points(), lp);
+  plot::Figure fig(1, 1, 680, 560);
+  fig.axes(0, 0, grid.limits, {.title = title, .x_label = "x1", .y_label = "x2", .colorbar = true})
+      .heatmap(grid, lp, plot::viridis_like, std::pair{lp.maxCoeff() - 12.0, lp.maxCoeff()});
+  fig.save_png(path);
+}
+
+/// "Taffy pulling": base samples pushed through each part of the chain in turn, one panel per
+/// stage, coloured by the quadrant of the base sample so points can be followed.
+template <class Flow>
+void taffy_png(const std::string& path, const Flow& flow, Index n, std::uint64_t seed) {
+  const auto& chain = flow.bijector();
+  knead::Rng rng(seed);
+  Matrix stage;
+  flow.base().sample(n, rng, stage);
+  const Matrix base = stage;
+  const int panels = int(chain.size()) + 1, cols = std::min(panels, 6), rows = (panels + cols - 1) / cols;
+  plot::Figure fig(rows, cols, 300, 300, "Base samples through each bijector, in the forward direction");
+  auto draw = [&](int k, const std::string& title) {
+    auto ax =
+        fig.axes(k / cols, k % cols, plot::limits_of(stage, 0.08), {.title = title, .equal_aspect = true});
+    for (int q = 0; q < 4; ++q) {
+      std::vector<Index> keep;
+      for (Index j = 0; j < n; ++j)
+        if (int(base(0, j) > 0) + 2 * int(base(1, j) > 0) == q) keep.push_back(j);
+      Matrix part(2, Index(keep.size()));
+      for (std::size_t i = 0; i < keep.size(); ++i) part.col(Index(i)) = stage.col(keep[i]);
+      ax.scatter(part, plot::colors::series[std::size_t(q)], 0.4, 1.1);
+    }
+  };
+  draw(0, "base N(0, I)");
+  Matrix next;
+  knead::RowVector<double> ld;
+  for (Index i = 0; i < chain.size(); ++i) {
+    chain.part(i).forward_and_log_det(stage, next, ld);
+    stage.swap(next);
+    draw(int(i) + 1, std::to_string(i + 1) + ": " + chain.part(i).name());
+  }
+  fig.save_png(path);
+}
+
+/// Training and validation loss against the step (log-scale y when the losses allow it).
+inline void loss_png(const std::string& path, const std::vector<double>& train_loss,
+                     const std::vector<std::pair<double, double>>& validation, const std::string& title) {
+  std::vector<double> steps, smooth;
+  double avg = train_loss.empty() ? 0 : train_loss.front();
+  for (std::size_t i = 0; i < train_loss.size(); ++i) {
+    avg = 0.98 * avg + 0.02 * train_loss[i];  // exponential moving average for a readable curve
+    steps.push_back(double(i + 1));
+    smooth.push_back(avg);
+  }
+  std::vector<double> vs, vl;
+  for (const auto& [s, l] : validation) {
+    vs.push_back(s);
+    vl.push_back(l);
+  }
+  double lo = 1e300, hi = -1e300;
+  for (const double v : smooth) lo = std::min(lo, v), hi = std::max(hi, v);
+  for (const double v : vl) lo = std::min(lo, v), hi = std::max(hi, v);
+  const double pad = 0.05 * (hi - lo + 1e-9);
+  plot::Figure fig(1, 1, 720, 420);
+  auto ax =
+      fig.axes(0, 0, {0, double(std::max<std::size_t>(train_loss.size(), 1)), lo - pad, hi + pad},
+               {.title = title, .x_label = "step", .y_label = "NLL (nats, standardised)", .grid = true});
+  ax.line(steps, smooth, plot::colors::series[0], 1.5);
+  ax.line(vs, vl, plot::colors::series[1], 2.0);
+  ax.legend({{"train (moving average)", plot::colors::series[0]}, {"validation", plot::colors::series[1]}});
+  fig.save_png(path);
+}
+
+inline void write_json(const std::string& path, const nlohmann::json& j) {
+  std::ofstream out(path);
+  out << j.dump(2) << "\n";
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+}  // namespace example
