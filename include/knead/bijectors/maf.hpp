@@ -1,0 +1,178 @@
+#pragma once
+/// @file
+/// Maf<T>: the masked autoregressive flow layer (Papamakarios, Pavlakou and Murray 2017, "Masked
+/// Autoregressive Flow for Density Estimation"), an affine autoregressive map conditioned by MADE.
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "knead/core/bijector.hpp"
+#include "knead/core/errors.hpp"
+#include "knead/nn/log_scale_guard.hpp"
+#include "knead/nn/made.hpp"
+
+namespace knead {
+
+template <class T>
+struct MafOptions {
+  std::vector<Index> hidden = {64, 64};  ///< MADE hidden layer sizes, each at least D − 1
+  InputOrder order{};                    ///< the order in which dimensions are generated
+  LogScaleGuard<T> guard{};              ///< α = guard(a); a soft clamp by default
+  bool identity_init = false;            ///< zero MADE's last layer: exactly the identity at the start
+  std::uint64_t seed = 0;                ///< draws MADE's initial weights
+};
+
+/// Masked autoregressive flow: an affine map whose shift μ_i and log-scale α_i depend on the
+/// dimensions before i in `order`, computed by one MADE; α = guard(a) for MADE's raw output a.
+///
+/// - forward (sampling, noise → data):  x_i = u_i·exp(α_i(x_{<i})) + μ_i(x_{<i}),
+///   sequential: D MADE passes, one per dimension in the order.
+/// - inverse (density, data → noise):   u_i = (x_i − μ_i(x_{<i}))·exp(−α_i(x_{<i})), one MADE pass.
+/// - log|det ∂x/∂u| = Σ_i α_i (the Jacobian is triangular in the order with diagonal exp(α)).
+///
+/// Density evaluation is the fast direction, as in the paper; Iaf (iaf.hpp) is its inverse.
+/// Parameters are MADE's. Passes throw std::invalid_argument on a wrong shape, an empty batch, a
+/// non-finite input, or a non-finite result (exp(α) overflowed, which a guard bound prevents, or
+/// a parameter is not finite).
+template <class T>
+class Maf {
+ public:
+  using Scalar = T;
+
+  explicit Maf(Index dim, MafOptions<T> options = {})
+      : made_(make_made(dim, options)), guard_(options.guard), dim_(dim) {}
+
+  static constexpr std::string_view name() { return "Maf"; }
+  [[nodiscard]] Index dim() const { return dim_; }
+  [[nodiscard]] const Made<T>& made() const { return made_; }
+  [[nodiscard]] Made<T>& made() { return made_; }
+  [[nodiscard]] const LogScaleGuard<T>& guard() const { return guard_; }
+
+  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
+    constexpr std::string_view function = "Maf::forward_and_log_det";
+    start_pass(function, u);
+    const Index d = dim_;
+    u_ = u;
+    log_scale_.resize(d, u.cols());
+    // Step k sets x_i, i = order[k], from the MADE outputs of x so far: those of dimension i do
+    // not depend on x_i or on later dimensions, so their stale values (zero) do not matter.
+    x.setZero(d, u.cols());
+    for (const Index i : made_.order()) {
+      made_.forward(x, conditioner_);
+      log_scale_.row(i) = conditioner_.row(d + i).unaryExpr([this](T a) { return guard_.apply(a); });
+      x.row(i) = u.row(i).cwiseProduct(log_scale_.row(i).array().exp().matrix()) + conditioner_.row(i);
+    }
+    // The last dimension in the order has the top degree D and feeds no MADE unit, so the last
+    // step's pass equals the pass at the final x: its outputs and activations serve backward().
+    log_det = log_scale_.colwise().sum();  // α_i collected at the step that set x_i
+    finish_pass(function, x, log_det, Direction::forward);
+  }
+
+  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
+    constexpr std::string_view function = "Maf::inverse_and_log_det";
+    start_pass(function, x);
+    const Index d = dim_;
+    made_.forward(x, conditioner_);
+    log_scale_ = conditioner_.bottomRows(d).unaryExpr([this](T a) { return guard_.apply(a); });
+    u = (x - conditioner_.topRows(d)).cwiseProduct((-log_scale_).array().exp().matrix());
+    log_det = -log_scale_.colwise().sum();
+    u_ = u;
+    finish_pass(function, u, log_det, Direction::inverse);
+  }
+
+  void backward(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in) {
+    if (last_ == Direction::none)
+      detail::fail<std::logic_error>("Maf::backward",
+                                     "no forward or inverse pass to differentiate; call "
+                                     "forward_and_log_det or inverse_and_log_det first");
+    detail::check_backward("Maf::backward", grad_out, grad_log_det, dim_, u_.cols());
+    exp_neg_log_scale_ = (-log_scale_).array().exp();
+    guard_slope_ = conditioner_.bottomRows(dim_).unaryExpr([this](T a) { return guard_.derivative(a); });
+    if (last_ == Direction::inverse) {
+      // u = (x − μ) e^{−α}: ∂L/∂x = e^{−α} ∂L/∂u + the path through MADE (see conditioner_vjp)
+      conditioner_vjp(grad_out, grad_log_det, T(1), &grad_x_made_, true);
+      grad_in = grad_out.cwiseProduct(exp_neg_log_scale_) + grad_x_made_;
+      return;
+    }
+    // Forward (sequential) pass, by implicit differentiation: no need to keep D MADE passes,
+    // and exact. Let u = h(x, θ) be the inverse map and J = ∂h/∂x, lower triangular in the
+    // order with diagonal e^{−α}. From h(f(u, θ), θ) = u: ∂x/∂u = J⁻¹ and ∂x/∂θ = −J⁻¹ ∂h/∂θ;
+    // and ld_fwd(u) = −ld_inv(x). So with
+    //   g = ∂L/∂x + (∂ld_inv/∂x)ᵀ (−∂L/∂ld)   and   v = J⁻ᵀ g:
+    //   ∂L/∂u = v,   ∂L/∂θ = (∂h/∂θ)ᵀ (−v) + (∂ld_inv/∂θ)ᵀ (−∂L/∂ld),
+    // the latter being the inverse pass's vjp with cotangents (−v, −∂L/∂ld).
+    // Jᵀ v = g is solved by the sweeps v ← v + diag(J)⁻¹ (g − Jᵀ v) from v = 0: the error is
+    // multiplied each sweep by diag(J)⁻¹ (diag(J) − Jᵀ), strictly triangular hence nilpotent, so
+    // D sweeps are exact. Writing Jᵀ v = e^{−α} v + R(v), with R the path through MADE, a sweep
+    // is v ← e^{α} (g − R(v)); and g − R(v) = ∂L/∂x − conditioner_vjp(v, ∂L/∂ld), one MADE
+    // backward pass per sweep (inputs only).
+    scale_ = log_scale_.array().exp();
+    v_.setZero(dim_, u_.cols());
+    for (Index sweep = 0; sweep < dim_; ++sweep) {
+      conditioner_vjp(v_, grad_log_det, T(1), &grad_x_made_, false);
+      v_ = (grad_out - grad_x_made_).cwiseProduct(scale_);
+    }
+    conditioner_vjp(v_, grad_log_det, T(-1), nullptr, true);
+    grad_in = v_;
+  }
+
+  [[nodiscard]] Index num_parameters() const { return made_.num_parameters(); }
+  [[nodiscard]] std::span<T> parameters() { return made_.parameters(); }
+  [[nodiscard]] std::span<const T> parameters() const { return made_.parameters(); }
+  [[nodiscard]] std::span<T> gradients() { return made_.gradients(); }
+  void bind_parameters(const std::shared_ptr<ParameterStorage<T>>& storage, Index offset) {
+    made_.bind_parameters(storage, offset);
+  }
+
+ private:
+  static Made<T> make_made(Index dim, const MafOptions<T>& options) {
+    const std::vector<Index> order = Made<T>::validate("Maf", dim, options.hidden, options.order);
+    options.guard.validate("Maf");
+    return Made<T>(dim, options.hidden, InputOrder::permutation(order), options.seed, options.identity_init);
+  }
+
+  void start_pass(std::string_view function, MatrixCRef<T> in) const {
+    detail::check_batch(function, in, dim_);
+    detail::check_finite(function, "input batch", in);
+    last_ = Direction::none;  // a pass that throws midway leaves nothing to differentiate
+  }
+  void finish_pass(std::string_view function, const Matrix<T>& out, const RowVector<T>& log_det,
+                   Direction pass) const {
+    detail::check_finite(function, "result (exp of a log-scale overflowed, or a parameter is not finite)",
+                         out);
+    detail::check_finite(function, "log-det", log_det);
+    last_ = pass;
+  }
+
+  /// The path through MADE of the inverse pass's vector-Jacobian product at the stored point:
+  /// given the cotangents s·∂L/∂u and s·∂L/∂ld_inv, runs MADE's backward pass with
+  ///   u = (x − μ) e^{−α}, ld_inv = −Σ_i α_i, α = guard(a):
+  ///   ∂L/∂μ = −s ∂L/∂u e^{−α},   ∂L/∂a = −s (∂L/∂u u + ∂L/∂ld_inv) guard'(a),
+  /// writing MADE's ∂L/∂x into *grad_x (without the direct term e^{−α} ∂L/∂u) and adding ∂L/∂θ
+  /// when `accumulate`.
+  void conditioner_vjp(MatrixCRef<T> grad_u, RowVectorCRef<T> grad_log_det, T s, Matrix<T>* grad_x,
+                       bool accumulate) {
+    const Index d = dim_;
+    grad_conditioner_.resize(2 * d, u_.cols());
+    grad_conditioner_.topRows(d) = (-s) * grad_u.cwiseProduct(exp_neg_log_scale_);
+    auto grad_a = grad_conditioner_.bottomRows(d);
+    grad_a = grad_u.cwiseProduct(u_);
+    grad_a.rowwise() += grad_log_det;
+    grad_a.array() *= (-s) * guard_slope_.array();
+    made_.backward(grad_conditioner_, grad_x, accumulate);
+  }
+
+  Made<T> made_;
+  LogScaleGuard<T> guard_;
+  Index dim_;
+  mutable Direction last_ = Direction::none;
+  mutable Matrix<T> u_;            // noise side of the last pass (its input or its output)
+  mutable Matrix<T> conditioner_;  // MADE output [μ; a] at the data side of the last pass
+  mutable Matrix<T> log_scale_;    // α = guard(a) of the last pass
+  Matrix<T> scale_, exp_neg_log_scale_, guard_slope_, grad_conditioner_, grad_x_made_, v_;
+};
+
+static_assert(check_bijector<Maf<double>>());
+
+}  // namespace knead

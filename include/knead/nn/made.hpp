@@ -1,0 +1,235 @@
+#pragma once
+/// @file
+/// Made<T>: the Masked Autoencoder for Distribution Estimation (Germain, Gregor, Murray and
+/// Larochelle 2015, "MADE: Masked Autoencoder for Distribution Estimation"), the conditioner of
+/// MAF and IAF. An Mlp whose weights are masked so that the outputs for input dimension i depend
+/// only on the dimensions generated before i in a chosen order.
+
+#include <algorithm>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "knead/core/errors.hpp"
+#include "knead/core/types.hpp"
+#include "knead/nn/mlp.hpp"
+
+namespace knead {
+
+/// The order in which an autoregressive model generates the dimensions: `order[k]` is the input
+/// dimension generated k-th. Identity (0, 1, …, D−1), reversed (D−1, …, 0) or a given permutation.
+class InputOrder {
+ public:
+  InputOrder() = default;  ///< the identity
+  [[nodiscard]] static InputOrder identity() { return {}; }
+  [[nodiscard]] static InputOrder reversed() {
+    InputOrder o;
+    o.kind_ = Kind::reversed;
+    return o;
+  }
+  /// `order[k]` = the dimension generated k-th; checked to be a permutation of 0..D−1 when used.
+  [[nodiscard]] static InputOrder permutation(std::vector<Index> order) {
+    InputOrder o;
+    o.kind_ = Kind::permutation;
+    o.permutation_ = std::move(order);
+    return o;
+  }
+
+  /// The order for `dim` dimensions; throws std::invalid_argument naming `function` and the bad
+  /// entry unless a given permutation is one of 0..dim−1.
+  [[nodiscard]] std::vector<Index> resolve(std::string_view function, Index dim) const {
+    std::vector<Index> order(static_cast<std::size_t>(dim));
+    switch (kind_) {
+      case Kind::identity:
+        for (Index k = 0; k < dim; ++k) order[std::size_t(k)] = k;
+        return order;
+      case Kind::reversed:
+        for (Index k = 0; k < dim; ++k) order[std::size_t(k)] = dim - 1 - k;
+        return order;
+      case Kind::permutation:
+        break;
+    }
+    if (Index(permutation_.size()) != dim)
+      detail::fail(function, "input order has ", permutation_.size(), " entries, expected ", dim,
+                   " (a permutation of 0..", dim - 1, ")");
+    std::vector<Index> seen_at(std::size_t(dim), -1);
+    for (Index k = 0; k < dim; ++k) {
+      const Index i = permutation_[std::size_t(k)];
+      if (i < 0 || i >= dim)
+        detail::fail(function, "input order entry ", k, " is ", i, ", outside 0..", dim - 1);
+      if (seen_at[std::size_t(i)] >= 0)
+        detail::fail(function, "input order entry ", k, " is ", i, ", which entry ", seen_at[std::size_t(i)],
+                     " already holds (not a permutation)");
+      seen_at[std::size_t(i)] = k;
+    }
+    return permutation_;
+  }
+
+ private:
+  enum class Kind { identity, reversed, permutation };
+  Kind kind_ = Kind::identity;
+  std::vector<Index> permutation_;
+};
+
+/// A masked MLP with ReLU hidden layers and 2·D outputs: rows [0, D) are the shifts μ_i and rows
+/// [D, 2D) the raw log-scales a_i of input dimension i, each a function of the dimensions generated
+/// before i only.
+///
+/// Degrees (Germain et al. 2015, §4): input dimension order[k] has degree k + 1; both outputs of
+/// dimension i have the degree of input i. The units of each hidden layer get the degrees
+/// 1, 2, …, D−1, 1, 2, … and are then sorted ascending within the layer, so every mask is a
+/// staircase (an incremental sampler can recompute only a block of units per step). Masks:
+///   input → hidden   [m_hidden ≥ m_input]
+///   hidden → hidden  [m_next ≥ m_prev]
+///   hidden → output  [m_output > m_hidden]   (strict: output i never sees input i)
+/// With no hidden layer the single layer uses the strict rule [m_output > m_input].
+///
+/// Every hidden layer needs at least D − 1 units, or some degree would be missing and outputs
+/// would lose inputs they may depend on. Then no hidden unit is dead: a unit of degree k sees the
+/// inputs of degree ≤ k (degree 1 exists) and feeds the outputs of degree > k (degree D exists),
+/// and every output of degree d depends on every input of degree < d.
+///
+/// The outputs of the first dimension in the order (degree 1) depend on no input: they are
+/// learnable constants. For D = 1 that is all there is: the hidden units get degree 0, so they see
+/// no input (bias-only features, relu(b)) and feed both outputs, which are therefore constants
+/// computed from the biases.
+template <class T>
+class Made {
+ public:
+  using Scalar = T;
+
+  /// `hidden` = the hidden layer sizes (may be empty); `seed` draws the initial weights (see Mlp);
+  /// `zero_last_layer` makes every output exactly zero at the start (an identity MAF).
+  Made(Index dim, std::vector<Index> hidden, const InputOrder& order = {}, std::uint64_t seed = 0,
+       bool zero_last_layer = false)
+      : dim_(dim),
+        order_(validate("Made", dim, hidden, order)),
+        input_degrees_(input_degrees_of(order_)),
+        hidden_degrees_(hidden_degrees_of(dim, hidden)),
+        output_degrees_(output_degrees_of(input_degrees_)),
+        mlp_(layer_sizes(dim, hidden), seed, masks_of(input_degrees_, hidden_degrees_, output_degrees_),
+             zero_last_layer) {}
+
+  /// Checks the arguments of a MADE, naming `function` in errors; returns the resolved order.
+  static std::vector<Index> validate(std::string_view function, Index dim, const std::vector<Index>& hidden,
+                                     const InputOrder& order) {
+    detail::check_positive(function, "dim", dim);
+    const Index needed = std::max<Index>(dim - 1, 1);
+    for (std::size_t l = 0; l < hidden.size(); ++l)
+      if (hidden[l] < needed) {
+        if (dim >= 2)
+          detail::fail(function, "hidden layer ", l + 1, " has ", hidden[l],
+                       " units, fewer than D − 1 = ", dim - 1, " (every degree 1..D−1 needs a unit)");
+        detail::fail(function, "hidden layer ", l + 1, " has ", hidden[l], " units, needs at least 1");
+      }
+    return order.resolve(function, dim);
+  }
+
+  [[nodiscard]] Index dim() const { return dim_; }
+  /// order()[k] = the input dimension generated k-th.
+  [[nodiscard]] const std::vector<Index>& order() const { return order_; }
+  /// Degree of each input dimension i (order()[k] has degree k + 1).
+  [[nodiscard]] const std::vector<Index>& input_degrees() const { return input_degrees_; }
+  /// Degrees of the units of each hidden layer, ascending within a layer.
+  [[nodiscard]] const std::vector<std::vector<Index>>& hidden_degrees() const { return hidden_degrees_; }
+  /// Degree of each of the 2·D outputs (that of input i for rows i and D + i).
+  [[nodiscard]] const std::vector<Index>& output_degrees() const { return output_degrees_; }
+  /// The masked network; its masks() are the 0/1 connectivity, one (out × in) matrix per layer.
+  [[nodiscard]] const Mlp<T>& mlp() const { return mlp_; }
+  [[nodiscard]] Mlp<T>& mlp() { return mlp_; }
+
+  /// out (2D × N) = [μ; a] for the D × N batch x. Keeps the activations for backward().
+  void forward(MatrixCRef<T> x, Matrix<T>& out) const {
+    detail::check_batch("Made::forward", x, dim_);
+    mlp_.forward(x, out);
+    last_cols_ = x.cols();
+  }
+
+  /// Given ∂L/∂out (2D × N) of the last forward(), adds ∂L/∂θ into gradients() when
+  /// `accumulate_parameters` and writes ∂L/∂x into *grad_in unless it is null.
+  void backward(MatrixCRef<T> grad_out, Matrix<T>* grad_in, bool accumulate_parameters = true) {
+    if (last_cols_ < 0) detail::fail<std::logic_error>("Made::backward", "no forward pass to differentiate");
+    if (grad_out.rows() != 2 * dim_ || grad_out.cols() != last_cols_)
+      detail::fail("Made::backward", "expected a ", 2 * dim_, "x", last_cols_,
+                   " output gradient (the shape of the last forward), got ", grad_out.rows(), "x",
+                   grad_out.cols());
+    mlp_.backward(grad_out, grad_in, accumulate_parameters);
+  }
+
+  [[nodiscard]] Index num_parameters() const { return mlp_.num_parameters(); }
+  [[nodiscard]] std::span<T> parameters() { return mlp_.parameters(); }
+  [[nodiscard]] std::span<const T> parameters() const { return mlp_.parameters(); }
+  [[nodiscard]] std::span<T> gradients() { return mlp_.gradients(); }
+  void bind_parameters(const std::shared_ptr<ParameterStorage<T>>& storage, Index offset) {
+    mlp_.bind_parameters(storage, offset);
+  }
+
+ private:
+  static std::vector<Index> input_degrees_of(const std::vector<Index>& order) {
+    std::vector<Index> degrees(order.size());
+    for (std::size_t k = 0; k < order.size(); ++k) degrees[std::size_t(order[k])] = Index(k) + 1;
+    return degrees;
+  }
+
+  /// Cyclic degrees 1..D−1 sorted ascending (all 0 when D = 1: bias-only units).
+  static std::vector<std::vector<Index>> hidden_degrees_of(Index dim, const std::vector<Index>& hidden) {
+    std::vector<std::vector<Index>> degrees;
+    for (const Index units : hidden) {
+      std::vector<Index> layer(std::size_t(units), 0);
+      if (dim >= 2)
+        for (Index j = 0; j < units; ++j) layer[std::size_t(j)] = j % (dim - 1) + 1;
+      std::ranges::sort(layer);
+      degrees.push_back(std::move(layer));
+    }
+    return degrees;
+  }
+
+  static std::vector<Index> output_degrees_of(const std::vector<Index>& input_degrees) {
+    std::vector<Index> degrees = input_degrees;
+    degrees.insert(degrees.end(), input_degrees.begin(), input_degrees.end());
+    return degrees;
+  }
+
+  static std::vector<Index> layer_sizes(Index dim, const std::vector<Index>& hidden) {
+    std::vector<Index> sizes{dim};
+    sizes.insert(sizes.end(), hidden.begin(), hidden.end());
+    sizes.push_back(2 * dim);
+    return sizes;
+  }
+
+  /// M(r, c) = [m_out(r) ≥ m_in(c)] between hidden layers, [m_out(r) > m_in(c)] into the outputs.
+  static Matrix<T> mask(const std::vector<Index>& out, const std::vector<Index>& in, bool strict) {
+    Matrix<T> m(Index(out.size()), Index(in.size()));
+    for (Index c = 0; c < m.cols(); ++c)
+      for (Index r = 0; r < m.rows(); ++r) {
+        const Index o = out[std::size_t(r)], i = in[std::size_t(c)];
+        m(r, c) = (strict ? o > i : o >= i) ? T(1) : T(0);
+      }
+    return m;
+  }
+
+  static std::vector<Matrix<T>> masks_of(const std::vector<Index>& input_degrees,
+                                         const std::vector<std::vector<Index>>& hidden_degrees,
+                                         const std::vector<Index>& output_degrees) {
+    std::vector<Matrix<T>> masks;
+    const std::vector<Index>* below = &input_degrees;
+    for (const auto& layer : hidden_degrees) {
+      masks.push_back(mask(layer, *below, false));
+      below = &layer;
+    }
+    masks.push_back(mask(output_degrees, *below, true));
+    return masks;
+  }
+
+  Index dim_;
+  std::vector<Index> order_;
+  std::vector<Index> input_degrees_;
+  std::vector<std::vector<Index>> hidden_degrees_;
+  std::vector<Index> output_degrees_;
+  Mlp<T> mlp_;
+  mutable Index last_cols_ = -1;  // columns of the last forward(), checked by backward()
+};
+
+}  // namespace knead
