@@ -1,0 +1,478 @@
+#include "knead/bijectors/coupling.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+#include <vector>
+
+#include "knead/bijectors/chain.hpp"
+#include "knead/bijectors/elementwise_affine.hpp"
+#include "support.hpp"
+
+using namespace knead;
+
+namespace {
+
+/// Small conditioners keep the finite-difference checks fast.
+template <class T>
+CouplingOptions<T> small_options(std::uint64_t seed, LogScaleGuard<T> guard = {}) {
+  CouplingOptions<T> options;
+  options.hidden = {6, 5};
+  options.guard = guard;
+  options.seed = seed;
+  return options;
+}
+
+const std::vector<std::pair<Index, Index>> splits = {{2, 1}, {3, 1}, {3, 2}, {5, 2}, {5, 4}};
+const std::vector<std::vector<int>> masks = {{0, 1},    {1, 0},          {1, 0, 1},
+                                             {0, 0, 1}, {1, 0, 1, 0, 1}, {0, 1, 1, 0, 0}};
+
+/// Appends the side of every kink of the layer's conditioner at the batch `in`: each hidden ReLU
+/// (on or off) and, under a hard clamp, each raw log-scale (inside or outside ±c).
+template <class T, bool HasScale>
+void append_kink_sides(const Coupling<T, HasScale>& layer, const Matrix<T>& in, std::vector<bool>& sides) {
+  const Mlp<T>& net = layer.conditioner();
+  Matrix<T> h = in(layer.partition().conditioning(), Eigen::all), z;
+  for (Index l = 0; l < net.layers(); ++l) {
+    z = net.weight(l) * h;
+    z.colwise() += net.bias(l);
+    if (l + 1 < net.layers()) {
+      for (const T v : z.reshaped()) sides.push_back(v > T(0));
+      h = z.cwiseMax(T(0));
+    } else if (HasScale && layer.guard().kind == LogScaleGuardKind::clamp) {
+      for (const T a : z.bottomRows(z.rows() / 2).reshaped())
+        sides.push_back(std::abs(a) < layer.guard().bound);
+    }
+  }
+}
+template <class B>
+void append_kink_sides(const B&, const Matrix<typename B::Scalar>&, std::vector<bool>&) {}  // no kinks
+
+/// The kink sides at every input a pass from z visits. A coupling's conditioner reads the same rows
+/// of its input and output, so its forward and inverse passes at z visit the same points; a chain
+/// is followed part by part, forward and inverse.
+template <class B>
+std::vector<bool> kink_sides(const B& b, const Matrix<typename B::Scalar>& z) {
+  std::vector<bool> sides;
+  append_kink_sides(b, z, sides);
+  return sides;
+}
+template <class... P, std::size_t... I>
+std::vector<bool> chain_kink_sides(const Chain<P...>& chain, const Matrix<typename Chain<P...>::Scalar>& z,
+                                   std::index_sequence<I...>) {
+  constexpr std::size_t k = sizeof...(I);
+  std::vector<bool> sides;
+  auto visit = [&](const auto& part, auto& point, bool fwd) {
+    append_kink_sides(part, point, sides);
+    point = fwd ? forward(part, point) : inverse(part, point);
+  };
+  auto point = z;
+  (visit(chain.template part<I>(), point, true), ...);
+  point = z;
+  (visit(chain.template part<k - 1 - I>(), point, false), ...);
+  return sides;
+}
+template <class... P>
+std::vector<bool> kink_sides(const Chain<P...>& chain, const Matrix<typename Chain<P...>::Scalar>& z) {
+  return chain_kink_sides(chain, z, std::index_sequence_for<P...>());
+}
+
+/// True if no finite-difference step the conformance checker takes at z (each input entry and each
+/// parameter moved by ±h) puts a kink on its other side. A difference straddling a kink mixes two
+/// slopes; with float's steps of about 0.02 that happens often enough to matter.
+template <class B>
+bool steps_avoid_kinks(B& b, Matrix<typename B::Scalar> z) {
+  using T = typename B::Scalar;
+  const auto reference = kink_sides(b, z);
+  const T scale(testing::Tolerances::for_scalar<T>().fd_step_scale);
+  auto unchanged = [&](std::span<T> values) {
+    for (T& v : values) {
+      const T saved = v, h = scale * testing::central_step(saved);
+      bool same = true;
+      for (const T moved : {saved + h, saved - h}) {
+        v = moved;
+        same = same && kink_sides(b, z) == reference;
+      }
+      v = saved;
+      if (!same) return false;
+    }
+    return true;
+  };
+  return unchanged(std::span<T>(z.data(), std::size_t(z.size()))) && unchanged(b.parameters());
+}
+
+/// n standard normal columns at which the checker's finite differences straddle no kink of b.
+template <class B>
+Matrix<typename B::Scalar> points_away_from_kinks(B& b, Index n, Rng& rng) {
+  using T = typename B::Scalar;
+  Matrix<T> z(b.dim(), n);
+  Index found = 0;
+  for (int attempt = 0; attempt < 1000 && found < n; ++attempt) {
+    const Matrix<T> candidate = test::random_batch<T>(b.dim(), 1, rng);
+    if (steps_avoid_kinks(b, candidate)) z.col(found++) = candidate;
+  }
+  REQUIRE(found == n);
+  return z;
+}
+
+/// Largest errors over the conformance reports of a test case; printed with KNEAD_PRINT_ERRORS set.
+struct MaxErrors {
+  double round_trip = 0, log_det = 0, input_gradient = 0, parameter_gradient = 0;
+  void add(const testing::ConformanceReport& r) {
+    round_trip = std::max(round_trip, r.round_trip_error);
+    log_det = std::max({log_det, r.log_det_error, r.log_det_symmetry_error});
+    input_gradient = std::max(input_gradient, r.input_gradient_error);
+    parameter_gradient = std::max(parameter_gradient, r.parameter_gradient_error);
+  }
+  void print(const char* what, bool is_float) const {
+    if (std::getenv("KNEAD_PRINT_ERRORS") != nullptr)
+      std::printf("%s<%s>: round trip %.3g, log-det %.3g, input gradient %.3g, parameter gradient %.3g\n",
+                  what, is_float ? "float" : "double", round_trip, log_det, input_gradient,
+                  parameter_gradient);
+  }
+};
+
+template <class B>
+void conform(B& b, Rng& rng, MaxErrors& worst) {
+  worst.add(test::require_conformance(b, points_away_from_kinks(b, 4, rng), rng));
+}
+
+/// Runs the conformance checker with the conditioner's initial weights and with larger random ones.
+template <class B>
+void check_layer(B& layer, Rng& rng, MaxErrors& worst) {
+  conform(layer, rng, worst);
+  test::randomise_parameters(layer, rng, 0.5);
+  conform(layer, rng, worst);
+}
+
+/// The layer maps a random batch to exactly itself, with log-det exactly zero, both ways.
+template <class T>
+void require_identity(const auto& layer, Rng& rng) {
+  const Matrix<T> z = test::random_batch<T>(layer.dim(), 5, rng);
+  for (const bool fwd : {true, false}) {
+    const auto [out, ld] = fwd ? forward_and_log_det(layer, z) : inverse_and_log_det(layer, z);
+    CHECK(out == z);
+    CHECK((ld.array() == T(0)).all());
+  }
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Coupling partitions by split point and by mask", "[bijectors][coupling]", float, double) {
+  const AffineCoupling<TestType> split(5, 2, small_options<TestType>(1));
+  CHECK(split.dim() == 5);
+  CHECK(split.partition().conditioning() == std::vector<Index>{0, 1});
+  CHECK(split.partition().transformed() == std::vector<Index>{2, 3, 4});
+  CHECK(split.partition().mask() == std::vector<int>{1, 1, 0, 0, 0});
+  CHECK(split.conditioner().inputs() == 2);
+  CHECK(split.conditioner().outputs() == 6);  // t and a for three dimensions
+
+  const AdditiveCoupling<TestType> mask({1, 0, 1, 0, 1}, small_options<TestType>(1));
+  CHECK(mask.dim() == 5);
+  CHECK(mask.partition().conditioning() == std::vector<Index>{0, 2, 4});
+  CHECK(mask.partition().transformed() == std::vector<Index>{1, 3});
+  CHECK(mask.conditioner().inputs() == 3);
+  CHECK(mask.conditioner().outputs() == 2);  // t only
+  CHECK(AffineCoupling<TestType>({1, 0}).conditioner().sizes() == std::vector<Index>{1, 64, 64, 2});
+
+  // the conditioning rows pass through untouched, both ways
+  Rng rng(3);
+  AffineCoupling<TestType> layer({0, 1, 0, 1, 1}, small_options<TestType>(2));
+  test::randomise_parameters(layer, rng, 0.5);
+  const Matrix<TestType> z = test::random_batch<TestType>(5, 4, rng);
+  for (const Index row : layer.partition().conditioning()) {
+    CHECK(forward(layer, z).row(row) == z.row(row));
+    CHECK(inverse(layer, z).row(row) == z.row(row));
+  }
+}
+
+TEMPLATE_TEST_CASE("Affine and additive couplings conform", "[bijectors][coupling]", float, double) {
+  Rng rng(17);
+  MaxErrors worst;
+  std::uint64_t seed = 0;
+  for (const auto& [d, split] : splits) {
+    CAPTURE(d, split);
+    AffineCoupling<TestType> affine(d, split, small_options<TestType>(++seed));
+    AdditiveCoupling<TestType> additive(d, split, small_options<TestType>(++seed));
+    check_layer(affine, rng, worst);
+    check_layer(additive, rng, worst);
+  }
+  for (const auto& mask : masks) {
+    CAPTURE(mask);
+    AffineCoupling<TestType> affine(mask, small_options<TestType>(++seed));
+    AdditiveCoupling<TestType> additive(mask, small_options<TestType>(++seed));
+    check_layer(affine, rng, worst);
+    check_layer(additive, rng, worst);
+  }
+  // a linear conditioner (no hidden layer)
+  CouplingOptions<TestType> linear;
+  linear.hidden = {};
+  AffineCoupling<TestType> affine({1, 0, 1, 0, 1}, linear);
+  check_layer(affine, rng, worst);
+  worst.print("Coupling", sizeof(TestType) == 4);
+}
+
+TEMPLATE_TEST_CASE("Affine coupling conforms under every log-scale guard", "[bijectors][coupling]", float,
+                   double) {
+  using T = TestType;
+  Rng rng(19);
+  MaxErrors worst;
+  const std::vector<int> mask = {1, 0, 1, 0, 1};
+  AffineCoupling<T> unguarded(mask, small_options<T>(5, {LogScaleGuardKind::none, T(1)}));
+  test::randomise_parameters(unguarded, rng, 0.8);
+  // the bound is the median |a| over a batch, so the guards act on about half the values drawn
+  Matrix<T> raw;
+  unguarded.conditioner().forward(test::random_batch<T>(3, 20, rng), raw);
+  std::vector<T> magnitudes(std::size_t(raw.bottomRows(2).size()));
+  Eigen::Map<Matrix<T>>(magnitudes.data(), 2, raw.cols()) = raw.bottomRows(2).cwiseAbs();
+  std::ranges::nth_element(magnitudes, magnitudes.begin() + std::ptrdiff_t(magnitudes.size() / 2));
+  const T bound = magnitudes[magnitudes.size() / 2];
+
+  for (const auto kind : {LogScaleGuardKind::none, LogScaleGuardKind::clamp, LogScaleGuardKind::soft_clamp}) {
+    CAPTURE(int(kind), bound);
+    AffineCoupling<T> layer(mask, small_options<T>(5, {kind, bound}));
+    std::ranges::copy(unguarded.parameters(), layer.parameters().begin());
+    // points at which the checker sees raw log-scales on both sides of the bound
+    Matrix<T> points;
+    auto both_sides = [&] {
+      layer.conditioner().forward(points(layer.partition().conditioning(), Eigen::all), raw);
+      const auto magnitude = raw.bottomRows(2).array().abs();
+      return (magnitude > bound).any() && (magnitude < bound).any();
+    };
+    for (int attempt = 0; attempt < 100 && (points.size() == 0 || !both_sides()); ++attempt)
+      points = points_away_from_kinks(layer, 6, rng);
+    REQUIRE(both_sides());
+    worst.add(test::require_conformance(layer, points, rng));
+    // |s_i| ≤ c under both clamps, so |log det| ≤ |B| c
+    if (kind != LogScaleGuardKind::none) {
+      const Matrix<T> z = test::random_batch<T>(5, 50, rng, 3.0);
+      CHECK(forward_log_det(layer, z).cwiseAbs().maxCoeff() <= 2 * bound);
+      CHECK(inverse_log_det(layer, z).cwiseAbs().maxCoeff() <= 2 * bound);
+    }
+  }
+  worst.print("Coupling with guards", sizeof(T) == 4);
+}
+
+TEMPLATE_TEST_CASE("Identity-initialised couplings are exactly the identity", "[bijectors][coupling]", float,
+                   double) {
+  Rng rng(23);
+  for (const auto& mask : masks) {
+    CAPTURE(mask);
+    for (const auto kind :
+         {LogScaleGuardKind::none, LogScaleGuardKind::clamp, LogScaleGuardKind::soft_clamp}) {
+      auto options = small_options<TestType>(7, {kind, TestType(2)});
+      options.identity_init = true;
+      AffineCoupling<TestType> affine(mask, options);
+      require_identity<TestType>(affine, rng);
+      AdditiveCoupling<TestType> additive(mask, options);
+      require_identity<TestType>(additive, rng);
+      // the hidden layers are still random, so the parameter gradients are not trivial
+      test::require_conformance(affine, points_away_from_kinks(affine, 3, rng), rng);
+      test::require_conformance(additive, points_away_from_kinks(additive, 3, rng), rng);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("A chain of alternating couplings and an Affine conforms", "[bijectors][coupling]", float,
+                   double) {
+  Rng rng(29);
+  auto options = [](std::uint64_t seed) {
+    auto o = small_options<TestType>(seed);
+    o.hidden = {5};  // smaller still: the kink screen reruns the whole chain for every parameter
+    return o;
+  };
+  Chain chain(AffineCoupling<TestType>({1, 0, 1}, options(1)),
+              AffineCoupling<TestType>({0, 1, 0}, options(2)), Affine<TestType>(3),
+              AdditiveCoupling<TestType>(3, 1, options(3)), AdditiveCoupling<TestType>(3, 2, options(4)));
+  STATIC_REQUIRE(check_bijector<decltype(chain)>());
+  const Index first = chain.template part<0>().num_parameters();
+  CHECK(chain.template part<1>().parameters().data() == chain.parameters().data() + first);
+  test::randomise_parameters(chain, rng, 0.4);
+  MaxErrors worst;
+  conform(chain, rng, worst);
+
+  auto copy = chain;  // deep, with the same layout
+  CHECK(copy.parameters().data() != chain.parameters().data());
+  CHECK(copy.template part<1>().parameters().data() == copy.parameters().data() + first);
+  const Matrix<TestType> z = test::random_batch<TestType>(3, 4, rng);
+  CHECK(forward(copy, z) == forward(chain, z));
+  copy.parameters()[0] += TestType(1);
+  CHECK(copy.parameters()[0] != chain.parameters()[0]);
+  conform(copy, rng, worst);
+  worst.print("Chain of couplings", sizeof(TestType) == 4);
+}
+
+TEST_CASE("Couplings match their closed forms", "[bijectors][coupling]") {
+  Matrix<double> u(3, 2);
+  u << 1.0, -2.0,  //
+      4.0, 0.5,    //
+      -1.0, 3.0;
+  auto zero_with_last_bias = [](auto& layer, std::vector<double> bias) {
+    for (auto& p : layer.parameters()) p = 0.0;
+    auto& net = layer.conditioner();
+    for (std::size_t i = 0; i < bias.size(); ++i) net.bias(net.layers() - 1)(Index(i)) = bias[i];
+  };
+
+  SECTION("zero weights: a fixed affine map of the transformed rows") {
+    // only row 1 is transformed; t = 0.5, a = log 2
+    for (const auto kind : {LogScaleGuardKind::none, LogScaleGuardKind::soft_clamp}) {
+      AffineCoupling<double> layer({1, 0, 1}, {{4}, {kind, 5.0}, false, 0});
+      zero_with_last_bias(layer, {0.5, std::log(2.0)});
+      const double s = kind == LogScaleGuardKind::none ? std::log(2.0) : 5.0 * std::tanh(std::log(2.0) / 5.0);
+      const auto [x, ld] = forward_and_log_det(layer, u);
+      for (Index j = 0; j < 2; ++j) {
+        CHECK(x(0, j) == u(0, j));
+        CHECK(x(1, j) == Approx(u(1, j) * std::exp(s) + 0.5));
+        CHECK(x(2, j) == u(2, j));
+        CHECK(ld(j) == Approx(s));
+      }
+      const auto [back, ld_inverse] = inverse_and_log_det(layer, u);
+      CHECK(back(1, 0) == Approx((u(1, 0) - 0.5) * std::exp(-s)));
+      CHECK(ld_inverse(1) == Approx(-s));
+    }
+    AdditiveCoupling<double> nice(3, 2, {{4}, {}, false, 0});  // rows 0, 1 condition; row 2 shifts
+    zero_with_last_bias(nice, {-1.5});
+    const Matrix<double> x = forward(nice, u);
+    CHECK(x.topRows(2) == u.topRows(2));
+    CHECK(x(2, 0) == Approx(u(2, 0) - 1.5));
+    CHECK(x(2, 1) == Approx(u(2, 1) - 1.5));
+  }
+
+  SECTION("linear conditioner: values and reverse-mode derivatives") {
+    // dim 2, split 1: t = w_t u0 + b_t, s = w_a u0 + b_a, x1 = u1 e^s + t
+    AffineCoupling<double> layer(2, 1, {{}, {LogScaleGuardKind::none, 5.0}, false, 0});
+    const double w_t = 0.3, w_a = -0.4, b_t = 1.2, b_a = 0.25;
+    auto& net = layer.conditioner();
+    net.weight(0) << w_t, w_a;
+    net.bias(0) << b_t, b_a;
+    const double u0 = 0.8, u1 = -1.5;
+    Matrix<double> point(2, 1);
+    point << u0, u1;
+    const double s = w_a * u0 + b_a, x1 = u1 * std::exp(s) + w_t * u0 + b_t;
+    const auto [x, ld] = forward_and_log_det(layer, point);
+    CHECK(x(0, 0) == u0);
+    CHECK(x(1, 0) == Approx(x1));
+    CHECK(ld(0) == Approx(s));
+
+    // L = x1 + 2 log|det|
+    zero_gradients(layer);
+    Matrix<double> grad_x(2, 1);
+    grad_x << 0.0, 1.0;
+    const Matrix<double> grad_u = backward(layer, grad_x, RowVector<double>::Constant(1, 2.0));
+    CHECK(grad_u(0, 0) == Approx(u1 * std::exp(s) * w_a + w_t + 2.0 * w_a));
+    CHECK(grad_u(1, 0) == Approx(std::exp(s)));
+    const double grad_a = u1 * std::exp(s) + 2.0;
+    auto g = layer.gradients();  // [w_t, w_a, b_t, b_a]
+    CHECK(g[0] == Approx(u0));
+    CHECK(g[1] == Approx(grad_a * u0));
+    CHECK(g[2] == Approx(1.0));
+    CHECK(g[3] == Approx(grad_a));
+
+    // inverse: u1 = (x1 − t) e^{−s}, log|det| = −s
+    const auto [back, ld_inverse] = inverse_and_log_det(layer, x);
+    CHECK(back(0, 0) == u0);
+    CHECK(back(1, 0) == Approx(u1));
+    CHECK(ld_inverse(0) == Approx(-s));
+  }
+}
+
+TEMPLATE_TEST_CASE("Additive coupling has log-det exactly zero", "[bijectors][coupling]", float, double) {
+  Rng rng(31);
+  for (const auto& mask : masks) {
+    AdditiveCoupling<TestType> layer(mask, small_options<TestType>(9));
+    test::randomise_parameters(layer, rng, 1.0);
+    const Matrix<TestType> z = test::random_batch<TestType>(layer.dim(), 6, rng, 2.0);
+    CHECK((forward_log_det(layer, z).array() == TestType(0)).all());
+    CHECK((inverse_log_det(layer, z).array() == TestType(0)).all());
+    CHECK(forward(layer, z) != z);  // yet it does move the transformed rows
+  }
+}
+
+TEST_CASE("Coupling backward adds into the parameter gradients", "[bijectors][coupling]") {
+  Rng rng(37);
+  AffineCoupling<double> layer({0, 1, 1}, small_options<double>(3));
+  const Matrix<double> z = test::random_batch<double>(3, 4, rng);
+  const Matrix<double> w = test::random_batch<double>(3, 4, rng);
+  const RowVector<double> v = test::random_batch<double>(1, 4, rng);
+  for (const bool fwd : {true, false}) {
+    zero_gradients(layer);
+    (void)(fwd ? forward_and_log_det(layer, z) : inverse_and_log_det(layer, z));
+    const Matrix<double> once = backward(layer, w, v);
+    const Vector<double> g1 =
+        Eigen::Map<const Vector<double>>(layer.gradients().data(), layer.num_parameters());
+    CHECK(backward(layer, w, v) == once);  // same pass, same input gradient
+    const Vector<double> g2 =
+        Eigen::Map<const Vector<double>>(layer.gradients().data(), layer.num_parameters());
+    CHECK((g2 - 2.0 * g1).cwiseAbs().maxCoeff() <= 1e-12 * std::max(1.0, g1.cwiseAbs().maxCoeff()));
+    CHECK(g1.cwiseAbs().maxCoeff() > 0.0);
+  }
+}
+
+TEST_CASE("Couplings reject bad partitions and options", "[bijectors][coupling][errors]") {
+  using AffineLayer = AffineCoupling<double>;
+  using AdditiveLayer = AdditiveCoupling<double>;
+  // split outside [1, D − 1]
+  CHECK_THROWS_WITH(AffineLayer(5, 0), Catch::Contains("AffineCoupling") && Catch::Contains("[1, 4]") &&
+                                           Catch::Contains("got 0"));
+  CHECK_THROWS_WITH(AffineLayer(5, 5), Catch::Contains("AffineCoupling") && Catch::Contains("got 5"));
+  CHECK_THROWS_WITH(AdditiveLayer(3, -1), Catch::Contains("AdditiveCoupling") && Catch::Contains("got -1"));
+  CHECK_THROWS_WITH(AdditiveLayer(3, 7), Catch::Contains("AdditiveCoupling") && Catch::Contains("got 7"));
+  // D = 1 (and less) has no partition
+  CHECK_THROWS_WITH(AffineLayer(1, 1), Catch::Contains("AffineCoupling") && Catch::Contains("dim 1") &&
+                                           Catch::Contains("no valid partition"));
+  CHECK_THROWS_WITH(AdditiveLayer(0, 0), Catch::Contains("AdditiveCoupling") && Catch::Contains("dim 0"));
+  CHECK_THROWS_WITH(AffineLayer(std::vector<int>{1}), Catch::Contains("AffineCoupling") &&
+                                                          Catch::Contains("dim 1") &&
+                                                          Catch::Contains("no valid partition"));
+  CHECK_THROWS_WITH(AdditiveLayer(std::vector<int>{0}),
+                    Catch::Contains("AdditiveCoupling") && Catch::Contains("dim 1"));
+  CHECK_THROWS_WITH(AffineLayer(std::vector<int>{}),
+                    Catch::Contains("AffineCoupling") && Catch::Contains("dim 0"));
+  // entries other than 0 and 1
+  CHECK_THROWS_WITH(AffineLayer({1, 2, 0}), Catch::Contains("AffineCoupling") &&
+                                                Catch::Contains("[1, 2, 0]") &&
+                                                Catch::Contains("entry 2 at index 1"));
+  CHECK_THROWS_WITH(AdditiveLayer({0, 1, -1}),
+                    Catch::Contains("AdditiveCoupling") && Catch::Contains("entry -1 at index 2"));
+  // a mask needs at least one of each kind
+  CHECK_THROWS_WITH(AffineLayer({1, 1, 1}), Catch::Contains("AffineCoupling") &&
+                                                Catch::Contains("[1, 1, 1]") &&
+                                                Catch::Contains("no 0 entry"));
+  CHECK_THROWS_WITH(AdditiveLayer({0, 0}), Catch::Contains("AdditiveCoupling") && Catch::Contains("[0, 0]") &&
+                                               Catch::Contains("no 1 entry"));
+  // conditioner options
+  CHECK_THROWS_WITH(AffineLayer(3, 1, {{8, 0}, {}, false, 0}), Catch::Contains("AffineCoupling") &&
+                                                                   Catch::Contains("hidden layer size") &&
+                                                                   Catch::Contains("got 0"));
+  CHECK_THROWS_WITH(AffineLayer(3, 1, {{8}, {LogScaleGuardKind::soft_clamp, -1.0}, false, 0}),
+                    Catch::Contains("AffineCoupling") && Catch::Contains("bound") && Catch::Contains("-1"));
+  CHECK_NOTHROW(
+      AdditiveLayer(3, 1, {{8}, {LogScaleGuardKind::soft_clamp, -1.0}, false, 0}));  // no scale, no guard
+}
+
+TEST_CASE("Couplings reject bad batches and backward calls", "[bijectors][coupling][errors]") {
+  AffineCoupling<double> affine(3, 1, small_options<double>(1));
+  CHECK_THROWS_WITH(forward(affine, Matrix<double>::Zero(2, 4)),
+                    Catch::Contains("AffineCoupling::forward_and_log_det") && Catch::Contains("3 rows") &&
+                        Catch::Contains("2x4"));
+  CHECK_THROWS_WITH(inverse(affine, Matrix<double>::Zero(3, 0)),
+                    Catch::Contains("AffineCoupling::inverse_and_log_det") && Catch::Contains("empty batch"));
+  CHECK_THROWS_WITH(
+      backward(affine, Matrix<double>::Zero(3, 1), RowVector<double>::Zero(1)),
+      Catch::Contains("AffineCoupling::backward") && Catch::Contains("no forward or inverse pass"));
+  CHECK_THROWS_AS(backward(affine, Matrix<double>::Zero(3, 1), RowVector<double>::Zero(1)), std::logic_error);
+  (void)forward(affine, Matrix<double>::Zero(3, 4));
+  CHECK_THROWS_WITH(
+      backward(affine, Matrix<double>::Zero(3, 2), RowVector<double>::Zero(2)),
+      Catch::Contains("AffineCoupling::backward") && Catch::Contains("3x4") && Catch::Contains("3x2"));
+  CHECK_THROWS_WITH(backward(affine, Matrix<double>::Zero(3, 4), RowVector<double>::Zero(3)),
+                    Catch::Contains("AffineCoupling::backward") && Catch::Contains("1x4"));
+
+  AdditiveCoupling<double> additive({1, 0, 1, 0}, small_options<double>(1));
+  CHECK_THROWS_WITH(inverse(additive, Matrix<double>::Zero(5, 2)),
+                    Catch::Contains("AdditiveCoupling::inverse_and_log_det") && Catch::Contains("4 rows"));
+  CHECK_THROWS_AS(backward(additive, Matrix<double>::Zero(4, 1), RowVector<double>::Zero(1)),
+                  std::logic_error);
+}
