@@ -68,7 +68,8 @@ std::vector<double> distill(Flow& student, Flow& teacher, const Options& o) {
     student.sample_and_log_prob(o.batch, rng, x, log_q);
     teacher.log_prob(x, log_p);
     const double loss = (log_q - log_p).mean();
-    if (!std::isfinite(loss)) throw std::runtime_error("distill: non-finite loss at step " + std::to_string(step));
+    if (!std::isfinite(loss))
+      throw std::runtime_error("distill: non-finite loss at step " + std::to_string(step));
     // L = mean(log q − log p):  ∂L/∂x = −(1/N) ∂log p/∂x (the teacher's density),
     // ∂L/∂log q = 1/N (the student's own density of its samples)
     teacher.backward_log_prob(minus_one_over_n, grad_x);
@@ -77,7 +78,8 @@ std::vector<double> distill(Flow& student, Flow& teacher, const Options& o) {
     optimizer.step(student.parameters(), student.gradients());
     losses.push_back(loss);
     if (!o.quiet && step % 250 == 0)
-      std::fprintf(stderr, "distill step %ld/%ld  KL estimate %.4f\n", long(step), long(o.student_steps), loss);
+      std::fprintf(stderr, "distill step %ld/%ld  KL estimate %.4f\n", long(step), long(o.student_steps),
+                   loss);
   }
   return losses;
 }
@@ -102,7 +104,8 @@ int run(const Options& o) {
   Flow student = make(knead::FlowKind::iaf, o, o.seed + 17);
   const auto start = std::chrono::steady_clock::now();
   const std::vector<double> kl = distill(student, teacher, o);
-  const double distill_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double distill_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   knead::Trainer<Flow> evaluator(student, {.progress = nullptr});
   const double teacher_nll = trainer.evaluate(data.test);
@@ -112,11 +115,12 @@ int run(const Options& o) {
 
   knead::Rng rng(o.seed + 99);
   const plot::Limits view = example::view_of(data.train);
-  example::scatter_png(o.out + "/data.png", data.train, view, "training data (standardised)", plot::colors::series[0]);
-  example::scatter_png(o.out + "/teacher_samples.png", teacher.sample(20000, rng), view, "MAF teacher samples",
-                       plot::colors::series[1]);
-  example::scatter_png(o.out + "/student_samples.png", student.sample(20000, rng), view, "IAF student samples",
-                       plot::colors::series[2]);
+  example::scatter_png(o.out + "/data.png", data.train, view, "training data (standardised)",
+                       plot::colors::series[0]);
+  example::scatter_png(o.out + "/teacher_samples.png", teacher.sample(20000, rng), view,
+                       "MAF teacher samples", plot::colors::series[1]);
+  example::scatter_png(o.out + "/student_samples.png", student.sample(20000, rng), view,
+                       "IAF student samples", plot::colors::series[2]);
   example::density_png(o.out + "/student_density.png", student, view, "IAF student log density");
   example::taffy_png(o.out + "/student_taffy.png", student, 4000, o.seed + 5);
   example::loss_png(o.out + "/distill_loss.png", kl, {}, "reverse KL(student || teacher), estimate per step");
@@ -128,20 +132,31 @@ int run(const Options& o) {
       {"batch", o.batch},
       {"lr", o.lr},
       {"seed", o.seed},
-      {"teacher", {{"flow", "maf"}, {"steps", history.steps}, {"train_seconds", history.seconds},
-                   {"test_nll", teacher_nll}, {"samples_per_second", teacher_sps}, {"densities_per_second", teacher_dps}}},
-      {"student", {{"flow", "iaf"}, {"steps", o.student_steps}, {"train_seconds", distill_seconds},
-                   {"final_kl_estimate", kl.empty() ? 0.0 : kl.back()}, {"test_nll", student_nll},
-                   {"samples_per_second", student_sps}, {"densities_per_second", student_dps}}},
+      {"teacher",
+       {{"flow", "maf"},
+        {"steps", history.steps},
+        {"train_seconds", history.seconds},
+        {"test_nll", teacher_nll},
+        {"samples_per_second", teacher_sps},
+        {"densities_per_second", teacher_dps}}},
+      {"student",
+       {{"flow", "iaf"},
+        {"steps", o.student_steps},
+        {"train_seconds", distill_seconds},
+        {"final_kl_estimate", kl.empty() ? 0.0 : kl.back()},
+        {"test_nll", student_nll},
+        {"samples_per_second", student_sps},
+        {"densities_per_second", student_dps}}},
       {"nll_coordinates", "standardised with the training split's mean and standard deviation"},
       {"test_set", data.test_description},
       {"student_minus_teacher_nll", student_nll - teacher_nll},
       {"sampling_speedup", student_sps / teacher_sps}};
   example::write_json(o.out + "/summary.json", summary);
-  std::printf("teacher MAF test NLL %.4f, student IAF test NLL %.4f (difference %.4f); sampling %.0f vs %.0f per s "
-              "(student %.1fx faster) -> %s/\n",
-              teacher_nll, student_nll, student_nll - teacher_nll, teacher_sps, student_sps, student_sps / teacher_sps,
-              o.out.c_str());
+  std::printf(
+      "teacher MAF test NLL %.4f, student IAF test NLL %.4f (difference %.4f); sampling %.0f vs %.0f per s "
+      "(student %.1fx faster) -> %s/\n",
+      teacher_nll, student_nll, student_nll - teacher_nll, teacher_sps, student_sps,
+      student_sps / teacher_sps, o.out.c_str());
   return 0;
 }
 

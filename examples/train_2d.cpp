@@ -38,6 +38,8 @@ struct Options {
   Index train_size = 20000;
   double noise = 0.05;
   Index patience = 0;
+  double guard_bound = 5.0;
+  double weight_decay = 0.0;
   bool quiet = false;
   std::string out = "out";
 };
@@ -53,6 +55,10 @@ int run(const Options& o) {
   spec.hidden = o.hidden;
   spec.batch_norm = o.batch_norm;
   spec.seed = o.seed;
+  if (o.guard_bound > 0)
+    spec.guard.bound = o.guard_bound;
+  else
+    spec.guard.kind = knead::LogScaleGuardKind::none;
   Flow flow(knead::StandardNormal<double>(2), knead::make_flow(spec));
 
   knead::TrainerOptions options;
@@ -65,6 +71,7 @@ int run(const Options& o) {
   options.progress = o.quiet ? nullptr : &std::cerr;
   knead::AdamOptions adam;
   adam.lr = knead::LrSchedule::cosine(o.lr, std::max<Index>(o.steps, 1), 0, o.lr * 0.02);
+  adam.weight_decay = o.weight_decay;
   knead::Trainer trainer(flow, knead::Adam<double>(flow.num_parameters(), adam), options);
   knead::TrainingHistory history;
   if (o.steps > 0) history = trainer.fit(data.train, data.validation);
@@ -142,6 +149,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(Index(10), Index(100000000)));
   app.add_option("--noise", o.noise, "noise of the two moons")->check(CLI::NonNegativeNumber);
   app.add_option("--patience", o.patience, "early stopping after this many validations without improvement");
+  app.add_option("--guard-bound", o.guard_bound,
+                 "bound c of the soft clamp c·tanh(a/c) of log-scales (0: none)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--weight-decay", o.weight_decay, "Adam's decoupled weight decay")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--quiet", o.quiet, "no progress line");
   app.add_option("--out", o.out, "output directory");
   CLI11_PARSE(app, argc, argv);
