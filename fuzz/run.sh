@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds the safetensors reader's fuzzer with clang (libFuzzer + AddressSanitizer + UBSan), writes the
+# seed corpus, and fuzzes for a bounded time. Exits non-zero on any finding (crash, sanitizer report,
+# uncaught exception, timeout, out-of-memory); the offending input is saved in the output folder.
+# Usage: fuzz/run.sh [seconds, default 60]      Output folder: $KNEAD_FUZZ_DIR or build-fuzz/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+out=${KNEAD_FUZZ_DIR:-build-fuzz}
+source scripts/deps.sh
+knead_install_deps clang libclang-rt-14-dev
+cxx=${KNEAD_FUZZ_CXX:-clang++}
+
+# Eigen and nlohmann-json as system headers, so -Werror covers only knead's own code.
+read -r -a eigen <<<"$(pkg-config --cflags eigen3 | sed 's/-I/-isystem /g')"
+flags=(-std=c++20 -g -O1 -Iinclude "${eigen[@]}" -Wall -Wextra -Wpedantic -Werror)
+mkdir -p "$out/corpus"
+rm -rf "$out/seeds"
+
+"$cxx" "${flags[@]}" fuzz/make_corpus.cpp -o "$out/make_corpus"
+"$out/make_corpus" "$out/seeds"
+"$cxx" "${flags[@]}" -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+  fuzz/safetensors_fuzzer.cpp -o "$out/safetensors_fuzzer"
+
+# -timeout: an input taking over 10 s counts as a hang; -rss_limit_mb also caps single allocations,
+# so a size taken from the file without checking is reported as a finding.
+"$out/safetensors_fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+  -dict=fuzz/safetensors.dict -artifact_prefix="$out/" -print_final_stats=1 "$out/corpus" "$out/seeds"
