@@ -29,7 +29,7 @@ using Flow = knead::TransformedDistribution<knead::StandardNormal<double>, knead
 struct Options {
   std::string dataset = "moons";
   Index layers = 4;
-  std::vector<Index> hidden = {64, 64};
+  std::vector<Index> hidden = {128, 128};
   Index teacher_steps = 5000;
   Index student_steps = 3000;
   Index batch = 512;

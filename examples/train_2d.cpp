@@ -29,7 +29,7 @@ struct Options {
   std::string dataset = "moons";
   std::string flow = "maf";
   Index layers = 4;
-  std::vector<Index> hidden = {64, 64};
+  std::vector<Index> hidden = {128, 128};
   bool batch_norm = false;
   Index steps = 5000;
   Index batch = 512;
