@@ -32,6 +32,7 @@ struct Options {
   std::vector<Index> hidden = {128, 128};
   Index teacher_steps = 5000;
   Index student_steps = 3000;
+  Index warmup_steps = 500;
   Index batch = 512;
   double lr = 1e-3;
   std::uint64_t seed = 0;
@@ -49,6 +50,24 @@ Flow make(knead::FlowKind kind, const Options& o, std::uint64_t seed) {
   spec.hidden = o.hidden;
   spec.seed = seed;
   return Flow(knead::StandardNormal<double>(2), knead::make_flow(spec));
+}
+
+/// Forward-KL warm-up: maximum likelihood of the student on the teacher's samples. The reverse
+/// KL is mode-seeking, so a student that starts far from the teacher can settle on one mode; a
+/// short warm-up puts it near all of them first.
+void warm_up(Flow& student, const Flow& teacher, const Options& o) {
+  knead::Adam<double> optimizer(student.num_parameters(), knead::AdamOptions{.lr = o.lr});
+  knead::Rng rng(o.seed + 57);
+  example::Matrix x;
+  for (Index step = 1; step <= o.warmup_steps; ++step) {
+    teacher.sample(o.batch, rng, x);
+    student.zero_gradients();
+    const double nll = student.mean_nll_and_backward(x);
+    if (!std::isfinite(nll))
+      throw std::runtime_error("warm_up: non-finite loss at step " + std::to_string(step));
+    knead::clip_gradient_norm(student.gradients(), 100.0);
+    optimizer.step(student.parameters(), student.gradients());
+  }
 }
 
 /// Minimises the reverse KL from the student to the teacher; returns the loss of every step.
@@ -103,6 +122,7 @@ int run(const Options& o) {
 
   Flow student = make(knead::FlowKind::iaf, o, o.seed + 17);
   const auto start = std::chrono::steady_clock::now();
+  warm_up(student, teacher, o);
   const std::vector<double> kl = distill(student, teacher, o);
   const double distill_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -171,6 +191,9 @@ int main(int argc, char** argv) {
   app.add_option("--teacher-steps", o.teacher_steps, "maximum-likelihood steps of the MAF teacher")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--student-steps", o.student_steps, "reverse-KL steps of the IAF student")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--warmup-steps", o.warmup_steps,
+                 "maximum-likelihood steps of the student on teacher samples before the reverse KL (0: none)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--batch", o.batch, "batch size (data for the teacher, samples for the student)")
       ->check(CLI::PositiveNumber);
