@@ -128,3 +128,65 @@ TEST_CASE("The sampler and the split reject bad arguments", "[train][minibatch][
   CHECK_THROWS_WITH(split_validation<double>(indexed(1), 0.5, rng),
                     Catch::Contains("split_validation") && Catch::Contains("none for training"));
 }
+
+TEST_CASE("A restored sampler state continues the exact sequence of batches",
+          "[train][minibatch][checkpoint]") {
+  // 23 samples in batches of 5: 4 batches per epoch; stop mid-epoch, at an epoch's end, and at the start
+  for (const int taken : {0, 3, 4, 9}) {
+    CAPTURE(taken);
+    MinibatchSampler original(23, 5, 31);
+    for (int k = 0; k < taken; ++k) (void)original.next_indices();
+    const MinibatchSamplerState state = original.state();
+    CHECK(state.batch_size == 5);
+    CHECK(state.epoch == original.epoch());
+    MinibatchSampler restored(23, 5, 999);  // another seed: everything must come from the state
+    restored.set_state(state);
+    CHECK(restored.epoch() == original.epoch());
+    for (int k = 0; k < 15; ++k) {
+      const std::span<const Index> a = original.next_indices();
+      const std::span<const Index> b = restored.next_indices();
+      CHECK(std::vector<Index>(a.begin(), a.end()) == std::vector<Index>(b.begin(), b.end()));
+    }
+    CHECK(restored.epoch() == original.epoch());
+  }
+}
+
+TEST_CASE("A sampler state from another sampler or a corrupt one is rejected", "[train][minibatch][errors]") {
+  MinibatchSampler source(10, 4, 1);
+  (void)source.next_indices();
+  const MinibatchSamplerState good = source.state();
+  MinibatchSampler target(10, 4, 2);
+  const std::vector<Index> first_of_target = [] {
+    MinibatchSampler copy(10, 4, 2);
+    const auto b = copy.next_indices();
+    return std::vector<Index>(b.begin(), b.end());
+  }();
+  const auto rejects = [&](MinibatchSampler& s, MinibatchSamplerState state, const std::string& text) {
+    CHECK_THROWS_WITH(s.set_state(state),
+                      Catch::Contains("MinibatchSampler::set_state") && Catch::Contains(text));
+  };
+  MinibatchSampler other_size(12, 4, 1), other_batch(10, 3, 1);
+  rejects(other_size, good, "the state is for 10 samples, this sampler has 12");
+  rejects(other_batch, good, "batches of 4 samples, this sampler draws 3");
+  MinibatchSamplerState s = good;
+  s.next = 11;
+  rejects(target, s, "position 11 is outside [0, 10]");
+  s = good;
+  s.epoch = -1;
+  rejects(target, s, "epoch must be non-negative, got -1");
+  s = good;
+  s.order[3] = s.order[4];
+  rejects(target, s, "not a permutation of 0..9: entry 4");
+  s = good;
+  s.order[0] = 10;
+  rejects(target, s, "entry 0 is 10");
+  s = good;
+  s.engine = "1 2 3";
+  rejects(target, s, "not the text form of a std::mt19937_64");
+  s = good;
+  s.engine += " 17";
+  rejects(target, s, "not the text form");
+  // nothing was changed by the failed calls
+  const auto b = target.next_indices();
+  CHECK(std::vector<Index>(b.begin(), b.end()) == first_of_target);
+}

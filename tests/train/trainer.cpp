@@ -480,6 +480,12 @@ TEST_CASE("The trainer rejects bad options and a mismatched optimizer", "[train]
   CHECK_THROWS_WITH(make({.progress_every = 0}), Catch::Contains("progress_every"));
   CHECK_THROWS_WITH(make({.validation_batch_size = -2}),
                     Catch::Contains("validation_batch_size") && Catch::Contains("-2"));
+  CHECK_THROWS_WITH(make({.checkpoint_every = -1}), Catch::Contains("Trainer") &&
+                                                        Catch::Contains("checkpoint_every") &&
+                                                        Catch::Contains("-1"));
+  CHECK_THROWS_WITH(make({.checkpoint_every = 10}), Catch::Contains("Trainer") &&
+                                                        Catch::Contains("checkpoint_every is 10") &&
+                                                        Catch::Contains("checkpoint_path is empty"));
   CHECK_THROWS_WITH(Trainer(flow, Adam<double>(7)), Catch::Contains("Trainer") &&
                                                         Catch::Contains("made for 7 parameters") &&
                                                         Catch::Contains("model has 4"));

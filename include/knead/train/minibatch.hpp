@@ -10,8 +10,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <locale>
 #include <numeric>
 #include <span>
+#include <sstream>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -87,6 +90,16 @@ DataSplit<T> split_validation(MatrixCRef<T> data, double fraction, Rng& rng) {
   return split;
 }
 
+/// Everything that decides the batches a MinibatchSampler draws next, for checkpoints: restoring it
+/// into a sampler of the same size continues the exact sequence of batches.
+struct MinibatchSamplerState {
+  std::string engine;        ///< the std::mt19937_64 state in its standard text form
+  std::vector<Index> order;  ///< the current epoch's permutation of the columns
+  Index next = 0;            ///< position in `order` of the next batch's first column
+  Index epoch = 0;           ///< epochs started so far
+  Index batch_size = 0;      ///< the effective batch size (for checking)
+};
+
 /// Draws minibatches of `batch_size` columns without replacement: each epoch is a fresh random
 /// permutation of the N columns, cut into ⌊N / batch_size⌋ batches (the remainder of an epoch is
 /// skipped, so every step sees a batch of the same size; with reshuffling no sample is left out
@@ -126,6 +139,50 @@ class MinibatchSampler {
       detail::fail("MinibatchSampler::next", "expected data with ", order_.size(), " columns, got ",
                    data.cols());
     detail::gather_columns<T>(data, next_indices(), batch);
+  }
+
+  [[nodiscard]] Index num_samples() const { return Index(order_.size()); }
+
+  /// The state that decides every later batch (engine, permutation, position, epoch).
+  [[nodiscard]] MinibatchSamplerState state() const {
+    std::ostringstream engine;
+    engine.imbue(std::locale::classic());  // no digit grouping in the engine's numbers
+    engine << rng_;
+    return {engine.str(), order_, Index(next_), epoch_, batch_size_};
+  }
+
+  /// Restores a state taken with state() from a sampler of the same number of samples and batch
+  /// size. Checks everything before changing anything. @throws std::invalid_argument naming the
+  /// mismatch or the bad value.
+  void set_state(const MinibatchSamplerState& s) {
+    constexpr std::string_view function = "MinibatchSampler::set_state";
+    if (s.batch_size != batch_size_)
+      detail::fail(function, "the state is for batches of ", s.batch_size, " samples, this sampler draws ",
+                   batch_size_);
+    if (s.order.size() != order_.size())
+      detail::fail(function, "the state is for ", s.order.size(), " samples, this sampler has ",
+                   order_.size());
+    if (s.next < 0 || s.next > Index(order_.size()))
+      detail::fail(function, "position ", s.next, " is outside [0, ", order_.size(), "]");
+    if (s.epoch < 0) detail::fail(function, "epoch must be non-negative, got ", s.epoch);
+    std::vector<bool> seen(order_.size(), false);
+    for (std::size_t k = 0; k < s.order.size(); ++k) {
+      const Index j = s.order[k];
+      if (j < 0 || j >= Index(order_.size()) || seen[std::size_t(j)])
+        detail::fail(function, "the order is not a permutation of 0..", order_.size() - 1, ": entry ", k,
+                     " is ", j);
+      seen[std::size_t(j)] = true;
+    }
+    std::istringstream text(s.engine);
+    text.imbue(std::locale::classic());
+    Rng engine;
+    text >> engine;
+    if (text.fail() || !(text >> std::ws).eof())
+      detail::fail(function, "the engine state is not the text form of a std::mt19937_64");
+    rng_ = engine;
+    order_ = s.order;
+    next_ = std::size_t(s.next);
+    epoch_ = s.epoch;
   }
 
  private:

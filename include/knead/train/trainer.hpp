@@ -2,11 +2,13 @@
 /// @file
 /// Maximum-likelihood training of a flow: shuffled minibatches, an optimizer with its schedule,
 /// optional gradient clipping, validation with early stopping that restores the best parameters,
-/// a progress line on stderr, and a per-step callback.
+/// a progress line on stderr, a per-step callback, and checkpoints every N steps from which a run
+/// resumes bit for bit (see knead/train/checkpoint.hpp).
 
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <limits>
@@ -23,6 +25,7 @@
 #include "knead/optim/adam.hpp"
 #include "knead/optim/clip.hpp"
 #include "knead/optim/optimizer.hpp"
+#include "knead/train/checkpoint.hpp"
 #include "knead/train/minibatch.hpp"
 
 namespace knead {
@@ -109,6 +112,12 @@ struct TrainerOptions {
   Index progress_every = 100;
   Index validation_batch_size = 4096;  ///< columns per log_prob call when validating
   std::function<StepAction(const StepInfo&)> on_step = nullptr;  ///< called after every step
+  /// Every checkpoint_every steps (0: never) the whole training state is saved to checkpoint_path,
+  /// replacing the previous checkpoint atomically, after the step's validation and before the
+  /// callback. Trainer::resume continues from such a file.
+  Index checkpoint_every = 0;
+  std::filesystem::path checkpoint_path{};
+  io::AtomicWriteOptions checkpoint_write{};  ///< passed to write_file_atomically (test seam)
 };
 
 /// Fits `model` by minimising the mean negative log-likelihood of the data (D×N, one sample per
@@ -144,6 +153,31 @@ class Trainer {
     return run(train, &validation);
   }
 
+  /// Continues the run saved in the checkpoint at `path` (by a Trainer with checkpoint_every set),
+  /// on the same data as fit(data) was given. The model, the optimizer type and its
+  /// hyper-parameters, the options (seed, batch size, validation) and the data must be those of the
+  /// run that wrote it; then the run ends exactly as an uninterrupted one would (single thread).
+  /// The returned history covers the whole run, from step 1. The parameter count, dimension,
+  /// optimizer, data sizes, batch size and seed are checked before anything is changed.
+  /// @throws FileError if the file cannot be read, FormatError (naming Trainer::resume, the path and
+  ///         the mismatch) if it is broken or belongs to another model, optimizer or data set.
+  TrainingHistory resume(const std::filesystem::path& path, MatrixCRef<T> data) {
+    detail::check_data<T>("Trainer::resume", "training data", data, model_.dim());
+    const TrainingCheckpoint<T> checkpoint = load_checkpoint<T>(path);
+    if (options_.validation_fraction == 0) return run(data, nullptr, &checkpoint, path);
+    Rng split_rng(options_.seed);
+    const DataSplit<T> split = split_validation<T>(data, options_.validation_fraction, split_rng);
+    const MatrixCRef<T> validation(split.validation);
+    return run(split.train, &validation, &checkpoint, path);
+  }
+  /// resume(path, data) for a run started with fit(train, validation).
+  TrainingHistory resume(const std::filesystem::path& path, MatrixCRef<T> train, MatrixCRef<T> validation) {
+    detail::check_data<T>("Trainer::resume", "training data", train, model_.dim());
+    detail::check_data<T>("Trainer::resume", "validation data", validation, model_.dim());
+    const TrainingCheckpoint<T> checkpoint = load_checkpoint<T>(path);
+    return run(train, &validation, &checkpoint, path);
+  }
+
   /// Mean NLL of `data` in evaluation mode (BatchNorm uses its running statistics), in chunks of
   /// validation_batch_size columns. The model's training mode is restored afterwards.
   double evaluate(MatrixCRef<T> data) {
@@ -174,11 +208,12 @@ class Trainer {
     bool previous_;
   };
 
-  TrainingHistory run(MatrixCRef<T> train, const MatrixCRef<T>* validation) {
+  TrainingHistory run(MatrixCRef<T> train, const MatrixCRef<T>* validation,
+                      const TrainingCheckpoint<T>* checkpoint = nullptr,
+                      const std::filesystem::path& from = {}) {
     using Clock = std::chrono::steady_clock;
     const auto start = Clock::now();
     check_parameter_count("Trainer::fit");
-    const ModeGuard training_mode(model_, true);
     // the batches draw from their own stream, independent of the split's
     MinibatchSampler sampler(train.cols(), options_.batch_size, options_.seed ^ 0x9E3779B97F4A7C15ULL);
     const auto n = std::size_t(optimizer_.num_parameters());
@@ -189,8 +224,30 @@ class Trainer {
     Index evaluations_without_improvement = 0;
     double progress_loss_sum = 0;
     Index progress_loss_count = 0;
+    double seconds_before = 0;
+    if (checkpoint != nullptr) {
+      restore(*checkpoint, from, train.cols(), validation ? validation->cols() : 0, sampler);
+      const TrainingCheckpoint<T>& c = *checkpoint;
+      h.train_loss = c.train_loss;
+      for (std::size_t i = 0; i < c.validation_step.size(); ++i)
+        h.validation.push_back({c.validation_step[i], c.validation_nll[i]});
+      h.steps = c.step;
+      h.best_step = c.best_step;
+      h.best_validation_nll = c.best_validation_nll;
+      if (c.best_step > 0) {
+        best_nll = *c.best_validation_nll;
+        best = c.best_parameters;
+      }
+      evaluations_without_improvement = c.evaluations_without_improvement;
+      seconds_before = c.seconds;
+    }
+    const ModeGuard training_mode(model_, true);
+    const auto elapsed = [&] { return seconds_before + seconds_since(start); };
+    const bool patience_ran_out =
+        options_.patience > 0 && evaluations_without_improvement >= options_.patience;
+    if (patience_ran_out) h.stop_reason = StopReason::early_stopping;  // the checkpointed run stopped there
 
-    for (Index step = 1; step <= options_.max_steps; ++step) {
+    for (Index step = h.steps + 1; step <= options_.max_steps && !patience_ran_out; ++step) {
       sampler.next<T>(train, batch);
       model_.zero_gradients();
       const double loss = static_cast<double>(model_.mean_nll_and_backward(batch));
@@ -237,9 +294,15 @@ class Trainer {
       info.best_validation_nll = h.best_validation_nll;
       info.best_step = h.best_step;
 
+      if (options_.checkpoint_every > 0 && step % options_.checkpoint_every == 0)
+        save_checkpoint(snapshot(h, best, evaluations_without_improvement, sampler, train.cols(),
+                                 validation ? validation->cols() : 0, elapsed()),
+                        options_.checkpoint_path, options_.checkpoint_write);
+
       const bool last = step == options_.max_steps;
       if (options_.progress != nullptr && (step % options_.progress_every == 0 || last)) {
-        print_progress(info, progress_loss_sum / double(progress_loss_count), h, seconds_since(start));
+        print_progress(info, progress_loss_sum / double(progress_loss_count), h,
+                       step - (checkpoint ? checkpoint->step : 0), seconds_since(start));
         progress_loss_sum = 0;
         progress_loss_count = 0;
       }
@@ -257,9 +320,80 @@ class Trainer {
       std::ranges::copy(best, model_.parameters().begin());
       h.restored_best = true;
     }
-    h.seconds = seconds_since(start);
+    h.seconds = elapsed();
     if (options_.progress != nullptr) print_summary(h);
     return h;
+  }
+
+  /// The state after the step just taken, as a checkpoint.
+  TrainingCheckpoint<T> snapshot(const TrainingHistory& h, const std::vector<T>& best,
+                                 Index without_improvement, const MinibatchSampler& sampler,
+                                 Index train_samples, Index validation_samples, double seconds) {
+    TrainingCheckpoint<T> c;
+    c.step = h.steps;
+    c.dim = model_.dim();
+    c.train_samples = train_samples;
+    c.validation_samples = validation_samples;
+    c.seed = options_.seed;
+    const std::span<T> params = model_.parameters();
+    c.parameters.assign(params.begin(), params.end());
+    c.optimizer = std::string(optimizer_name<Opt>);
+    const std::span<const T> state = optimizer_.state();
+    c.optimizer_state.assign(state.begin(), state.end());
+    c.optimizer_step_count = optimizer_.step_count();
+    c.sampler = sampler.state();
+    c.train_loss = h.train_loss;
+    for (const ValidationRecord& r : h.validation) {
+      c.validation_step.push_back(r.step);
+      c.validation_nll.push_back(r.nll);
+    }
+    c.best_step = h.best_step;
+    c.best_validation_nll = h.best_validation_nll;
+    if (h.best_step > 0) c.best_parameters = best;
+    c.evaluations_without_improvement = without_improvement;
+    c.seconds = seconds;
+    return c;
+  }
+
+  /// Checks that checkpoint `c` belongs to this model, optimizer, options and data, then restores
+  /// the optimizer, the sampler and the parameters. Nothing is changed unless every check passes.
+  void restore(const TrainingCheckpoint<T>& c, const std::filesystem::path& path, Index train_samples,
+               Index validation_samples, MinibatchSampler& sampler) {
+    const std::string where = io::detail::quoted(path);
+    const auto mismatch = [&](const auto&... parts) {
+      detail::fail<FormatError>("Trainer::resume", "checkpoint ", where, " ", parts...);
+    };
+    const std::span<T> params = model_.parameters();
+    if (c.parameters.size() != params.size())
+      mismatch("holds ", c.parameters.size(), " parameters but the model has ", params.size(),
+               " (a checkpoint of a different model?)");
+    if (c.dim != model_.dim()) mismatch("is for dimension ", c.dim, " but the model has dim ", model_.dim());
+    if (c.optimizer != optimizer_name<Opt>)
+      mismatch("was written with optimizer '", c.optimizer, "' but this trainer uses '", optimizer_name<Opt>,
+               "'");
+    if (c.optimizer_state.size() != optimizer_.state().size())
+      mismatch("holds an optimizer state of ", c.optimizer_state.size(), " values but the optimizer has ",
+               optimizer_.state().size());
+    if (c.train_samples != train_samples)
+      mismatch("was written for ", c.train_samples, " training samples, got ", train_samples);
+    if (c.validation_samples != validation_samples)
+      mismatch("was written for ", c.validation_samples, " validation samples, got ", validation_samples);
+    if (c.sampler.batch_size != sampler.batch_size())
+      mismatch("was written with batches of ", c.sampler.batch_size, " samples, the options give ",
+               sampler.batch_size());
+    if (c.seed != options_.seed)
+      mismatch("was written with seed ", c.seed, ", the options have ", options_.seed);
+    try {
+      sampler.set_state(c.sampler);
+    } catch (const std::invalid_argument& e) {
+      mismatch("has a bad sampler state: ", e.what());
+    }
+    try {
+      optimizer_.set_state(std::span<const T>(c.optimizer_state), c.optimizer_step_count);
+    } catch (const std::invalid_argument& e) {
+      mismatch("has a bad optimizer state: ", e.what());
+    }
+    std::ranges::copy(c.parameters, params.begin());
   }
 
   double mean_nll(MatrixCRef<T> data) {
@@ -295,6 +429,10 @@ class Trainer {
     detail::check_non_negative(function, "min_improvement", o.min_improvement);
     if (o.max_gradient_norm && (!std::isfinite(*o.max_gradient_norm) || *o.max_gradient_norm <= 0))
       detail::fail(function, "max_gradient_norm must be positive and finite, got ", *o.max_gradient_norm);
+    if (o.checkpoint_every < 0)
+      detail::fail(function, "checkpoint_every must be non-negative, got ", o.checkpoint_every);
+    if (o.checkpoint_every > 0 && o.checkpoint_path.empty())
+      detail::fail(function, "checkpoint_every is ", o.checkpoint_every, " but checkpoint_path is empty");
   }
 
   void check_parameter_count(std::string_view function) {
@@ -323,8 +461,9 @@ class Trainer {
   }
 
   // One line per report, written at once so that lines from several trainers do not interleave.
-  void print_progress(const StepInfo& info, double mean_train_loss, const TrainingHistory& h,
-                      double elapsed) const {
+  // The speed and ETA come from the steps and time of this call (a resumed run starts mid-way).
+  void print_progress(const StepInfo& info, double mean_train_loss, const TrainingHistory& h, Index steps_now,
+                      double seconds_now) const {
     std::ostringstream line;
     line.setf(std::ios::fixed);
     line.precision(4);
@@ -333,7 +472,7 @@ class Trainer {
       line << "  val NLL " << h.validation.back().nll;
       if (h.best_validation_nll) line << " (best " << *h.best_validation_nll << " @ " << h.best_step << ")";
     }
-    const double rate = elapsed > 0 ? double(info.step) / elapsed : 0.0;
+    const double rate = seconds_now > 0 ? double(steps_now) / seconds_now : 0.0;
     line.precision(1);
     line << "  " << rate << " steps/s";
     if (rate > 0) line << "  ETA " << duration(double(info.max_steps - info.step) / rate);
