@@ -16,6 +16,7 @@
 #include "knead/distributions/standard_normal.hpp"
 #include "knead/distributions/transformed_distribution.hpp"
 #include "knead/flows/builder.hpp"
+#include "knead/io/flow_io.hpp"
 #include "knead/optim/adam.hpp"
 #include "knead/train/trainer.hpp"
 
@@ -41,7 +42,10 @@ struct Options {
   double guard_bound = 5.0;
   double weight_decay = 0.0;
   bool quiet = false;
+  Index checkpoint_every = 0;
+  std::string resume;
   std::string out = "out";
+  std::string load;  // a flow saved by knead::save, used instead of a new one
 };
 
 int run(const Options& o) {
@@ -59,7 +63,7 @@ int run(const Options& o) {
     spec.guard.bound = o.guard_bound;
   else
     spec.guard.kind = knead::LogScaleGuardKind::none;
-  Flow flow(knead::StandardNormal<double>(2), knead::make_flow(spec));
+  Flow flow = o.load.empty() ? Flow(knead::StandardNormal<double>(2), knead::make_flow(spec)) : knead::load_as<Flow>(o.load);
 
   knead::TrainerOptions options;
   options.batch_size = o.batch;
@@ -69,13 +73,19 @@ int run(const Options& o) {
   options.patience = o.patience;
   options.max_gradient_norm = 100.0;
   options.progress = o.quiet ? nullptr : &std::cerr;
+  options.checkpoint_every = o.checkpoint_every;
+  if (o.checkpoint_every > 0) options.checkpoint_path = o.out + "/checkpoint.safetensors";
   knead::AdamOptions adam;
   adam.lr = knead::LrSchedule::cosine(o.lr, std::max<Index>(o.steps, 1), 0, o.lr * 0.02);
   adam.weight_decay = o.weight_decay;
   knead::Trainer trainer(flow, knead::Adam<double>(flow.num_parameters(), adam), options);
   knead::TrainingHistory history;
-  if (o.steps > 0) history = trainer.fit(data.train, data.validation);
+  if (!o.resume.empty())
+    history = trainer.resume(o.resume, data.train, data.validation);
+  else if (o.steps > 0)
+    history = trainer.fit(data.train, data.validation);
   flow.set_training(false);
+  knead::save(flow, o.out + "/model.safetensors");
 
   const double train_nll = trainer.evaluate(data.train);
   const double val_nll = trainer.evaluate(data.validation);
@@ -87,7 +97,7 @@ int run(const Options& o) {
   knead::Rng rng(o.seed + 99);
   const example::Matrix samples = flow.sample(std::min<Index>(20000, data.train.cols()), rng);
   const plot::Limits view = example::view_of(data.train);
-  const std::string tag = o.flow + " on " + o.dataset;
+  const std::string tag = (o.load.empty() ? o.flow : "saved flow") + " on " + o.dataset;
   example::scatter_png(o.out + "/data.png", data.train, view, "training data (standardised)",
                        plot::colors::series[0]);
   example::scatter_png(o.out + "/samples.png", samples, view, "samples: " + tag, plot::colors::series[1]);
@@ -119,6 +129,7 @@ int run(const Options& o) {
       {"test_nll_data_coordinates", test_nll_data},
       {"samples_per_second", samples_per_s},
       {"densities_per_second", densities_per_s}};
+  if (!o.load.empty()) summary["loaded_from"] = o.load;
   example::write_json(o.out + "/summary.json", summary);
   std::printf(
       "%s: test NLL %.4f nats (standardised; %.4f in data coordinates), train %.4f, validation %.4f, "
@@ -154,8 +165,14 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--weight-decay", o.weight_decay, "Adam's decoupled weight decay")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--checkpoint-every", o.checkpoint_every,
+                 "save the training state to OUT/checkpoint.safetensors every N steps (0: never)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--resume", o.resume,
+                 "continue the run saved in this checkpoint (give the same options as the run that wrote it)");
   app.add_flag("--quiet", o.quiet, "no progress line");
-  app.add_option("--out", o.out, "output directory");
+  app.add_option("--out", o.out, "output directory (the trained flow is saved as model.safetensors)");
+  app.add_option("--load", o.load, "start from a flow saved by knead::save (with --steps 0: evaluate and draw it)");
   CLI11_PARSE(app, argc, argv);
   try {
     return run(o);
