@@ -42,10 +42,12 @@ TEST_CASE("float flows agree with their double twins", "[flows]") {
     CAPTURE(to_string(kind));
     const FlowSpec<double> spec = small_spec(kind, 3);
     auto twin = make_flow(spec);
-    FlowSpec<float> float_spec{spec.kind, spec.dim, spec.layers, spec.hidden, spec.batch_norm, {}, false, spec.seed};
+    FlowSpec<float> float_spec{spec.kind,       spec.dim, spec.layers, spec.hidden,
+                               spec.batch_norm, {},       false,       spec.seed};
     auto flow = make_flow(float_spec);
     REQUIRE(flow.num_parameters() == twin.num_parameters());
-    for (std::size_t i = 0; i < twin.parameters().size(); ++i) twin.parameters()[i] = double(flow.parameters()[i]);
+    for (std::size_t i = 0; i < twin.parameters().size(); ++i)
+      twin.parameters()[i] = double(flow.parameters()[i]);
     const Matrix<double> z = test::random_batch<double>(3, 5, rng);
     const Matrix<double> w = test::random_batch<double>(3, 5, rng);
     const RowVector<double> v = test::random_batch<double>(1, 5, rng);
@@ -72,7 +74,8 @@ TEST_CASE("float flows agree with their double twins", "[flows]") {
       const Eigen::Map<const Vector<double>> g(twin.gradients().data(), twin.num_parameters());
       const Eigen::Map<const Vector<float>> g_f(flow.gradients().data(), flow.num_parameters());
       CHECK(testing::relative_error(g_f.cast<double>(), g) < 1e-3);
-      CHECK((grad_in_f.cast<double>() - grad_in).cwiseAbs().maxCoeff() < 1e-3 * (1 + grad_in.cwiseAbs().maxCoeff()));
+      CHECK((grad_in_f.cast<double>() - grad_in).cwiseAbs().maxCoeff() <
+            1e-3 * (1 + grad_in.cwiseAbs().maxCoeff()));
     }
   }
 }

@@ -16,8 +16,8 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <typeinfo>
 #include <type_traits>
+#include <typeinfo>
 
 #include "knead/core/parameters.hpp"
 #include "knead/core/types.hpp"
