@@ -3,12 +3,14 @@
 /// Maf<T>: the masked autoregressive flow layer (Papamakarios, Pavlakou and Murray 2017, "Masked
 /// Autoregressive Flow for Density Estimation"), an affine autoregressive map conditioned by MADE.
 
+#include <cmath>
 #include <cstdint>
 #include <utility>
 #include <vector>
 
 #include "knead/core/bijector.hpp"
 #include "knead/core/errors.hpp"
+#include "knead/core/threads.hpp"
 #include "knead/nn/log_scale_guard.hpp"
 #include "knead/nn/made.hpp"
 
@@ -27,7 +29,8 @@ struct MafOptions {
 /// dimensions before i in `order`, computed by one MADE; α = guard(a) for MADE's raw output a.
 ///
 /// - forward (sampling, noise → data):  x_i = u_i·exp(α_i(x_{<i})) + μ_i(x_{<i}),
-///   sequential: D MADE passes, one per dimension in the order.
+///   sequential in the order, but incremental: each MADE unit is computed once (the cost of about
+///   one MADE pass, in D small steps).
 /// - inverse (density, data → noise):   u_i = (x_i − μ_i(x_{<i}))·exp(−α_i(x_{<i})), one MADE pass.
 /// - log|det ∂x/∂u| = Σ_i α_i (the Jacobian is triangular in the order with diagonal exp(α)).
 ///
@@ -52,19 +55,28 @@ class Maf {
   void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
     constexpr std::string_view function = "Maf::forward_and_log_det";
     start_pass(function, u);
-    const Index d = dim_;
+    const Index d = dim_, n = u.cols();
     u_ = u;
-    log_scale_.resize(d, u.cols());
-    // Step k sets x_i, i = order[k], from the MADE outputs of x so far: those of dimension i do
-    // not depend on x_i or on later dimensions, so their stale values (zero) do not matter.
-    x.setZero(d, u.cols());
-    for (const Index i : made_.order()) {
-      made_.forward(x, conditioner_);
-      log_scale_.row(i) = conditioner_.row(d + i).unaryExpr([this](T a) { return guard_.apply(a); });
-      x.row(i) = u.row(i).cwiseProduct(log_scale_.row(i).array().exp().matrix()) + conditioner_.row(i);
-    }
-    // The last dimension in the order has the top degree D and feeds no MADE unit, so the last
-    // step's pass equals the pass at the final x: its outputs and activations serve backward().
+    log_scale_.resize(d, n);
+    x.resize(d, n);
+    // Incremental autoregressive inversion: step k computes only MADE's units of degree k and the
+    // outputs of dimension i = order[k] (see Made::incremental_step), then sets x_i. Each unit is
+    // computed once, at its final value, so the pass leaves MADE's activations and outputs as a
+    // full pass at the final x would: backward() differentiates it like an inverse pass.
+    Matrix<T>& made_input = made_.begin_incremental(n, conditioner_);
+    detail::parallel_columns(n, detail::column_chunks(n, 32), [&](Index c0, Index c1, int) {
+      if (c1 <= c0) return;
+      for (Index k = 0; k < d; ++k) {
+        const Index i = made_.order()[std::size_t(k)];
+        made_.incremental_step(k, c0, c1, conditioner_);
+        for (Index j = c0; j < c1; ++j) {
+          const T alpha = guard_.apply(conditioner_(d + i, j));
+          log_scale_(i, j) = alpha;
+          x(i, j) = made_input(i, j) = u(i, j) * std::exp(alpha) + conditioner_(i, j);
+        }
+      }
+    });
+    made_.end_incremental(n);
     log_det = log_scale_.colwise().sum();  // α_i collected at the step that set x_i
     finish_pass(function, x, log_det, Direction::forward);
   }

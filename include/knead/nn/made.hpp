@@ -6,6 +6,7 @@
 /// only on the dimensions generated before i in a chosen order.
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -110,7 +111,18 @@ class Made {
         hidden_degrees_(hidden_degrees_of(dim, hidden)),
         output_degrees_(output_degrees_of(input_degrees_)),
         mlp_(layer_sizes(dim, hidden), seed, masks_of(input_degrees_, hidden_degrees_, output_degrees_),
-             zero_last_layer) {}
+             zero_last_layer) {
+    // units_up_to_[l][k] = number of units of hidden layer l with degree ≤ k (they are sorted)
+    for (const auto& layer : hidden_degrees_) {
+      std::vector<Index> counts(std::size_t(dim_) + 1);
+      for (Index k = 0; k <= dim_; ++k)
+        counts[std::size_t(k)] = Index(std::ranges::upper_bound(layer, k) - layer.begin());
+      units_up_to_.push_back(std::move(counts));
+      std::vector<Index> all(layer.size());
+      for (std::size_t j = 0; j < all.size(); ++j) all[j] = Index(j);
+      unit_index_.push_back(std::move(all));
+    }
+  }
 
   /// Checks the arguments of a MADE, naming `function` in errors; returns the resolved order.
   static std::vector<Index> validate(std::string_view function, Index dim, const std::vector<Index>& hidden,
@@ -156,6 +168,43 @@ class Made {
                    " output gradient (the shape of the last forward), got ", grad_out.rows(), "x",
                    grad_out.cols());
     mlp_.backward(grad_out, grad_in, accumulate_parameters);
+  }
+
+  // ---- incremental evaluation (sequential sampling) -------------------------------------------
+  // Units of degree k depend only on the inputs of degree ≤ k, and the outputs of the dimension
+  // generated k-th (degree k + 1) only on units of degree ≤ k. So a sequential pass that generates
+  // the dimensions one by one computes, at step k, just the hidden units of degree k and the two
+  // outputs of dimension order()[k]: every unit once, instead of D full passes.
+
+  /// Starts an incremental pass on n columns (`out` is sized 2D × n); returns the input buffer,
+  /// zero, whose row order()[k] the caller sets after step k.
+  Matrix<T>& begin_incremental(Index n, Matrix<T>& out) const {
+    last_cols_ = -1;
+    return mlp_.begin_partial(n, out);
+  }
+  /// Step k on columns [c0, c1): the hidden units of degree k, then rows i and D + i of `out`
+  /// (μ_i and a_i) for i = order()[k], from the input rows of the dimensions generated before.
+  void incremental_step(Index k, Index c0, Index c1, Matrix<T>& out) const {
+    const auto hidden = Index(hidden_degrees_.size());
+    for (Index l = 0; l < hidden; ++l) {
+      const auto& up_to = units_up_to_[std::size_t(l)];
+      const Index begin = k == 0 ? 0 : up_to[std::size_t(k - 1)], end = up_to[std::size_t(k)];
+      // layer 0 reads all inputs: those not generated yet are zero and masked out anyway
+      const Index inputs = l == 0 ? dim_ : units_up_to_[std::size_t(l - 1)][std::size_t(k)];
+      mlp_.forward_units(l, std::span<const Index>(unit_index_[std::size_t(l)]).subspan(std::size_t(begin),
+                                                                                       std::size_t(end - begin)),
+                         inputs, c0, c1, out);
+    }
+    const Index i = order_[std::size_t(k)];
+    const std::array<Index, 2> rows{i, dim_ + i};
+    const Index inputs = hidden == 0 ? dim_ : units_up_to_.back()[std::size_t(k)];
+    mlp_.forward_units(hidden, rows, inputs, c0, c1, out);
+  }
+  /// Ends an incremental pass on n columns: backward() then differentiates it like forward() at
+  /// the final input.
+  void end_incremental(Index n) const {
+    mlp_.end_partial(n);
+    last_cols_ = n;
   }
 
   [[nodiscard]] Index num_parameters() const { return mlp_.num_parameters(); }
@@ -229,6 +278,8 @@ class Made {
   std::vector<std::vector<Index>> hidden_degrees_;
   std::vector<Index> output_degrees_;
   Mlp<T> mlp_;
+  std::vector<std::vector<Index>> units_up_to_;  // per hidden layer: units of degree ≤ k, k = 0..D
+  std::vector<std::vector<Index>> unit_index_;   // per hidden layer: 0, 1, …, size − 1
   mutable Index last_cols_ = -1;  // columns of the last forward(), checked by backward()
 };
 

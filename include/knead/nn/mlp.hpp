@@ -5,13 +5,19 @@
 ///
 /// With masks the network computes with W ⊙ M: entries outside a mask have no effect and get a zero
 /// gradient, whatever value the buffer holds (they start at zero and optimizers leave them there).
+/// Only the blocks of W that are not structurally zero are multiplied (masked_linear.hpp); W ⊙ M
+/// is never formed in full. Workspaces are sized on first use: steady-state calls do not allocate.
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <span>
 #include <vector>
 
 #include "knead/core/errors.hpp"
 #include "knead/core/leaf.hpp"
+#include "knead/core/threads.hpp"
+#include "knead/nn/masked_linear.hpp"
 
 namespace knead {
 
@@ -42,6 +48,9 @@ class Mlp : public LeafParameters<T> {
       if (masked()) w.array() *= masks_[std::size_t(l)].array();
       for (auto& b : bias(l)) b = zero ? T(0) : uniform(rng);
     }
+    for (Index l = 0; l < layers(); ++l)
+      plans_.push_back(masked() ? detail::MaskedLinearPlan(masks_[std::size_t(l)])
+                                : detail::MaskedLinearPlan(out(l), in(l)));
   }
 
   [[nodiscard]] Index layers() const { return Index(sizes_.size()) - 1; }
@@ -67,55 +76,148 @@ class Mlp : public LeafParameters<T> {
   }
 
   /// out = W_L(… relu(W_1 in + b_1) …) + b_L. Keeps the activations for backward().
+  /// Masked layers only compute the blocks of W that are not structurally zero (see
+  /// MaskedLinearPlan); the batch is split over knead::num_threads() threads by columns.
   void forward(MatrixCRef<T> input, Matrix<T>& output) const {
     if (input.rows() != inputs())
       detail::fail("Mlp::forward", "expected ", inputs(), " input rows, got ", input.rows());
-    activations_.resize(std::size_t(layers()));
-    activations_[0] = input;
-    for (Index l = 0; l < layers(); ++l) {
-      Matrix<T>& target = l == layers() - 1 ? output : activations_[std::size_t(l + 1)];
-      target.noalias() = effective_weight(l) * activations_[std::size_t(l)];
-      target.colwise() += bias(l);
-      if (l < layers() - 1) target = target.cwiseMax(T(0));
-    }
+    const Index n = input.cols();
+    Matrix<T>& in = begin_partial(n, output);
+    in = input;
+    detail::parallel_columns(n, detail::column_chunks(n, min_chunk), [&](Index c0, Index c1, int) {
+      for (Index l = 0; l < layers(); ++l) {
+        const Matrix<T>& x = activations_[std::size_t(l)];
+        Matrix<T>& y = l == layers() - 1 ? output : activations_[std::size_t(l + 1)];
+        plans_[std::size_t(l)].forward(weight(l).data(), out(l), bias(l).data(), mask_data(l),
+                                       x.data() + c0 * x.rows(), x.rows(), y.data() + c0 * y.rows(), y.rows(),
+                                       c1 - c0, l < layers() - 1);
+      }
+    });
+    forwarded_cols_ = n;
   }
 
   /// Given ∂L/∂out of the last forward(), adds ∂L/∂θ into gradients() when
   /// `accumulate_parameters`, and writes ∂L/∂in into *grad_input unless it is null.
   void backward(MatrixCRef<T> grad_output, Matrix<T>* grad_input, bool accumulate_parameters = true) {
-    if (activations_.empty())
+    if (forwarded_cols_ < 0)
       detail::fail<std::logic_error>("Mlp::backward", "no forward pass to differentiate");
-    grad_.resize(2);
-    for (Index l = layers() - 1; l >= 0; --l) {
-      MatrixCRef<T> g = l == layers() - 1 ? grad_output : MatrixCRef<T>(grad_[std::size_t(l % 2)]);
-      const Matrix<T>& h = activations_[std::size_t(l)];
-      if (accumulate_parameters) {
-        // z = W h + b:  ∂L/∂W = ∂L/∂z hᵀ (masked),  ∂L/∂b = Σ_n ∂L/∂z
-        auto grad_w = this->params_.gradient_matrix(offset(l), out(l), in(l));
-        if (masked())
-          grad_w.noalias() += (g * h.transpose()).cwiseProduct(masks_[std::size_t(l)]);
-        else
-          grad_w.noalias() += g * h.transpose();
-        this->params_.gradient_vector(offset(l) + out(l) * in(l), out(l)) += g.rowwise().sum();
-      }
-      if (l > 0) {
-        // h = relu(z_prev):  ∂L/∂z_prev = (Wᵀ ∂L/∂z) ⊙ [h > 0]
-        Matrix<T>& below = grad_[std::size_t((l + 1) % 2)];
-        below.noalias() = effective_weight(l).transpose() * g;
-        below.array() *= (h.array() > T(0)).template cast<T>();
-      } else if (grad_input != nullptr) {
-        grad_input->noalias() = effective_weight(0).transpose() * g;
-      }
+    const Index n = forwarded_cols_;
+    if (grad_output.rows() != outputs() || grad_output.cols() != n)
+      detail::fail("Mlp::backward", "expected a ", outputs(), "x", n, " output gradient, got ",
+                   grad_output.rows(), "x", grad_output.cols());
+    grads_.resize(std::size_t(layers()));
+    for (Index l = 0; l + 1 < layers(); ++l) grads_[std::size_t(l)].resize(out(l), n);
+    if (grad_input != nullptr) grad_input->resize(inputs(), n);
+    const int chunks = detail::column_chunks(n, min_chunk);
+    // Per-thread gradient buffers, reduced below in thread order: deterministic for a thread count.
+    if (accumulate_parameters && chunks > 1) {
+      thread_gradients_.resize(std::size_t(chunks - 1));
+      for (auto& g : thread_gradients_) g.setZero(this->num_parameters());
     }
+    T* own = this->params_.gradient_data();
+    detail::parallel_columns(n, chunks, [&](Index c0, Index c1, int t) {
+      if (c1 <= c0) return;
+      T* gradient = !accumulate_parameters ? nullptr : t == 0 ? own : thread_gradients_[std::size_t(t - 1)].data();
+      backward_columns(grad_output, grad_input, accumulate_parameters, gradient, c0, c1);
+    });
+    if (accumulate_parameters)
+      for (int t = 1; t < chunks; ++t)
+        Eigen::Map<Vector<T>>(own, this->num_parameters()) += thread_gradients_[std::size_t(t - 1)];
+  }
+
+  // ---- layer-by-layer evaluation (incremental autoregressive passes) ---------------------------
+
+  /// Sizes the workspaces of a pass on n columns and `output`; returns the input buffer (zero), which
+  /// the caller fills while computing units with forward_units(). Then end_partial(n) makes the
+  /// pass differentiable by backward() as if forward() had run on the final input.
+  Matrix<T>& begin_partial(Index n, Matrix<T>& output) const {
+    activations_.resize(std::size_t(layers()));
+    activations_[0].setZero(inputs(), n);
+    for (Index l = 1; l < layers(); ++l) activations_[std::size_t(l)].resize(in(l), n);
+    output.resize(outputs(), n);
+    forwarded_cols_ = -1;
+    return activations_[0];
+  }
+
+  /// Computes the units `rows` of layer `layer` on columns [c0, c1) from its first `input_cols`
+  /// inputs (the others must not matter: masked out, or zero): into the layer's activation buffer,
+  /// or into `output` for the last layer. Uses W ⊙ M, so masked entries never count.
+  void forward_units(Index layer, std::span<const Index> rows, Index input_cols, Index c0, Index c1,
+                     Matrix<T>& output) const {
+    const Index m = Index(rows.size()), n = c1 - c0;
+    if (m == 0 || n <= 0) return;
+    const Matrix<T>& x = activations_[std::size_t(layer)];
+    Matrix<T>& y = layer == layers() - 1 ? output : activations_[std::size_t(layer + 1)];
+    auto& s = detail::KernelScratch<T>::local();
+    T* w = detail::KernelScratch<T>::ensure(s.block, m * input_cols);
+    T* z = detail::KernelScratch<T>::ensure(s.product, m * n);
+    const auto wl = weight(layer);
+    const T* mask = mask_data(layer);
+    for (Index c = 0; c < input_cols; ++c)
+      for (Index r = 0; r < m; ++r) {
+        const Index at = rows[std::size_t(r)] + c * out(layer);
+        w[r + c * m] = mask == nullptr || mask[at] != T(0) ? wl.data()[at] : T(0);
+      }
+    std::fill(z, z + m * n, T(0));
+    detail::gemm<false, false>(m, n, input_cols, T(1), w, m, x.data() + c0 * x.rows(), x.rows(), z, m);
+    const auto b = bias(layer);
+    const bool relu = layer < layers() - 1;
+    for (Index j = 0; j < n; ++j)
+      for (Index r = 0; r < m; ++r) {
+        const Index row = rows[std::size_t(r)];
+        const T v = z[r + j * m] + b(row);
+        y(row, c0 + j) = relu ? std::max(v, T(0)) : v;
+      }
+  }
+
+  /// Marks a layer-by-layer pass on n columns as complete (see begin_partial()).
+  void end_partial(Index n) const { forwarded_cols_ = n; }
+
+  /// Multiply–adds per sample that the masked kernels compute (all of W when unmasked).
+  [[nodiscard]] Index computed_macs() const {
+    Index n = 0;
+    for (const auto& p : plans_) n += p.computed_macs();
+    return n;
   }
 
  private:
-  /// W ⊙ M for a masked layer (into a workspace), W itself otherwise.
-  [[nodiscard]] MatrixCRef<T> effective_weight(Index l) const {
-    if (!masked()) return weight(l);
-    masked_weights_.resize(std::size_t(layers()));
-    masked_weights_[std::size_t(l)] = weight(l).cwiseProduct(masks_[std::size_t(l)]);
-    return masked_weights_[std::size_t(l)];
+  /// Batches narrower than this per thread are not split.
+  static constexpr Index min_chunk = 32;
+
+  [[nodiscard]] const T* mask_data(Index l) const {
+    return masked() ? masks_[std::size_t(l)].data() : nullptr;
+  }
+
+  /// Backward on columns [c0, c1), adding parameter gradients into `gradient` (this thread's).
+  void backward_columns(MatrixCRef<T> grad_output, Matrix<T>* grad_input, bool accumulate, T* gradient,
+                        Index c0, Index c1) {
+    const Index n = c1 - c0;
+    for (Index l = layers() - 1; l >= 0; --l) {
+      const bool last = l == layers() - 1;
+      const T* g = last ? grad_output.data() + c0 * grad_output.outerStride()
+                        : grads_[std::size_t(l)].data() + c0 * out(l);
+      const Index ldg = last ? grad_output.outerStride() : out(l);
+      const Matrix<T>& h = activations_[std::size_t(l)];
+      const T* hc = h.data() + c0 * h.rows();
+      const auto& plan = plans_[std::size_t(l)];
+      if (accumulate) {
+        // z = (W⊙M) h + b:  ∂L/∂W = (∂L/∂z hᵀ) ⊙ M,  ∂L/∂b = Σ_n ∂L/∂z
+        plan.backward_weight(mask_data(l), g, ldg, hc, h.rows(), n, gradient + offset(l), out(l));
+        T* gb = gradient + offset(l) + out(l) * in(l);
+        for (Index j = 0; j < n; ++j)
+          for (Index r = 0; r < out(l); ++r) gb[r] += g[r + j * ldg];
+      }
+      if (l > 0) {
+        // h = relu(z_prev):  ∂L/∂z_prev = ((W⊙M)ᵀ ∂L/∂z) ⊙ [h > 0]
+        T* below = grads_[std::size_t(l - 1)].data() + c0 * in(l);
+        plan.backward_input(weight(l).data(), out(l), mask_data(l), g, ldg, below, in(l), n);
+        for (Index i = 0; i < in(l) * n; ++i)
+          if (!(hc[i] > T(0))) below[i] = T(0);
+      } else if (grad_input != nullptr) {
+        plan.backward_input(weight(0).data(), out(0), mask_data(0), g, ldg, grad_input->data() + c0 * inputs(),
+                            inputs(), n);
+      }
+    }
   }
 
   static Index count_parameters(const std::vector<Index>& sizes) {
@@ -137,9 +239,11 @@ class Mlp : public LeafParameters<T> {
 
   std::vector<Index> sizes_;
   std::vector<Matrix<T>> masks_;
-  mutable std::vector<Matrix<T>> masked_weights_;
-  mutable std::vector<Matrix<T>> activations_;  // input of every layer, for backward
-  std::vector<Matrix<T>> grad_;
+  std::vector<detail::MaskedLinearPlan> plans_;  // the blocks each layer computes
+  mutable std::vector<Matrix<T>> activations_;   // input of every layer, for backward
+  mutable Index forwarded_cols_ = -1;            // columns of the last complete forward pass
+  std::vector<Matrix<T>> grads_;                 // ∂L/∂(pre-activation) of the hidden layers
+  std::vector<Vector<T>> thread_gradients_;      // parameter gradients of threads 1, 2, …
 };
 
 }  // namespace knead
