@@ -24,7 +24,8 @@ struct Config {
   knead::Index dim, hidden, train_batch, eval_batch;
 };
 // 0: D=2 h64   1: D=2 h512   2: D=64 h512   3: D=8 h64
-constexpr std::array<Config, 4> configs{{{2, 64, 512, 4096}, {2, 512, 512, 4096}, {64, 512, 256, 1024}, {8, 64, 512, 4096}}};
+constexpr std::array<Config, 4> configs{
+    {{2, 64, 512, 4096}, {2, 512, 512, 4096}, {64, 512, 256, 1024}, {8, 64, 512, 4096}}};
 
 Flow make(knead::FlowKind kind, const Config& c) {
   knead::FlowSpec<T> spec;

@@ -78,20 +78,23 @@ void BM_masked_backward(benchmark::State& state) {  // ∂L/∂x and ∂L/∂W o
   knead::Matrix<T> gx(l.x.rows(), batch), gw = knead::Matrix<T>::Zero(l.w.rows(), l.w.cols());
   const knead::Matrix<T> g = knead::Matrix<T>::Random(l.w.rows(), batch);
   for (auto _ : state) {
-    l.plan.backward_input(l.w.data(), l.w.rows(), l.mask.data(), g.data(), g.rows(), gx.data(), gx.rows(), batch);
-    l.plan.backward_weight(l.mask.data(), g.data(), g.rows(), l.x.data(), l.x.rows(), batch, gw.data(), gw.rows());
+    l.plan.backward_input(l.w.data(), l.w.rows(), l.mask.data(), g.data(), g.rows(), gx.data(), gx.rows(),
+                          batch);
+    l.plan.backward_weight(l.mask.data(), g.data(), g.rows(), l.x.data(), l.x.rows(), batch, gw.data(),
+                           gw.rows());
     benchmark::DoNotOptimize(gx.data());
     benchmark::DoNotOptimize(gw.data());
     benchmark::ClobberMemory();
   }
   report(state, l);
-  state.counters["GFLOP/s"] = benchmark::Counter(2 * l.useful_flops * double(state.iterations()) * 1e-9,
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2 * l.useful_flops * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
 }
 
 void BM_dense_backward(benchmark::State& state) {
   Layer l = make_layer(int(state.range(0)));
-  knead::Matrix<T> gx(l.x.rows(), batch), gw = knead::Matrix<T>::Zero(l.w.rows(), l.w.cols()), wm(l.w.rows(), l.w.cols());
+  knead::Matrix<T> gx(l.x.rows(), batch), gw = knead::Matrix<T>::Zero(l.w.rows(), l.w.cols()),
+                                          wm(l.w.rows(), l.w.cols());
   const knead::Matrix<T> g = knead::Matrix<T>::Random(l.w.rows(), batch);
   for (auto _ : state) {
     wm = l.w.cwiseProduct(l.mask);
@@ -102,8 +105,8 @@ void BM_dense_backward(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   report(state, l);
-  state.counters["GFLOP/s"] = benchmark::Counter(2 * l.useful_flops * double(state.iterations()) * 1e-9,
-                                                 benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2 * l.useful_flops * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
 }
 
 // layer 0: input → hidden (512×64), 1: hidden → hidden (512×512), 2: hidden → output (128×512)

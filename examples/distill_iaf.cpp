@@ -17,6 +17,7 @@
 #include "knead/distributions/standard_normal.hpp"
 #include "knead/distributions/transformed_distribution.hpp"
 #include "knead/flows/builder.hpp"
+#include "knead/io/flow_io.hpp"
 #include "knead/optim/adam.hpp"
 #include "knead/optim/clip.hpp"
 #include "knead/train/trainer.hpp"
@@ -126,6 +127,10 @@ int run(const Options& o) {
   const std::vector<double> kl = distill(student, teacher, o);
   const double distill_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  teacher.set_training(false);
+  student.set_training(false);
+  knead::save(teacher, o.out + "/teacher.safetensors");
+  knead::save(student, o.out + "/student.safetensors");
 
   knead::Trainer<Flow> evaluator(student, {.progress = nullptr});
   const double teacher_nll = trainer.evaluate(data.test);

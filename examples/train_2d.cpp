@@ -63,11 +63,12 @@ int run(const Options& o) {
     spec.guard.bound = o.guard_bound;
   else
     spec.guard.kind = knead::LogScaleGuardKind::none;
-  Flow flow = o.load.empty() ? Flow(knead::StandardNormal<double>(2), knead::make_flow(spec)) : knead::load_as<Flow>(o.load);
+  Flow flow = o.load.empty() ? Flow(knead::StandardNormal<double>(2), knead::make_flow(spec))
+                             : knead::load_as<Flow>(o.load);
 
   knead::TrainerOptions options;
   options.batch_size = o.batch;
-  options.max_steps = o.steps;
+  options.max_steps = std::max<Index>(o.steps, 1);  // the Trainer needs 1; with --steps 0 fit() is not called
   options.seed = o.seed;
   options.validation_every = std::max<Index>(1, std::min<Index>(250, o.steps / 20));
   options.patience = o.patience;
@@ -105,7 +106,8 @@ int run(const Options& o) {
   example::taffy_png(o.out + "/taffy.png", flow, 4000, o.seed + 5);
   std::vector<std::pair<double, double>> validation;
   for (const auto& v : history.validation) validation.emplace_back(double(v.step), v.nll);
-  example::loss_png(o.out + "/loss.png", history.train_loss, validation, "training: " + tag);
+  if (!history.train_loss.empty())  // nothing to draw for a loaded flow evaluated with --steps 0
+    example::loss_png(o.out + "/loss.png", history.train_loss, validation, "training: " + tag);
 
   nlohmann::json summary = {
       {"dataset", o.dataset},
@@ -168,11 +170,13 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-every", o.checkpoint_every,
                  "save the training state to OUT/checkpoint.safetensors every N steps (0: never)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--resume", o.resume,
-                 "continue the run saved in this checkpoint (give the same options as the run that wrote it)");
+  app.add_option(
+      "--resume", o.resume,
+      "continue the run saved in this checkpoint (give the same options as the run that wrote it)");
   app.add_flag("--quiet", o.quiet, "no progress line");
   app.add_option("--out", o.out, "output directory (the trained flow is saved as model.safetensors)");
-  app.add_option("--load", o.load, "start from a flow saved by knead::save (with --steps 0: evaluate and draw it)");
+  app.add_option("--load", o.load,
+                 "start from a flow saved by knead::save (with --steps 0: evaluate and draw it)");
   CLI11_PARSE(app, argc, argv);
   try {
     return run(o);

@@ -1,5 +1,7 @@
 // Writes the seed corpus of the safetensors fuzzer: valid files from SafetensorsWriter and broken ones
-// written by hand, one per malformation the reader checks. Usage: make_corpus <folder>
+// written by hand, one per malformation the reader checks; and, given a second folder, that of the
+// flow loader's fuzzer: small saved flows of every kind and broken edits of them.
+// Usage: make_corpus <folder> [<flow folder>]
 
 #include <cstdint>
 #include <cstdio>
@@ -9,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "knead/flows/builder.hpp"
+#include "knead/io/flow_io.hpp"
 #include "knead/io/safetensors.hpp"
 
 namespace {
@@ -115,11 +119,56 @@ std::vector<Bytes> broken_files() {
   return files;
 }
 
+/// Small flows of every kind and base, in float and double, with a few broken variants of each.
+std::vector<Bytes> flow_files() {
+  using namespace knead;
+  std::vector<Bytes> files;
+  const auto replace = [](Bytes bytes, const std::string& from, const std::string& to) {
+    std::string text(bytes.begin(), bytes.end());
+    const auto at = text.find(from);
+    if (at != std::string::npos) text.replace(at, from.size(), to);
+    return Bytes(text.begin(), text.end());
+  };
+  for (const FlowKind kind :
+       {FlowKind::maf, FlowKind::iaf, FlowKind::realnvp, FlowKind::nice, FlowKind::mlp}) {
+    FlowSpec<double> spec;
+    spec.kind = kind;
+    spec.dim = 2;
+    spec.layers = 2;
+    spec.hidden = {3};
+    spec.batch_norm = true;
+    spec.identity_init = false;
+    const TransformedDistribution flow(StandardNormal<double>(2), make_flow<double>(spec));
+    const Bytes bytes = flow_bytes(flow);
+    files.push_back(bytes);
+    files.push_back(replace(bytes, "\\\"hidden\\\":[3]", "\\\"hidden\\\":[9]"));  // shapes disagree
+    files.push_back(replace(bytes, "knead.format_version\":\"1", "knead.format_version\":\"9"));
+    files.push_back(replace(bytes, "[1,0]", "[0,0]"));  // not a permutation
+    files.push_back(Bytes(bytes.begin(), bytes.end() - 4));
+
+    FlowSpec<float> small;
+    small.kind = kind;
+    small.dim = 3;
+    small.layers = 1;
+    small.hidden = {2};
+    const TransformedDistribution narrow(DiagonalNormal<float>(3), make_flow<float>(small));
+    files.push_back(flow_bytes(narrow));
+  }
+  DynamicChain<float> inner(2);
+  inner.push_back(Shift<float>(2)).push_back(LeakyReLU<float>(2, 0.2f));
+  const TransformedDistribution mixed(
+      StandardNormal<float>(2),
+      Chain(Affine<float>(2), PReLU<float>(2, 0.5f, false), Invert<DynamicChain<float>>(inner),
+            AdditiveCoupling<float>({0, 1}, CouplingOptions<float>{{2}, {}, false, 1})));
+  files.push_back(flow_bytes(mixed));
+  return files;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s <corpus folder>\n", argv[0]);
+  if (argc != 2 && argc != 3) {
+    std::fprintf(stderr, "usage: %s <corpus folder> [<flow corpus folder>]\n", argv[0]);
     return 2;
   }
   const std::filesystem::path dir = argv[1];
@@ -133,5 +182,15 @@ int main(int argc, char** argv) {
   for (const Bytes& b : valid_files()) save("valid", b);
   for (const Bytes& b : broken_files()) save("broken", b);
   std::printf("wrote %d seed files to %s\n", count, dir.c_str());
+  if (argc == 3) {
+    const std::filesystem::path flows = argv[2];
+    std::filesystem::create_directories(flows);
+    int n = 0;
+    for (const Bytes& b : flow_files()) {
+      std::ofstream(flows / ("flow-" + std::to_string(n++) + ".safetensors"), std::ios::binary)
+          .write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+    }
+    std::printf("wrote %d flow seed files to %s\n", n, flows.c_str());
+  }
   return 0;
 }

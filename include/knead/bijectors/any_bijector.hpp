@@ -18,8 +18,10 @@ class AnyBijector {
  public:
   using Scalar = T;
 
-  template <Bijector B>
-  requires(!std::same_as<std::remove_cvref_t<B>, AnyBijector> && std::same_as<typename B::Scalar, T>)
+  // The self test comes first: clang checks Bijector<AnyBijector> (copyability) recursively otherwise.
+  template <class B>
+  requires(!std::same_as<std::remove_cvref_t<B>, AnyBijector> && Bijector<B> &&
+           std::same_as<typename B::Scalar, T>)
       AnyBijector(B bijector)  // NOLINT(google-explicit-constructor): wrapping is the point
       : self_(std::make_unique<Model<B>>(std::move(bijector))) {}
 

@@ -58,12 +58,14 @@ class CouplingPartition {
   /// out = the rows `rows` of in, in order.
   template <class T>
   static void gather(const std::vector<Index>& rows, MatrixCRef<T> in, Matrix<T>& out) {
-    out = in(rows, Eigen::all);
+    // a row loop, not an indexed view: Eigen copies the index list of a view (an allocation)
+    out.resize(Index(rows.size()), in.cols());
+    for (std::size_t r = 0; r < rows.size(); ++r) out.row(Index(r)) = in.row(rows[r]);
   }
   /// The rows `rows` of out = in (out keeps its other rows).
   template <class T>
   static void scatter(const std::vector<Index>& rows, MatrixCRef<T> in, Matrix<T>& out) {
-    out(rows, Eigen::all) = in;
+    for (std::size_t r = 0; r < rows.size(); ++r) out.row(rows[r]) = in.row(Index(r));
   }
 
  private:
@@ -214,7 +216,8 @@ class Coupling {
       grad_s.array() *= raw_log_scale().unaryExpr([this](T a) { return guard_.derivative(a); }).array();
     // A feeds the conditioner and passes through: ∂L/∂in_A = ∂L/∂out_A + (∂t,a/∂in_A)ᵀ [∂L/∂t; ∂L/∂a]
     net_.backward(grad_net_, &grad_conditioning_);
-    grad_conditioning_ += grad_out(partition_.conditioning(), Eigen::all);
+    const auto& rows = partition_.conditioning();
+    for (std::size_t r = 0; r < rows.size(); ++r) grad_conditioning_.row(Index(r)) += grad_out.row(rows[r]);
     grad_in.resize(dim(), cols_);
     CouplingPartition::scatter<T>(partition_.conditioning(), grad_conditioning_, grad_in);
     CouplingPartition::scatter<T>(partition_.transformed(), grad_half_, grad_in);

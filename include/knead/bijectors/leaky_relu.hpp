@@ -50,6 +50,8 @@ class LeakyRectifier : public LeafParameters<T> {
 
   /// The current slopes a = exp(θ), one per dimension (a shared slope is repeated).
   [[nodiscard]] Vector<T> slope() const { return log_slope().array().exp(); }
+  /// LeakyReLU: the fixed θ = log a exactly as stored (a saved flow must reproduce it bit for bit).
+  [[nodiscard]] T fixed_log_slope() const requires(!Learnable) { return fixed_log_slope_; }
 
   void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
     run(Learnable ? "PReLU::forward_and_log_det" : "LeakyReLU::forward_and_log_det", u, x, log_det, T(1));

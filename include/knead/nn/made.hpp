@@ -191,8 +191,9 @@ class Made {
       const Index begin = k == 0 ? 0 : up_to[std::size_t(k - 1)], end = up_to[std::size_t(k)];
       // layer 0 reads all inputs: those not generated yet are zero and masked out anyway
       const Index inputs = l == 0 ? dim_ : units_up_to_[std::size_t(l - 1)][std::size_t(k)];
-      mlp_.forward_units(l, std::span<const Index>(unit_index_[std::size_t(l)]).subspan(std::size_t(begin),
-                                                                                       std::size_t(end - begin)),
+      mlp_.forward_units(l,
+                         std::span<const Index>(unit_index_[std::size_t(l)])
+                             .subspan(std::size_t(begin), std::size_t(end - begin)),
                          inputs, c0, c1, out);
     }
     const Index i = order_[std::size_t(k)];
@@ -280,7 +281,7 @@ class Made {
   Mlp<T> mlp_;
   std::vector<std::vector<Index>> units_up_to_;  // per hidden layer: units of degree ≤ k, k = 0..D
   std::vector<std::vector<Index>> unit_index_;   // per hidden layer: 0, 1, …, size − 1
-  mutable Index last_cols_ = -1;  // columns of the last forward(), checked by backward()
+  mutable Index last_cols_ = -1;                 // columns of the last forward(), checked by backward()
 };
 
 }  // namespace knead

@@ -43,7 +43,8 @@ class ScratchBlocking : public Eigen::internal::level3_blocking<T, T> {
     this->m_mc = m;
     this->m_nc = n;
     this->m_kc = k;
-    Eigen::internal::computeProductBlockingSizes<T, T, 1, Index>(this->m_kc, this->m_mc, this->m_nc, Index(1));
+    Eigen::internal::computeProductBlockingSizes<T, T, 1, Index>(this->m_kc, this->m_mc, this->m_nc,
+                                                                 Index(1));
     auto& s = KernelScratch<T>::local();
     this->m_blockA = KernelScratch<T>::ensure(s.pack_a, this->m_kc * this->m_mc);
     this->m_blockB = KernelScratch<T>::ensure(s.pack_b, this->m_kc * this->m_nc);
@@ -59,9 +60,12 @@ void gemm(Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b,
   using namespace Eigen;
   ScratchBlocking<T> blocking(m, n, k);
   internal::general_matrix_matrix_product<Index, T, TransA ? RowMajor : ColMajor, false, T,
-                                          TransB ? RowMajor : ColMajor, false, ColMajor, 1>::run(m, n, k, a, lda, b,
-                                                                                                 ldb, c, 1, ldc, alpha,
-                                                                                                 blocking, nullptr);
+                                          TransB ? RowMajor : ColMajor, false, ColMajor, 1>::run(m, n, k, a,
+                                                                                                 lda, b, ldb,
+                                                                                                 c, 1, ldc,
+                                                                                                 alpha,
+                                                                                                 blocking,
+                                                                                                 nullptr);
 }
 
 /// A rectangle of a weight matrix: all ones in the mask (full), or mixed (partial).
@@ -93,7 +97,8 @@ class MaskedLinearPlan {
     Eigen::Matrix<Index, Eigen::Dynamic, Eigen::Dynamic> counts_t(mask.cols() + 1, mask.rows());
     for (Index r = 0; r < mask.rows(); ++r) {
       counts_t(0, r) = 0;
-      for (Index c = 0; c < mask.cols(); ++c) counts_t(c + 1, r) = counts_t(c, r) + (mask(r, c) != T(0) ? 1 : 0);
+      for (Index c = 0; c < mask.cols(); ++c)
+        counts_t(c + 1, r) = counts_t(c, r) + (mask(r, c) != T(0) ? 1 : 0);
     }
     strips(counts_t, 0, in_, 0, out_, by_cols_);
   }
@@ -140,7 +145,8 @@ class MaskedLinearPlan {
         wb = masked_copy(w, ldw, mask, wblock);
         ld = wblock.rows;
       }
-      gemm<true, false>(wblock.cols, n, wblock.rows, T(1), wb, ld, g + wblock.row, ldg, gx + wblock.col, ldgx);
+      gemm<true, false>(wblock.cols, n, wblock.rows, T(1), wb, ld, g + wblock.row, ldg, gx + wblock.col,
+                        ldgx);
     }
   }
 
@@ -150,7 +156,8 @@ class MaskedLinearPlan {
                        Index ldgw) const {
     for (const MaskBlock& b : by_rows_) {
       if (!b.partial) {
-        gemm<false, true>(b.rows, b.cols, n, T(1), g + b.row, ldg, x + b.col, ldx, gw + b.row + b.col * ldgw, ldgw);
+        gemm<false, true>(b.rows, b.cols, n, T(1), g + b.row, ldg, x + b.col, ldx, gw + b.row + b.col * ldgw,
+                          ldgw);
         continue;
       }
       auto& s = KernelScratch<T>::local();
@@ -174,7 +181,8 @@ class MaskedLinearPlan {
     T* p = KernelScratch<T>::ensure(s.block, b.rows * b.cols);
     for (Index c = 0; c < b.cols; ++c)
       for (Index r = 0; r < b.rows; ++r)
-        p[r + c * b.rows] = mask[b.row + r + (b.col + c) * out_] != T(0) ? w[b.row + r + (b.col + c) * ldw] : T(0);
+        p[r + c * b.rows] =
+            mask[b.row + r + (b.col + c) * out_] != T(0) ? w[b.row + r + (b.col + c) * ldw] : T(0);
     return p;
   }
 

@@ -117,7 +117,9 @@ class Mlp : public LeafParameters<T> {
     T* own = this->params_.gradient_data();
     detail::parallel_columns(n, chunks, [&](Index c0, Index c1, int t) {
       if (c1 <= c0) return;
-      T* gradient = !accumulate_parameters ? nullptr : t == 0 ? own : thread_gradients_[std::size_t(t - 1)].data();
+      T* gradient = !accumulate_parameters ? nullptr
+                    : t == 0               ? own
+                                           : thread_gradients_[std::size_t(t - 1)].data();
       backward_columns(grad_output, grad_input, accumulate_parameters, gradient, c0, c1);
     });
     if (accumulate_parameters)
@@ -211,11 +213,11 @@ class Mlp : public LeafParameters<T> {
         // h = relu(z_prev):  ∂L/∂z_prev = ((W⊙M)ᵀ ∂L/∂z) ⊙ [h > 0]
         T* below = grads_[std::size_t(l - 1)].data() + c0 * in(l);
         plan.backward_input(weight(l).data(), out(l), mask_data(l), g, ldg, below, in(l), n);
-        for (Index i = 0; i < in(l) * n; ++i)
+        for (Index i = 0; i < in(l)*n; ++i)
           if (!(hc[i] > T(0))) below[i] = T(0);
       } else if (grad_input != nullptr) {
-        plan.backward_input(weight(0).data(), out(0), mask_data(0), g, ldg, grad_input->data() + c0 * inputs(),
-                            inputs(), n);
+        plan.backward_input(weight(0).data(), out(0), mask_data(0), g, ldg,
+                            grad_input->data() + c0 * inputs(), inputs(), n);
       }
     }
   }

@@ -1,0 +1,419 @@
+#include "knead/io/flow_io.hpp"
+
+#include <cstring>
+#include <functional>
+#include <limits>
+
+#include "knead/flows/builder.hpp"
+#include "support.hpp"
+
+using namespace knead;
+using namespace knead::io;
+namespace fs = std::filesystem;
+using Json = nlohmann::ordered_json;
+
+namespace {
+
+/// A fresh folder under the system's temporary folder, removed at the end of the test.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static int counter = 0;
+    path = fs::temp_directory_path() /
+           ("knead_flow_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+template <class T>
+bool same_bits(const Matrix<T>& a, const Matrix<T>& b) {
+  return a.rows() == b.rows() && a.cols() == b.cols() &&
+         std::memcmp(a.data(), b.data(), std::size_t(a.size()) * sizeof(T)) == 0;
+}
+template <class T>
+bool same_bits(const RowVector<T>& a, const RowVector<T>& b) {
+  return a.cols() == b.cols() && std::memcmp(a.data(), b.data(), std::size_t(a.size()) * sizeof(T)) == 0;
+}
+
+/// The two flows give the same log densities (twice: BatchNorm in training mode updates its
+/// statistics) and the same samples from the same seed, bit for bit. Works on copies, so that the
+/// callers' flows keep their statistics.
+template <class A, class B>
+void require_identical(A saved, B loaded, std::uint64_t seed = 5) {
+  using T = typename A::Scalar;
+  Rng rng(seed);
+  const Matrix<T> x = test::random_batch<T>(saved.dim(), 7, rng);
+  for (int pass = 0; pass < 2; ++pass) CHECK(same_bits<T>(saved.log_prob(x), loaded.log_prob(x)));
+  Rng r1(seed + 1), r2(seed + 1);
+  CHECK(same_bits<T>(saved.sample(6, r1), loaded.sample(6, r2)));
+}
+
+/// A flow of each kind with random (not identity) weights and, between layers, BatchNorm layers
+/// with non-trivial running statistics, some in training and some in eval mode.
+template <class T>
+TransformedDistribution<StandardNormal<T>, DynamicChain<T>> make_test_flow(FlowKind kind, Index dim = 3) {
+  FlowSpec<T> spec;
+  spec.kind = kind;
+  spec.dim = dim;
+  spec.layers = 3;
+  spec.hidden = {4, 5};
+  spec.batch_norm = kind != FlowKind::mlp;
+  spec.identity_init = false;
+  spec.seed = 3;
+  spec.guard = {LogScaleGuardKind::clamp, T(2.5)};
+  DynamicChain<T> chain = make_flow<T>(spec);
+  Rng rng(17);
+  test::randomise_parameters(chain, rng, 0.3);
+  for (Index i = 0; i < chain.size(); ++i)
+    if (auto* bn = chain.part(i).template target<BatchNorm<T>>()) {
+      bn->set_running_mean(test::random_batch<T>(dim, 1, rng));
+      bn->set_running_variance(test::random_batch<T>(dim, 1, rng).array().abs() + T(0.5));
+      bn->set_training(i % 2 == 0);
+    }
+  return {StandardNormal<T>(dim), std::move(chain)};
+}
+
+/// A file's metadata, architecture and tensors, editable by the hostile-file tests.
+struct Editable {
+  std::map<std::string, std::string> meta;
+  Json arch;
+  struct Tensor {
+    std::string name;
+    std::vector<double> values;
+    SafetensorsWriter::Shape shape;
+    Dtype dtype;
+  };
+  std::vector<Tensor> tensors;
+
+  explicit Editable(const Bytes& bytes) {
+    const SafetensorsFile file(bytes);
+    for (const auto& [k, v] : file.metadata()) meta[k] = v;
+    arch = Json::parse(meta.at("knead.flow"));
+    for (const TensorInfo& t : file.tensors())
+      tensors.push_back({t.name, file.read<double>(t.name), t.shape, t.dtype});
+  }
+  Tensor& tensor(const std::string& name) {
+    for (auto& t : tensors)
+      if (t.name == name) return t;
+    throw std::logic_error("no tensor " + name);
+  }
+  void drop(const std::string& name) {
+    std::erase_if(tensors, [&](const Tensor& t) { return t.name == name; });
+  }
+  Bytes bytes() const {
+    SafetensorsWriter w;
+    for (const auto& [k, v] : meta) w.set_metadata(k, v);
+    w.set_metadata("knead.flow", arch.dump());
+    for (const Tensor& t : tensors) {
+      if (t.dtype == Dtype::F32)
+        w.add(t.name, std::vector<float>(t.values.begin(), t.values.end()), t.shape);
+      else
+        w.add(t.name, t.values, t.shape);
+    }
+    return w.bytes();
+  }
+};
+
+template <class T>
+void check_refused(const Bytes& bytes, const std::string& expected) {
+  INFO("expecting: " << expected);
+  const auto attempt = [&] { (void)load<T>(SafetensorsFile(bytes)); };
+  CHECK_THROWS_AS(attempt(), FormatError);
+  CHECK_THROWS_WITH(attempt(), Catch::Contains(expected));
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("every flow kind loads back bit for bit, from the file alone and into a twin",
+                   "[io][flow_io]", float, double) {
+  using T = TestType;
+  TempDir dir;
+  for (const FlowKind kind :
+       {FlowKind::maf, FlowKind::iaf, FlowKind::realnvp, FlowKind::nice, FlowKind::mlp}) {
+    INFO("flow " << to_string(kind));
+    const auto flow = make_test_flow<T>(kind);
+    const fs::path path = dir.path / "model.safetensors";
+    save(flow, path);
+    const Bytes original = flow_bytes(flow);  // before BatchNorm's training-mode passes update it
+
+    const LoadedFlow<T> loaded = load<T>(path);
+    CHECK(loaded.num_parameters() == flow.num_parameters());
+    require_identical(flow, loaded);
+
+    auto twin = make_test_flow<T>(kind);
+    Rng rng(99);
+    test::randomise_parameters(twin, rng, 0.2);  // different weights, same architecture
+    twin.bijector().set_training(false);
+    load_into(twin, path);
+    require_identical(flow, twin);
+
+    // A loaded flow saves to the same bytes (nothing is lost on the way).
+    const auto concrete = load_as<TransformedDistribution<StandardNormal<T>, DynamicChain<T>>>(path);
+    CHECK(flow_bytes(concrete) == original);
+  }
+}
+
+TEMPLATE_TEST_CASE("static chains, inversions, a diagonal base and every leaf bijector round-trip",
+                   "[io][flow_io]", float, double) {
+  using T = TestType;
+  CouplingOptions<T> coupling;
+  coupling.hidden = {6};
+  coupling.seed = 4;
+  MafOptions<T> maf;
+  maf.hidden = {3};
+  maf.order = InputOrder::permutation({2, 0, 1});
+  maf.guard = {LogScaleGuardKind::none, T(1)};
+  DynamicChain<T> inner(3);
+  inner.push_back(Shift<T>(3)).push_back(Scale<T>(3)).push_back(LeakyReLU<T>(3, T(0.3)));
+  auto chain =
+      Chain(Affine<T>(3), TriangularAffine<T>(3), PReLU<T>(3, T(0.7), false), Permute<T>::random(3, 8),
+            AdditiveCoupling<T>({1, 0, 1}, coupling), AffineCoupling<T>({0, 1, 0}, coupling), Maf<T>(3, maf),
+            make_iaf<T>(3, maf), Invert<DynamicChain<T>>(inner), BatchNorm<T>(3, T(0.2), T(1e-3)));
+  Vector<T> mean(3), log_scale(3);
+  mean << T(0.5), T(-1), T(2);
+  log_scale << T(0.1), T(-0.2), T(0.3);
+  TransformedDistribution flow(DiagonalNormal<T>(mean, log_scale), chain);
+  Rng rng(3);
+  test::randomise_parameters(flow, rng, 0.3);
+  flow.bijector().template part<9>().set_training(false);
+
+  const Bytes bytes = flow_bytes(flow);
+  const SafetensorsFile file(bytes);
+  require_identical(flow, load<T>(file));
+
+  auto twin = flow;
+  test::randomise_parameters(twin, rng, 0.3);
+  load_into(twin, file);
+  require_identical(flow, twin);
+  CHECK(!twin.bijector().template part<9>().training());
+
+  // The weights are plain tensors, named by position, in the layout PyTorch uses.
+  CHECK(file.tensor("base.mean").shape == SafetensorsWriter::Shape{3});
+  CHECK(file.tensor("bijector.6.made.layers.0.weight").shape == SafetensorsWriter::Shape{3, 3});
+  CHECK(file.tensor("bijector.7.inner.made.layers.1.bias").shape == SafetensorsWriter::Shape{6});
+  CHECK(file.tensor("bijector.5.conditioner.layers.1.weight").shape == SafetensorsWriter::Shape{4, 6});
+  CHECK(file.tensor("bijector.8.inner.1.log_scale").shape == SafetensorsWriter::Shape{3});
+  CHECK(file.tensor("bijector.1.lower").shape == SafetensorsWriter::Shape{3});
+  CHECK(file.metadata().at("knead.scalar") == (std::is_same_v<T, float> ? "F32" : "F64"));
+  CHECK(file.read<T>("bijector.9.running_variance") ==
+        std::vector<T>(flow.bijector().template part<9>().running_variance().data(),
+                       flow.bijector().template part<9>().running_variance().data() + 3));
+
+  // The file's base is diagonal: a flow type with a standard normal base is refused.
+  CHECK_THROWS_WITH((load_as<TransformedDistribution<StandardNormal<T>, AnyBijector<T>>>(file)),
+                    Catch::Contains("base is a DiagonalNormal"));
+  const auto any = load_as<TransformedDistribution<DiagonalNormal<T>, AnyBijector<T>>>(file);
+  require_identical(flow, any);
+}
+
+TEST_CASE("a flow file of the other scalar type loads only when asked", "[io][flow_io]") {
+  const auto flow = make_test_flow<float>(FlowKind::realnvp);
+  const SafetensorsFile file(flow_bytes(flow));
+  CHECK_THROWS_WITH(load<double>(file), Catch::Contains("F32 values but the flow's scalar is F64") &&
+                                            Catch::Contains("ScalarConversion::allow"));
+  const auto wide = load<double>(file, ScalarConversion::allow);
+  Rng rng(1);
+  const Matrix<float> x = test::random_batch<float>(3, 5, rng);
+  const RowVector<float> narrow_lp = decltype(flow)(flow).log_prob(x);  // a copy keeps flow's statistics
+  const RowVector<double> wide_lp = decltype(wide)(wide).log_prob(x.cast<double>());
+  CHECK((narrow_lp.cast<double>() - wide_lp).cwiseAbs().maxCoeff() < 1e-4);
+
+  const SafetensorsFile double_file(flow_bytes(wide));
+  CHECK_THROWS_WITH(load<float>(double_file), Catch::Contains("F64 values but the flow's scalar is F32"));
+  auto twin = make_test_flow<float>(FlowKind::realnvp);
+  load_into(twin, double_file, ScalarConversion::allow);
+  require_identical(flow, twin);  // float → double → float is exact
+}
+
+TEST_CASE("load_into names the first difference in architecture and leaves the flow unchanged",
+          "[io][flow_io]") {
+  const auto flow = make_test_flow<double>(FlowKind::maf);
+  const SafetensorsFile file(flow_bytes(flow));
+  auto other = make_test_flow<double>(FlowKind::realnvp);
+  CHECK_THROWS_WITH(load_into(other, file),
+                    Catch::Contains("load_into") && Catch::Contains("architecture.bijector.parts[0].type") &&
+                        Catch::Contains("\"AffineCoupling\"") && Catch::Contains("\"Maf\""));
+  FlowSpec<double> spec;
+  spec.dim = 3;
+  spec.layers = 3;
+  spec.hidden = {4, 6};
+  spec.batch_norm = true;
+  TransformedDistribution wider(StandardNormal<double>(3), make_flow<double>(spec));
+  const std::vector<double> before(wider.parameters().begin(), wider.parameters().end());
+  CHECK_THROWS_WITH(load_into(wider, file),
+                    Catch::Contains("architecture.bijector.parts[0].hidden[1]: the flow has 6, "
+                                    "the file has 5"));
+  CHECK(std::equal(before.begin(), before.end(), wider.parameters().begin()));
+
+  // A broken tensor is found before anything is changed.
+  Editable e(flow_bytes(flow));
+  e.tensor("bijector.3.made.layers.2.bias").values[1] = std::numeric_limits<double>::quiet_NaN();
+  auto twin = make_test_flow<double>(FlowKind::maf);
+  Rng rng(2);
+  test::randomise_parameters(twin, rng, 0.1);
+  const std::vector<double> kept(twin.parameters().begin(), twin.parameters().end());
+  CHECK_THROWS_WITH(load_into(twin, SafetensorsFile(e.bytes())),
+                    Catch::Contains("non-finite value nan at index 1"));
+  CHECK(std::equal(kept.begin(), kept.end(), twin.parameters().begin()));
+}
+
+TEST_CASE("saving refuses a bijector it cannot describe", "[io][flow_io]") {
+  DynamicChain<double> chain(2);
+  chain.push_back(Chain(Shift<double>(2), Scale<double>(2)));
+  const TransformedDistribution flow(StandardNormal<double>(2), chain);
+  CHECK_THROWS_AS(flow_bytes(flow), std::invalid_argument);
+  CHECK_THROWS_WITH(flow_bytes(flow), Catch::Contains("save") && Catch::Contains("bijector.0"));
+}
+
+TEST_CASE("save replaces a file atomically and load names the file", "[io][flow_io]") {
+  TempDir dir;
+  const fs::path path = dir.path / "model.safetensors";
+  const auto flow = make_test_flow<double>(FlowKind::nice);
+  save(flow, path);
+  AtomicWriteOptions failing;
+  failing.chunk_bytes = 64;
+  failing.fault_hook = [](WriteStep step, std::size_t) {
+    if (step == WriteStep::wrote_chunk) throw std::runtime_error("disk full");
+  };
+  CHECK_THROWS_WITH(save(make_test_flow<double>(FlowKind::maf), path, failing), "disk full");
+  require_identical(flow, load<double>(path));  // the previous file is intact
+
+  Bytes cut = flow_bytes(flow);
+  cut.resize(cut.size() - 3);
+  write_file_atomically(path, cut);
+  CHECK_THROWS_WITH(load<double>(path),
+                    Catch::Contains(path.string()) && Catch::Contains("beyond the data section"));
+  CHECK_THROWS_AS(load<double>(dir.path / "missing.safetensors"), FileError);
+}
+
+TEMPLATE_TEST_CASE("broken and hostile flow files are refused with a message saying what is wrong",
+                   "[io][flow_io]", float, double) {
+  using T = TestType;
+  const auto flow = make_test_flow<T>(FlowKind::maf);
+  const Bytes valid = flow_bytes(flow);
+  const auto edited = [&](const std::function<void(Editable&)>& edit) {
+    Editable e(valid);
+    edit(e);
+    return e.bytes();
+  };
+  // Layout of the test flow: 0 Maf, 1 BatchNorm, 2 Permute, 3 Maf, 4 BatchNorm, 5 Permute, 6 Maf.
+  const auto parts = [](Editable& e) -> Json& { return e.arch["bijector"]["parts"]; };
+
+  SECTION("the raw format") {
+    check_refused<T>({}, "too short");
+    check_refused<T>(Bytes(valid.begin(), valid.end() - 1), "beyond the data section");
+    Bytes huge = valid;
+    for (int i = 0; i < 8; ++i) huge[std::size_t(i)] = 0xff;
+    check_refused<T>(huge, "exceeds the limit");
+    Bytes json = valid;
+    json[8] = 'x';
+    check_refused<T>(json, "JSON");
+    std::string text(valid.begin(), valid.end());
+    const auto at = text.find("\"data_offsets\":[0,");
+    REQUIRE(at != std::string::npos);
+    Bytes overlap = valid;
+    overlap[at + 16] = '4';
+    check_refused<T>(overlap, "SafetensorsFile");
+    Bytes dtype = valid;
+    const auto d = text.find(std::is_same_v<T, float> ? "\"dtype\":\"F32\"" : "\"dtype\":\"F64\"");
+    REQUIRE(d != std::string::npos);
+    dtype[d + 9] = 'I';
+    check_refused<T>(dtype, "has dtype I");
+  }
+  SECTION("metadata") {
+    check_refused<T>(edited([](Editable& e) { e.meta.erase("format"); }), "not a flow saved by knead::save");
+    check_refused<T>(edited([](Editable& e) { e.meta["knead.format_version"] = "2"; }),
+                     "format version 2 is newer than this knead reads (1)");
+    check_refused<T>(edited([](Editable& e) { e.meta["knead.format_version"] = "-1"; }),
+                     "not a version number");
+    check_refused<T>(edited([](Editable& e) { e.meta["knead.scalar"] = "F16"; }), "expected F32 or F64");
+    Editable e(valid);
+    e.meta["knead.flow"] = "{\"dim\": 3,";
+    SafetensorsWriter w;
+    for (const auto& [k, v] : e.meta) w.set_metadata(k, v);
+    check_refused<T>(w.bytes(), "the architecture is not valid JSON");
+  }
+  SECTION("tensors that disagree with the architecture") {
+    check_refused<T>(
+        edited([](Editable& e) { e.drop("bijector.3.made.layers.1.bias"); }),
+        "'bijector.3.made.layers.1.bias': missing tensor (the architecture needs one of shape [5])");
+    check_refused<T>(
+        edited([&](Editable& e) { parts(e)[0]["hidden"][0] = 5; }),
+        "'bijector.0.made.layers.0.weight': tensor has shape [4,3], the architecture needs [5,3]");
+    check_refused<T>(edited([](Editable& e) {
+                       auto& t = e.tensor("bijector.1.running_mean");
+                       t.shape = {1, 3};
+                     }),
+                     "tensor has shape [1,3], the architecture needs [3]");
+    check_refused<T>(edited([](Editable& e) {
+                       e.tensors.push_back({"extra", {1.0}, {1}, e.tensors[0].dtype});
+                     }),
+                     "'extra': tensor is not part of the flow's architecture");
+    check_refused<T>(
+        edited([](Editable& e) { e.tensor("bijector.0.made.layers.0.weight").values[2] = INFINITY; }),
+        "'bijector.0.made.layers.0.weight': tensor has a non-finite value inf at index 2");
+    check_refused<T>(edited([](Editable& e) {
+                       auto& t = e.tensor("bijector.1.log_scale");
+                       t.dtype = t.dtype == Dtype::F32 ? Dtype::F64 : Dtype::F32;
+                     }),
+                     "'bijector.1.log_scale': tensor has dtype");
+    check_refused<T>(edited([](Editable& e) { e.tensor("bijector.4.running_variance").values[0] = -1; }),
+                     "running variance");
+  }
+  SECTION("architectures that are not valid") {
+    check_refused<T>(edited([&](Editable& e) { parts(e)[2]["type"] = "Shuffle"; }),
+                     "bijector.2: unknown bijector type 'Shuffle'");
+    check_refused<T>(edited([&](Editable& e) {
+                       parts(e)[2]["permutation"] = {0, 0, 2};
+                     }),
+                     "bijector.2: Permute: permutation entry 0 is repeated");
+    check_refused<T>(edited([&](Editable& e) {
+                       parts(e)[5]["permutation"] = {0, 1, 3};
+                     }),
+                     "bijector.5: 'permutation' is 3, outside [0, 2]");
+    check_refused<T>(edited([&](Editable& e) {
+                       parts(e)[0]["order"] = {1, 1, 0};
+                     }),
+                     "bijector.0: Maf: input order entry 1 is 1");
+    check_refused<T>(edited([&](Editable& e) { parts(e)[3]["guard"]["kind"] = "tanh"; }),
+                     "bijector.3.guard: unknown log-scale guard kind 'tanh'");
+    check_refused<T>(edited([&](Editable& e) { parts(e)[1]["momentum"] = 2.0; }),
+                     "bijector.1: BatchNorm: momentum must be in [0, 1], got 2");
+    check_refused<T>(edited([&](Editable& e) { parts(e)[1]["epsilon"] = "small"; }),
+                     "bijector.1: field 'epsilon' must be a number");
+    check_refused<T>(edited([&](Editable& e) { parts(e)[1]["colour"] = 1; }),
+                     "bijector.1: unknown field 'colour' in a BatchNorm node");
+    check_refused<T>(edited([&](Editable& e) { parts(e)[4]["dim"] = 2; }),
+                     "bijector.4: node has dim 2 but the flow has dim 3");
+    check_refused<T>(edited([&](Editable& e) { e.arch["base"]["type"] = "Cauchy"; }),
+                     "unknown base distribution 'Cauchy'");
+    check_refused<T>(edited([&](Editable& e) { e.arch["bijector"]["parts"] = 3; }),
+                     "field 'parts' must be a list");
+    check_refused<T>(edited([&](Editable& e) {
+                       Json node = parts(e)[2];
+                       for (int i = 0; i < 40; ++i)
+                         node = Json{{"type", "Chain"}, {"dim", 3}, {"parts", {node}}};
+                       parts(e)[2] = node;
+                     }),
+                     "nested more than 32 deep");
+  }
+  SECTION("absurd sizes are refused before anything is allocated") {
+    check_refused<T>(edited([](Editable& e) { e.arch["dim"] = 1'000'000'000'000; }),
+                     "'dim' is 1000000000000, outside [1, 65536]");
+    check_refused<T>(edited([&](Editable& e) {
+                       parts(e)[0]["hidden"] = {1'000'000'000, 5};
+                     }),
+                     "tensor has shape [4,3], the architecture needs [1000000000,3]");
+    check_refused<T>(edited([&](Editable& e) {
+                       parts(e)[0]["hidden"] = {4'000'000'000'000, 5};
+                     }),
+                     "outside [1, 2147483647]");
+    check_refused<T>(edited([&](Editable& e) {
+                       Json many = Json::array();
+                       for (int i = 0; i < 1100; ++i) many.push_back(parts(e)[2]);
+                       e.arch["bijector"]["parts"] = many;
+                     }),
+                     "a chain of 1100 parts; at most 1024 allowed");
+  }
+}
