@@ -29,11 +29,27 @@ struct Dataset {
   Matrix train, validation, test;
   knead::data::Standardizer<double> standardizer;
   std::string test_description;
+  std::string coordinates;  ///< how train/validation/test relate to the data, for summary.json
 };
 
+/// The scaling named on the command line: "standard" (σ per dimension), "uniform" (one σ, keeps
+/// the aspect ratio), "none" (centring only); "auto" is uniform for siggraph (a wide word stays
+/// wide) and standard otherwise.
+inline knead::data::Scaling parse_scaling(const std::string& scaling, const std::string& dataset) {
+  using knead::data::Scaling;
+  if (scaling == "auto") return dataset == "siggraph" ? Scaling::uniform : Scaling::per_dimension;
+  if (scaling == "standard") return Scaling::per_dimension;
+  if (scaling == "uniform") return Scaling::uniform;
+  if (scaling == "none") return Scaling::none;
+  throw std::invalid_argument("parse_scaling: unknown scaling '" + scaling +
+                              "' (expected auto, standard, uniform or none)");
+}
+
 /// moons and siggraph are generated (`train_size` points split 90/10 into train/validation; the
-/// test set is 10,000 fresh points from another seed); a CSV path is split 80/10/10.
-inline Dataset load_dataset(const std::string& name, Index train_size, double noise, std::uint64_t seed) {
+/// test set is 10,000 fresh points from another seed); a CSV path is split 80/10/10. All three are
+/// centred and scaled as `scaling` says with statistics of the training split.
+inline Dataset load_dataset(const std::string& name, Index train_size, double noise, std::uint64_t seed,
+                            knead::data::Scaling scaling = knead::data::Scaling::per_dimension) {
   Dataset d;
   d.name = name;
   Matrix raw_train, raw_validation, raw_test;
@@ -58,7 +74,14 @@ inline Dataset load_dataset(const std::string& name, Index train_size, double no
     raw_test = split.test;
     d.test_description = "a held-out 10% of the file";
   }
-  d.standardizer.fit(raw_train);
+  d.standardizer.fit(raw_train, scaling);
+  using knead::data::Scaling;
+  d.coordinates = scaling == Scaling::per_dimension ? "standardised with the training split's mean and "
+                                                      "standard deviation per dimension"
+                  : scaling == Scaling::uniform
+                      ? "centred on the training split's mean and divided by one standard deviation "
+                        "pooled over both dimensions"
+                      : "centred on the training split's mean, not scaled (data units)";
   d.train = d.standardizer.transform(raw_train);
   d.validation = d.standardizer.transform(raw_validation);
   d.test = d.standardizer.transform(raw_test);
@@ -80,9 +103,10 @@ double best_seconds(F&& f, int repeats = 3) {
 /// Throughput of a flow: samples and density evaluations per second on batches of `n`.
 template <class Flow>
 std::pair<double, double> throughput(const Flow& flow, Index n, std::uint64_t seed) {
+  using T = typename Flow::Scalar;
   knead::Rng rng(seed);
-  Matrix samples, x = flow.sample(n, rng);
-  knead::RowVector<double> lp;
+  knead::Matrix<T> samples, x = flow.sample(n, rng);
+  knead::RowVector<T> lp;
   const double sample_s = best_seconds([&] { flow.sample(n, rng, samples); });
   const double density_s = best_seconds([&] { flow.log_prob(x, lp); });
   return {double(n) / sample_s, double(n) / density_s};
@@ -90,12 +114,24 @@ std::pair<double, double> throughput(const Flow& flow, Index n, std::uint64_t se
 
 inline plot::Limits view_of(const Matrix& data) { return plot::limits_of(data, 0.15); }
 
-inline void scatter_png(const std::string& path, const Matrix& points, const plot::Limits& limits,
-                        const std::string& title, plot::Color color) {
-  plot::Figure fig(1, 1, 640, 560);
+/// Pixel size of a one-panel figure showing `limits` at equal aspect: square-ish data gets the
+/// usual 640×560, wide data (the SIGGRAPH word) a wide, short figure instead of a thin stripe.
+inline std::pair<int, int> panel_size(const plot::Limits& limits) {
+  const double aspect = (limits.x_max - limits.x_min) / (limits.y_max - limits.y_min);
+  if (aspect < 1.6) return {640, 560};
+  constexpr int width = 1200, margins = 130;  // title, tick labels and axis labels
+  return {width, std::max(300, int((width - 100) / aspect) + margins)};
+}
+
+/// A scatter plot of the columns of `points` (float or double).
+template <class Derived>
+void scatter_png(const std::string& path, const Eigen::MatrixBase<Derived>& points,
+                 const plot::Limits& limits, const std::string& title, plot::Color color) {
+  const auto [width, height] = panel_size(limits);
+  plot::Figure fig(1, 1, width, height);
   const double alpha = points.cols() > 20000 ? 0.15 : 0.35;
   fig.axes(0, 0, limits, {.title = title, .x_label = "x1", .y_label = "x2", .equal_aspect = true})
-      .scatter(points, color, alpha, 1.2);
+      .scatter(points.template cast<double>(), color, alpha, 1.2);
   fig.save_png(path);
 }
 
@@ -103,10 +139,13 @@ inline void scatter_png(const std::string& path, const Matrix& points, const plo
 template <class Flow>
 void density_png(const std::string& path, const Flow& flow, const plot::Limits& limits,
                  const std::string& title) {
-  const plot::Grid grid{limits, 220, 220};
-  knead::RowVector<double> lp;
-  flow.log_prob(grid.points(), lp);
-  plot::Figure fig(1, 1, 680, 560);
+  using T = typename Flow::Scalar;
+  const auto [width, height] = panel_size(limits);
+  const plot::Grid grid{limits, width / 3, height / 3};
+  knead::RowVector<T> lp_flow;
+  flow.log_prob(grid.points().template cast<T>(), lp_flow);
+  const knead::RowVector<double> lp = lp_flow.template cast<double>();
+  plot::Figure fig(1, 1, width + 40, height);
   fig.axes(0, 0, grid.limits, {.title = title, .x_label = "x1", .y_label = "x2", .colorbar = true})
       .heatmap(grid, lp, plot::viridis_like, std::pair{lp.maxCoeff() - 12.0, lp.maxCoeff()});
   fig.save_png(path);
@@ -116,28 +155,30 @@ void density_png(const std::string& path, const Flow& flow, const plot::Limits& 
 /// stage, coloured by the quadrant of the base sample so points can be followed.
 template <class Flow>
 void taffy_png(const std::string& path, const Flow& flow, Index n, std::uint64_t seed) {
+  using T = typename Flow::Scalar;
   const auto& chain = flow.bijector();
   knead::Rng rng(seed);
-  Matrix stage;
+  knead::Matrix<T> stage;
   flow.base().sample(n, rng, stage);
-  const Matrix base = stage;
+  const knead::Matrix<T> base = stage;
   const int panels = int(chain.size()) + 1, cols = std::min(panels, 6), rows = (panels + cols - 1) / cols;
   plot::Figure fig(rows, cols, 300, 300, "Base samples through each bijector, in the forward direction");
   auto draw = [&](int k, const std::string& title) {
-    auto ax =
-        fig.axes(k / cols, k % cols, plot::limits_of(stage, 0.08), {.title = title, .equal_aspect = true});
+    auto ax = fig.axes(k / cols, k % cols, plot::limits_of(stage.template cast<double>(), 0.08),
+                       {.title = title, .equal_aspect = true});
     for (int q = 0; q < 4; ++q) {
       std::vector<Index> keep;
       for (Index j = 0; j < n; ++j)
         if (int(base(0, j) > 0) + 2 * int(base(1, j) > 0) == q) keep.push_back(j);
       Matrix part(2, Index(keep.size()));
-      for (std::size_t i = 0; i < keep.size(); ++i) part.col(Index(i)) = stage.col(keep[i]);
+      for (std::size_t i = 0; i < keep.size(); ++i)
+        part.col(Index(i)) = stage.col(keep[i]).template cast<double>();
       ax.scatter(part, plot::colors::series[std::size_t(q)], 0.4, 1.1);
     }
   };
   draw(0, "base N(0, I)");
-  Matrix next;
-  knead::RowVector<double> ld;
+  knead::Matrix<T> next;
+  knead::RowVector<T> ld;
   for (Index i = 0; i < chain.size(); ++i) {
     chain.part(i).forward_and_log_det(stage, next, ld);
     stage.swap(next);
@@ -166,9 +207,8 @@ inline void loss_png(const std::string& path, const std::vector<double>& train_l
   for (const double v : vl) lo = std::min(lo, v), hi = std::max(hi, v);
   const double pad = 0.05 * (hi - lo + 1e-9);
   plot::Figure fig(1, 1, 720, 420);
-  auto ax =
-      fig.axes(0, 0, {0, double(std::max<std::size_t>(train_loss.size(), 1)), lo - pad, hi + pad},
-               {.title = title, .x_label = "step", .y_label = "NLL (nats, standardised)", .grid = true});
+  auto ax = fig.axes(0, 0, {0, double(std::max<std::size_t>(train_loss.size(), 1)), lo - pad, hi + pad},
+                     {.title = title, .x_label = "step", .y_label = "NLL (nats per point)", .grid = true});
   ax.line(steps, smooth, plot::colors::series[0], 1.5);
   ax.line(vs, vl, plot::colors::series[1], 2.0);
   ax.legend({{"train (moving average)", plot::colors::series[0]}, {"validation", plot::colors::series[1]}});

@@ -4,8 +4,10 @@
 //
 //   train_2d --dataset moons --flow maf --layers 4 --out out/moons
 //
-// NLLs are nats per point in standardised coordinates (the training split's mean and standard
-// deviation); summary.json also gives the test NLL in the data's own coordinates.
+// NLLs are nats per point in the coordinates the flow is trained in (--scaling: standardised with
+// the training split's mean and standard deviation by default; summary.json says which) and, in
+// summary.json, also in the data's own coordinates. The flow is
+// trained in float unless --precision double is given (a loaded flow keeps the file's precision).
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -13,6 +15,7 @@
 #include <iostream>
 
 #include "common.hpp"
+#include "knead/core/threads.hpp"
 #include "knead/distributions/standard_normal.hpp"
 #include "knead/distributions/transformed_distribution.hpp"
 #include "knead/flows/builder.hpp"
@@ -24,7 +27,8 @@ namespace {
 
 using example::Index;
 
-using Flow = knead::TransformedDistribution<knead::StandardNormal<double>, knead::DynamicChain<double>>;
+template <class T>
+using Flow = knead::TransformedDistribution<knead::StandardNormal<T>, knead::DynamicChain<T>>;
 
 struct Options {
   std::string dataset = "moons";
@@ -42,17 +46,25 @@ struct Options {
   double guard_bound = 5.0;
   double weight_decay = 0.0;
   bool quiet = false;
+  int threads = 1;
+  std::string precision;  // "float" or "double"; empty: float, or the precision of the --load file
   Index checkpoint_every = 0;
   std::string resume;
+  std::string scaling = "auto";
   std::string out = "out";
   std::string load;  // a flow saved by knead::save, used instead of a new one
 };
 
+template <class T>
 int run(const Options& o) {
   std::filesystem::create_directories(o.out);
-  const example::Dataset data = example::load_dataset(o.dataset, o.train_size, o.noise, o.seed);
+  knead::set_num_threads(o.threads);
+  const example::Dataset data64 = example::load_dataset(o.dataset, o.train_size, o.noise, o.seed,
+                                                        example::parse_scaling(o.scaling, o.dataset));
+  const knead::Matrix<T> train = data64.train.cast<T>(), validation = data64.validation.cast<T>(),
+                         test = data64.test.cast<T>();
 
-  knead::FlowSpec<double> spec;
+  knead::FlowSpec<T> spec;
   spec.kind = knead::parse_flow_kind(o.flow);
   spec.dim = 2;
   spec.layers = o.layers;
@@ -63,8 +75,8 @@ int run(const Options& o) {
     spec.guard.bound = o.guard_bound;
   else
     spec.guard.kind = knead::LogScaleGuardKind::none;
-  Flow flow = o.load.empty() ? Flow(knead::StandardNormal<double>(2), knead::make_flow(spec))
-                             : knead::load_as<Flow>(o.load);
+  Flow<T> flow = o.load.empty() ? Flow<T>(knead::StandardNormal<T>(2), knead::make_flow(spec))
+                                : knead::load_as<Flow<T>>(o.load, knead::ScalarConversion::allow);
 
   knead::TrainerOptions options;
   options.batch_size = o.batch;
@@ -79,66 +91,74 @@ int run(const Options& o) {
   knead::AdamOptions adam;
   adam.lr = knead::LrSchedule::cosine(o.lr, std::max<Index>(o.steps, 1), 0, o.lr * 0.02);
   adam.weight_decay = o.weight_decay;
-  knead::Trainer trainer(flow, knead::Adam<double>(flow.num_parameters(), adam), options);
+  knead::Trainer trainer(flow, knead::Adam<T>(flow.num_parameters(), adam), options);
   knead::TrainingHistory history;
   if (!o.resume.empty())
-    history = trainer.resume(o.resume, data.train, data.validation);
+    history = trainer.resume(o.resume, train, validation);
   else if (o.steps > 0)
-    history = trainer.fit(data.train, data.validation);
+    history = trainer.fit(train, validation);
   flow.set_training(false);
   knead::save(flow, o.out + "/model.safetensors");
 
-  const double train_nll = trainer.evaluate(data.train);
-  const double val_nll = trainer.evaluate(data.validation);
-  const double test_nll = trainer.evaluate(data.test);
-  const double test_nll_data = test_nll - data.standardizer.log_det();
+  const double train_nll = trainer.evaluate(train);
+  const double val_nll = trainer.evaluate(validation);
+  const double test_nll = trainer.evaluate(test);
+  const double test_nll_data = test_nll - data64.standardizer.log_det();
   const auto [samples_per_s, densities_per_s] = example::throughput(flow, 20000, o.seed + 7);
 
   // pictures
   knead::Rng rng(o.seed + 99);
-  const example::Matrix samples = flow.sample(std::min<Index>(20000, data.train.cols()), rng);
-  const plot::Limits view = example::view_of(data.train);
+  const knead::Matrix<T> samples = flow.sample(std::min<Index>(20000, train.cols()), rng);
+  const plot::Limits view = example::view_of(data64.train);
   const std::string tag = (o.load.empty() ? o.flow : "saved flow") + " on " + o.dataset;
-  example::scatter_png(o.out + "/data.png", data.train, view, "training data (standardised)",
-                       plot::colors::series[0]);
+  example::scatter_png(o.out + "/data.png", data64.train, view, "training data", plot::colors::series[0]);
   example::scatter_png(o.out + "/samples.png", samples, view, "samples: " + tag, plot::colors::series[1]);
   example::density_png(o.out + "/density.png", flow, view, "log density: " + tag);
   example::taffy_png(o.out + "/taffy.png", flow, 4000, o.seed + 5);
-  std::vector<std::pair<double, double>> validation;
-  for (const auto& v : history.validation) validation.emplace_back(double(v.step), v.nll);
+  std::vector<std::pair<double, double>> validation_curve;
+  for (const auto& v : history.validation) validation_curve.emplace_back(double(v.step), v.nll);
   if (!history.train_loss.empty())  // nothing to draw for a loaded flow evaluated with --steps 0
-    example::loss_png(o.out + "/loss.png", history.train_loss, validation, "training: " + tag);
+    example::loss_png(o.out + "/loss.png", history.train_loss, validation_curve, "training: " + tag);
 
-  nlohmann::json summary = {
-      {"dataset", o.dataset},
-      {"flow", o.flow},
-      {"layers", o.layers},
-      {"hidden", o.hidden},
-      {"batchnorm", o.batch_norm},
-      {"steps", history.steps},
-      {"batch", o.batch},
-      {"lr", o.lr},
-      {"seed", o.seed},
-      {"parameters", flow.num_parameters()},
-      {"train_points", data.train.cols()},
-      {"train_seconds", history.seconds},
-      {"stop_reason", knead::to_string(history.stop_reason)},
-      {"nll_coordinates", "standardised with the training split's mean and standard deviation"},
-      {"train_nll", train_nll},
-      {"val_nll", val_nll},
-      {"test_nll", test_nll},
-      {"test_set", data.test_description},
-      {"test_nll_data_coordinates", test_nll_data},
-      {"samples_per_second", samples_per_s},
-      {"densities_per_second", densities_per_s}};
+  nlohmann::json summary = {{"dataset", o.dataset},
+                            {"flow", o.flow},
+                            {"layers", o.layers},
+                            {"hidden", o.hidden},
+                            {"batchnorm", o.batch_norm},
+                            {"steps", history.steps},
+                            {"batch", o.batch},
+                            {"lr", o.lr},
+                            {"seed", o.seed},
+                            {"precision", std::string(std::is_same_v<T, float> ? "float" : "double")},
+                            {"threads", o.threads},
+                            {"parameters", flow.num_parameters()},
+                            {"train_points", train.cols()},
+                            {"train_seconds", history.seconds},
+                            {"stop_reason", knead::to_string(history.stop_reason)},
+                            {"nll_coordinates", data64.coordinates},
+                            {"train_nll", train_nll},
+                            {"val_nll", val_nll},
+                            {"test_nll", test_nll},
+                            {"test_set", data64.test_description},
+                            {"test_nll_data_coordinates", test_nll_data},
+                            {"samples_per_second", samples_per_s},
+                            {"densities_per_second", densities_per_s}};
   if (!o.load.empty()) summary["loaded_from"] = o.load;
   example::write_json(o.out + "/summary.json", summary);
   std::printf(
-      "%s: test NLL %.4f nats (standardised; %.4f in data coordinates), train %.4f, validation %.4f, "
+      "%s: test NLL %.4f nats (training coordinates; %.4f in data coordinates), train %.4f, validation %.4f, "
       "%.1f s, %.0f samples/s, %.0f densities/s -> %s/\n",
       tag.c_str(), test_nll, test_nll_data, train_nll, val_nll, history.seconds, samples_per_s,
       densities_per_s, o.out.c_str());
   return 0;
+}
+
+/// The precision to train or evaluate in: --precision, else the scalar of the --load file, else float.
+std::string precision_of(const Options& o) {
+  if (!o.precision.empty() || o.load.empty()) return o.precision.empty() ? "float" : o.precision;
+  const auto file = knead::io::SafetensorsFile::load(o.load);
+  const auto it = file.metadata().find("knead.scalar");
+  return it != file.metadata().end() && it->second == "F64" ? "double" : "float";
 }
 
 }  // namespace
@@ -160,6 +180,10 @@ int main(int argc, char** argv) {
   app.add_option("--train-size", o.train_size,
                  "points generated for moons/siggraph (90% train, 10% validation)")
       ->check(CLI::Range(Index(10), Index(100000000)));
+  app.add_option("--scaling", o.scaling,
+                 "coordinates to train in: standard (per-dimension σ), uniform (one σ), none (centred "
+                 "only), auto (uniform for siggraph, else standard)")
+      ->check(CLI::IsMember({"auto", "standard", "uniform", "none"}));
   app.add_option("--noise", o.noise, "noise of the two moons")->check(CLI::NonNegativeNumber);
   app.add_option("--patience", o.patience, "early stopping after this many validations without improvement");
   app.add_option("--guard-bound", o.guard_bound,
@@ -173,13 +197,17 @@ int main(int argc, char** argv) {
   app.add_option(
       "--resume", o.resume,
       "continue the run saved in this checkpoint (give the same options as the run that wrote it)");
+  app.add_option("--threads", o.threads, "threads for the batch (knead::set_num_threads)")
+      ->check(CLI::Range(1, 256));
+  app.add_option("--precision", o.precision, "float or double (default: float, or the --load file's)")
+      ->check(CLI::IsMember({"float", "double"}));
   app.add_flag("--quiet", o.quiet, "no progress line");
   app.add_option("--out", o.out, "output directory (the trained flow is saved as model.safetensors)");
   app.add_option("--load", o.load,
                  "start from a flow saved by knead::save (with --steps 0: evaluate and draw it)");
   CLI11_PARSE(app, argc, argv);
   try {
-    return run(o);
+    return precision_of(o) == "double" ? run<double>(o) : run<float>(o);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "train_2d: %s\n", e.what());
     return 1;

@@ -29,6 +29,30 @@ TEMPLATE_TEST_CASE("Standardizer fits the population mean and standard deviation
   }
 }
 
+TEMPLATE_TEST_CASE("Standardizer with uniform scaling keeps the aspect ratio; without scaling it centres",
+                   "[data]", float, double) {
+  Matrix<TestType> x(2, 4);
+  x << 1, 2, 3, 4,  //
+      10, 10, 20, 20;
+  // Variances 1.25 and 25: the uniform scale is √((1.25 + 25)/2) for both dimensions.
+  const double pooled = std::sqrt((1.25 + 25.0) / 2);
+  const Standardizer<TestType> uniform(x, Scaling::uniform);
+  CHECK(uniform.mean()(1) == Approx(15));
+  CHECK(uniform.scale()(0) == Approx(pooled));
+  CHECK(uniform.scale()(1) == Approx(pooled));
+  CHECK(uniform.log_det() == Approx(-2 * std::log(pooled)));
+  const Matrix<TestType> z = uniform.transform(x);
+  CHECK((z(1, 3) - z(1, 0)) / (z(0, 3) - z(0, 0)) == Approx(10.0 / 3.0));  // shape unchanged
+
+  const Standardizer<TestType> centred(x, Scaling::none);
+  CHECK(centred.scale()(0) == 1);
+  CHECK(centred.scale()(1) == 1);
+  CHECK(centred.log_det() == 0);
+  const Matrix<TestType> c = centred.transform(x);
+  CHECK(c(0, 0) == Approx(-1.5));
+  CHECK(c(1, 2) == Approx(5));
+}
+
 TEMPLATE_TEST_CASE("Standardizer round trips and keeps float accuracy far from the origin", "[data]", float,
                    double) {
   const auto tol = knead::testing::Tolerances::for_scalar<TestType>();
@@ -81,6 +105,9 @@ TEST_CASE("Standardizer rejects constant dimensions, bad data and use before fit
   CHECK_THROWS_WITH(Standardizer<double>(bad), Contains("Standardizer::fit") && Contains("nan"));
   CHECK_THROWS_WITH(Standardizer<double>(Matrix<double>::Constant(1, 1, 3.0)),
                     Contains("standard deviation 0"));
+  CHECK_THROWS_WITH(Standardizer<double>(constant.row(1), Scaling::uniform),
+                    Contains("standard deviation 0"));
+  CHECK_NOTHROW(Standardizer<double>(constant, Scaling::none));  // centring needs no spread
 
   const Standardizer<double> unfitted;
   CHECK_FALSE(unfitted.fitted());

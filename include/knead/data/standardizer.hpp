@@ -1,6 +1,8 @@
 #pragma once
 /// @file
-/// Per-dimension standardisation z = (x − μ) / σ, fitted on training data.
+/// Standardisation z = (x − μ) / σ, fitted on training data: σ per dimension (the usual), one σ for
+/// all dimensions (keeps the data's aspect ratio, e.g. a wide word stays wide), or σ = 1 (centring
+/// only, as in the "Normalizing Flows Tutorial, Part 2" for its SIGGRAPH cloud).
 ///
 /// Flows train best on data of unit scale. Fit a Standardizer on the training set, train the flow
 /// on transform(x), and convert densities back: since z = (x − μ)/σ has Jacobian diag(1/σ),
@@ -18,6 +20,13 @@
 
 namespace knead::data {
 
+/// How a Standardizer scales after centring.
+enum class Scaling {
+  per_dimension,  ///< σ_i = standard deviation of dimension i
+  uniform,        ///< σ_i = √(mean_i var_i) for every i: one scale, the aspect ratio is kept
+  none            ///< σ_i = 1: centring only, log_det() = 0
+};
+
 template <class T>
 class Standardizer {
  public:
@@ -27,20 +36,22 @@ class Standardizer {
   Standardizer() = default;
 
   /// Fitted on `data` (D×N, one sample per column).
-  explicit Standardizer(MatrixCRef<T> data) { fit(data); }
+  explicit Standardizer(MatrixCRef<T> data, Scaling scaling = Scaling::per_dimension) { fit(data, scaling); }
 
-  /// μ_i is the mean and σ_i the (population, 1/N) standard deviation of row i. Throws
-  /// std::invalid_argument for an empty or non-finite batch or a dimension with σ_i = 0 (a
-  /// constant dimension cannot be standardised; its density is not defined). Sums are taken in
-  /// double precision, so float data loses no accuracy.
-  void fit(MatrixCRef<T> data) {
+  /// μ_i is the mean of row i; σ_i follows `scaling` from the (population, 1/N) variances. Throws
+  /// std::invalid_argument for an empty or non-finite batch or a scale of 0 (a constant dimension
+  /// cannot be standardised; its density is not defined). Sums are taken in double precision, so
+  /// float data loses no accuracy.
+  void fit(MatrixCRef<T> data, Scaling scaling = Scaling::per_dimension) {
     constexpr std::string_view function = "Standardizer::fit";
     if (data.rows() < 1 || data.cols() < 1)
       detail::fail(function, "expected a non-empty D×N batch, got ", data.rows(), "x", data.cols());
     detail::check_finite(function, "data", data);
     const Matrix<double> x = data.template cast<double>();
     const Vector<double> mean = x.rowwise().mean();
-    const Vector<double> var = (x.colwise() - mean).rowwise().squaredNorm() / double(x.cols());
+    Vector<double> var = (x.colwise() - mean).rowwise().squaredNorm() / double(x.cols());
+    if (scaling == Scaling::uniform) var.setConstant(var.mean());
+    if (scaling == Scaling::none) var.setOnes();
     for (Index i = 0; i < x.rows(); ++i) {
       const double sd = std::sqrt(var(i));
       // σ must survive the round trip to T and back through 1/σ.
