@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <utility>
 #include <vector>
 
@@ -117,31 +115,14 @@ Matrix<typename B::Scalar> points_away_from_kinks(B& b, Index n, Rng& rng) {
   return z;
 }
 
-/// Largest errors over the conformance reports of a test case; printed with KNEAD_PRINT_ERRORS set.
-struct MaxErrors {
-  double round_trip = 0, log_det = 0, input_gradient = 0, parameter_gradient = 0;
-  void add(const testing::ConformanceReport& r) {
-    round_trip = std::max(round_trip, r.round_trip_error);
-    log_det = std::max({log_det, r.log_det_error, r.log_det_symmetry_error});
-    input_gradient = std::max(input_gradient, r.input_gradient_error);
-    parameter_gradient = std::max(parameter_gradient, r.parameter_gradient_error);
-  }
-  void print(const char* what, bool is_float) const {
-    if (std::getenv("KNEAD_PRINT_ERRORS") != nullptr)
-      std::printf("%s<%s>: round trip %.3g, log-det %.3g, input gradient %.3g, parameter gradient %.3g\n",
-                  what, is_float ? "float" : "double", round_trip, log_det, input_gradient,
-                  parameter_gradient);
-  }
-};
-
 template <class B>
-void conform(B& b, Rng& rng, MaxErrors& worst) {
+void conform(B& b, Rng& rng, test::MaxErrors& worst) {
   worst.add(test::require_conformance(b, points_away_from_kinks(b, 4, rng), rng));
 }
 
 /// Runs the conformance checker with the conditioner's initial weights and with larger random ones.
 template <class B>
-void check_layer(B& layer, Rng& rng, MaxErrors& worst) {
+void check_layer(B& layer, Rng& rng, test::MaxErrors& worst) {
   conform(layer, rng, worst);
   test::randomise_parameters(layer, rng, 0.5);
   conform(layer, rng, worst);
@@ -190,7 +171,7 @@ TEMPLATE_TEST_CASE("Coupling partitions by split point and by mask", "[bijectors
 
 TEMPLATE_TEST_CASE("Affine and additive couplings conform", "[bijectors][coupling]", float, double) {
   Rng rng(17);
-  MaxErrors worst;
+  test::MaxErrors worst;
   std::uint64_t seed = 0;
   for (const auto& [d, split] : splits) {
     CAPTURE(d, split);
@@ -218,7 +199,7 @@ TEMPLATE_TEST_CASE("Affine coupling conforms under every log-scale guard", "[bij
                    double) {
   using T = TestType;
   Rng rng(19);
-  MaxErrors worst;
+  test::MaxErrors worst;
   const std::vector<int> mask = {1, 0, 1, 0, 1};
   AffineCoupling<T> unguarded(mask, small_options<T>(5, {LogScaleGuardKind::none, T(1)}));
   test::randomise_parameters(unguarded, rng, 0.8);
@@ -290,7 +271,7 @@ TEMPLATE_TEST_CASE("A chain of alternating couplings and an Affine conforms", "[
   const Index first = chain.template part<0>().num_parameters();
   CHECK(chain.template part<1>().parameters().data() == chain.parameters().data() + first);
   test::randomise_parameters(chain, rng, 0.4);
-  MaxErrors worst;
+  test::MaxErrors worst;
   conform(chain, rng, worst);
 
   auto copy = chain;  // deep, with the same layout

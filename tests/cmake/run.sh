@@ -14,6 +14,10 @@ cmake --build "$work/consumer" >/dev/null
 cmake -S "$root/tests/cmake/subdirectory" -B "$work/subdirectory" -DKNEAD_SOURCE_DIR="$root" >/dev/null
 cmake --build "$work/subdirectory" >/dev/null
 "$work/subdirectory/consumer"
+if ! PKG_CONFIG_PATH="$work/prefix/share/pkgconfig" pkg-config --print-requires knead | grep -q '^nlohmann_json'; then
+  echo "packaging: knead.pc does not require nlohmann_json" >&2
+  exit 1
+fi
 PKG_CONFIG_PATH="$work/prefix/share/pkgconfig" g++ "$root/tests/cmake/main.cpp" -o "$work/pc-consumer" \
   $(PKG_CONFIG_PATH="$work/prefix/share/pkgconfig" pkg-config --cflags knead)
 "$work/pc-consumer"

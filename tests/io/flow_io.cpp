@@ -14,17 +14,7 @@ using Json = nlohmann::ordered_json;
 
 namespace {
 
-/// A fresh folder under the system's temporary folder, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() /
-           ("knead_flow_io_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using test::TempDir;
 
 template <class T>
 bool same_bits(const Matrix<T>& a, const Matrix<T>& b) {
@@ -133,7 +123,7 @@ TEMPLATE_TEST_CASE("every flow kind loads back bit for bit, from the file alone 
        {FlowKind::maf, FlowKind::iaf, FlowKind::realnvp, FlowKind::nice, FlowKind::mlp}) {
     INFO("flow " << to_string(kind));
     const auto flow = make_test_flow<T>(kind);
-    const fs::path path = dir.path / "model.safetensors";
+    const fs::path path = dir.path() / "model.safetensors";
     save(flow, path);
     const Bytes original = flow_bytes(flow);  // before BatchNorm's training-mode passes update it
 
@@ -268,7 +258,7 @@ TEST_CASE("saving refuses a bijector it cannot describe", "[io][flow_io]") {
 
 TEST_CASE("save replaces a file atomically and load names the file", "[io][flow_io]") {
   TempDir dir;
-  const fs::path path = dir.path / "model.safetensors";
+  const fs::path path = dir.path() / "model.safetensors";
   const auto flow = make_test_flow<double>(FlowKind::nice);
   save(flow, path);
   AtomicWriteOptions failing;
@@ -284,7 +274,7 @@ TEST_CASE("save replaces a file atomically and load names the file", "[io][flow_
   write_file_atomically(path, cut);
   CHECK_THROWS_WITH(load<double>(path),
                     Catch::Contains(path.string()) && Catch::Contains("beyond the data section"));
-  CHECK_THROWS_AS(load<double>(dir.path / "missing.safetensors"), FileError);
+  CHECK_THROWS_AS(load<double>(dir.path() / "missing.safetensors"), FileError);
 }
 
 TEMPLATE_TEST_CASE("broken and hostile flow files are refused with a message saying what is wrong",
@@ -416,4 +406,73 @@ TEMPLATE_TEST_CASE("broken and hostile flow files are refused with a message say
                      }),
                      "a chain of 1100 parts; at most 1024 allowed");
   }
+}
+
+TEST_CASE("flow_state holds BatchNorm statistics and modes, no parameters; set_flow_state puts them back",
+          "[io][flow_io][flow_state]") {
+  const auto flow = make_test_flow<double>(FlowKind::maf);  // parts 1 and 4 are BatchNorm layers
+  const FlowState<double> state = flow_state(flow);
+  CHECK(state.buffers.size() == 4);
+  for (const auto& [name, values] : state.buffers) {
+    CAPTURE(name);
+    CHECK((name.ends_with(".running_mean") || name.ends_with(".running_variance")));
+  }
+  const auto& bn = *flow.bijector().part(4).target<BatchNorm<double>>();
+  CHECK(state.buffers.at("bijector.4.running_variance") ==
+        std::vector<double>(bn.running_variance().begin(), bn.running_variance().end()));
+
+  // a twin whose statistics and modes differ becomes the flow again, bit for bit
+  auto twin = make_test_flow<double>(FlowKind::maf);
+  Rng rng(8);
+  for (const Index k : {1, 4}) {
+    auto& b = *twin.bijector().part(k).target<BatchNorm<double>>();
+    b.set_running_mean(test::random_batch<double>(3, 1, rng));
+    b.set_training(!b.training());
+  }
+  REQUIRE(flow_bytes(twin) != flow_bytes(flow));
+  const Bytes twin_before = flow_bytes(twin);
+
+  // what does not fit is refused, naming it, and leaves the twin as it was
+  const auto refused = [&](const FlowState<double>& bad, const std::string& expected) {
+    INFO("expecting: " << expected);
+    CHECK_THROWS_AS(set_flow_state(twin, bad), FormatError);
+    CHECK_THROWS_WITH(set_flow_state(twin, bad), Catch::Contains(expected));
+    CHECK(flow_bytes(twin) == twin_before);
+  };
+  FlowState<double> bad = state;
+  bad.buffers["bijector.1.running_mean"].pop_back();
+  refused(bad, "'bijector.1.running_mean': tensor has shape [2], the architecture needs [3]");
+  bad = state;
+  bad.buffers.erase("bijector.4.running_variance");
+  refused(bad, "'bijector.4.running_variance': missing tensor");
+  bad = state;
+  bad.buffers["bijector.0.running_mean"] = {1, 2, 3};
+  refused(bad, "'bijector.0.running_mean': tensor is not part of the flow's architecture");
+  bad = state;
+  bad.buffers["bijector.1.running_variance"][2] = 0;
+  refused(bad, "running variance must be positive, got 0");
+  refused(flow_state(make_test_flow<double>(FlowKind::realnvp)),
+          "set_flow_state: the state's flow differs from this one at bijector.parts[0].type");
+  bad = state;
+  bad.architecture = "[[[";
+  refused(bad, "not valid JSON");
+
+  set_flow_state(twin, state);
+  CHECK(flow_bytes(twin) == flow_bytes(flow));
+  require_identical(flow, twin);
+}
+
+TEST_CASE("flow_state passes over bijectors knead cannot describe", "[io][flow_io][flow_state]") {
+  DynamicChain<double> chain(2);
+  chain.push_back(Chain(Shift<double>(2), Scale<double>(2)));  // not savable inside an AnyBijector
+  chain.push_back(BatchNorm<double>(2));
+  TransformedDistribution flow(StandardNormal<double>(2), chain);
+  flow.bijector().part(1).target<BatchNorm<double>>()->set_running_mean(Vector<double>::Constant(2, 0.5));
+  const FlowState<double> state = flow_state(flow);
+  CHECK(state.buffers.size() == 2);
+  CHECK(state.buffers.at("bijector.1.running_mean") == std::vector<double>{0.5, 0.5});
+  TransformedDistribution twin(StandardNormal<double>(2), chain);
+  set_flow_state(twin, state);
+  CHECK(twin.bijector().part(1).target<BatchNorm<double>>()->running_mean() ==
+        Vector<double>::Constant(2, 0.5));
 }

@@ -9,23 +9,6 @@ using namespace knead;
 
 namespace {
 
-/// A fixed non-trivial permutation of 0..d−1 (order[k] = dimension generated k-th).
-std::vector<Index> custom_order(Index d) {
-  switch (d) {
-    case 1:
-      return {0};
-    case 2:
-      return {1, 0};
-    case 3:
-      return {1, 2, 0};
-    default:
-      break;
-  }
-  std::vector<Index> order(static_cast<std::size_t>(d));
-  for (Index k = 0; k < d; ++k) order[std::size_t(k)] = (3 * k + 1) % d;  // d = 7: 1 4 0 3 6 2 5
-  return order;
-}
-
 struct Config {
   Index dim;
   std::vector<Index> hidden;
@@ -41,7 +24,7 @@ std::vector<Config> configs() {
     const std::vector<std::pair<InputOrder, std::string>> orders = {
         {InputOrder::identity(), "identity"},
         {InputOrder::reversed(), "reversed"},
-        {InputOrder::permutation(custom_order(d)), "custom"}};
+        {InputOrder::permutation(test::custom_order(d)), "custom"}};
     for (const auto& [order, name] : orders) {
       out.push_back({d, {3 * few + 1, 2 * few + 1}, order, name + ", two hidden layers"});
       out.push_back({d, {few}, order, name + ", one minimal hidden layer"});

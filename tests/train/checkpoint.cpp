@@ -5,7 +5,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -16,6 +15,8 @@
 #include "knead/bijectors/maf.hpp"
 #include "knead/distributions/standard_normal.hpp"
 #include "knead/distributions/transformed_distribution.hpp"
+#include "knead/flows/builder.hpp"
+#include "knead/io/flow_io.hpp"
 #include "knead/train/trainer.hpp"
 #include "support.hpp"
 
@@ -24,45 +25,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// A fresh folder under the system's temporary folder, removed with its content at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("knead_checkpoint_test." + std::to_string(::getpid()) + "." + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] fs::path operator/(const std::string& name) const { return path_ / name; }
-  [[nodiscard]] std::size_t file_count() const {
-    return std::size_t(std::distance(fs::directory_iterator(path_), fs::directory_iterator()));
-  }
-
- private:
-  fs::path path_;
-};
-
-template <class T>
-std::vector<T> copy_of(std::span<T> s) {
-  return {s.begin(), s.end()};
-}
+using test::copy_of;
+using test::shifted_normal;
+using test::TempDir;
 
 TrainerOptions quiet(TrainerOptions o) {
   o.progress = nullptr;
   return o;
-}
-
-/// Isotropic N(μ, 1) samples in d dimensions.
-template <class T>
-Matrix<T> shifted_normal(Index d, Index n, Rng& rng, double mu) {
-  return (test::random_batch<double>(d, n, rng).array() + mu).matrix().cast<T>();
 }
 
 template <class T>
@@ -77,6 +46,19 @@ auto maf_flow() {
       Chain(Maf<T>(2, {.hidden = {5}, .seed = 3}), Affine<T>(2), Maf<T>(2, {.hidden = {5}, .seed = 4})));
 }
 
+/// A MAF flow as make_flow builds it with batch_norm: 0 Maf, 1 BatchNorm, 2 Permute, 3 Maf,
+/// 4 BatchNorm, 5 Permute, 6 Maf.
+template <class T>
+auto batch_norm_flow() {
+  FlowSpec<T> spec;
+  spec.dim = 2;
+  spec.layers = 3;
+  spec.hidden = {6};
+  spec.batch_norm = true;
+  spec.seed = 9;
+  return TransformedDistribution(StandardNormal<T>(2), make_flow<T>(spec));
+}
+
 /// What a run ended with: everything that must match between a resumed and an uninterrupted run.
 template <class T>
 struct Outcome {
@@ -84,6 +66,7 @@ struct Outcome {
   std::vector<T> optimizer_state;
   Index optimizer_steps = 0;
   TrainingHistory history;
+  io::Bytes flow_file;  ///< the flow as knead::save writes it: BatchNorm statistics and modes too
 };
 
 template <class T>
@@ -91,6 +74,7 @@ void require_same(const Outcome<T>& resumed, const Outcome<T>& uninterrupted) {
   CHECK(resumed.parameters == uninterrupted.parameters);  // bit for bit
   CHECK(resumed.optimizer_state == uninterrupted.optimizer_state);
   CHECK(resumed.optimizer_steps == uninterrupted.optimizer_steps);
+  CHECK(resumed.flow_file == uninterrupted.flow_file);
   const TrainingHistory &a = resumed.history, &b = uninterrupted.history;
   CHECK(a.steps == b.steps);
   CHECK(a.train_loss == b.train_loss);
@@ -117,13 +101,14 @@ auto train(MakeFlow make_flow, MakeOpt make_opt, const TrainerOptions& options, 
   out.optimizer_state =
       std::vector<T>(trainer.optimizer().state().begin(), trainer.optimizer().state().end());
   out.optimizer_steps = trainer.optimizer().step_count();
+  out.flow_file = flow_bytes(flow);
   return out;
 }
 
 /// Runs `options` uninterrupted; then again with a checkpoint every `every` steps, stopped by the
 /// callback after `stop_at` steps (as if the process died); then resumes in a fresh model (whose
-/// parameters are scrambled first, so that they must come from the checkpoint) and checks that
-/// it ends exactly as the uninterrupted run. Returns the uninterrupted outcome.
+/// parameters are scrambled and mode switched first, so that they must come from the checkpoint)
+/// and checks that it ends exactly as the uninterrupted run. Returns the uninterrupted outcome.
 template <class MakeFlow, class MakeOpt, class FitData, class ResumeData>
 auto check_resume(MakeFlow make_flow, MakeOpt make_opt, TrainerOptions options, Index every, Index stop_at,
                   FitData fit_data, ResumeData resume_data) {
@@ -150,6 +135,7 @@ auto check_resume(MakeFlow make_flow, MakeOpt make_opt, TrainerOptions options, 
   const auto resumed = train(make_flow, make_opt, second, [&](auto& trainer, auto& flow) {
     Rng scramble(99);
     test::randomise_parameters(flow, scramble, 0.3);
+    flow.set_training(false);
     return resume_data(trainer, path);
   });
   require_same(resumed, uninterrupted);
@@ -157,6 +143,23 @@ auto check_resume(MakeFlow make_flow, MakeOpt make_opt, TrainerOptions options, 
   CHECK(load_checkpoint<typename decltype(resumed.parameters)::value_type>(path).step ==
         uninterrupted.history.steps / every * every);
   return uninterrupted;
+}
+
+/// check_resume for a run on fit(data).
+template <class MakeFlow, class MakeOpt, class T>
+auto check_resume(MakeFlow make_flow, MakeOpt make_opt, const TrainerOptions& options, Index every,
+                  Index stop_at, const Matrix<T>& data) {
+  return check_resume(
+      make_flow, make_opt, options, every, stop_at, [&](auto& trainer) { return trainer.fit(data); },
+      [&](auto& trainer, const fs::path& p) { return trainer.resume(p, data); });
+}
+
+/// N samples of a curved 2-D density: x₁ ~ N(0, 1), x₂ ~ N(x₁²/2, 1).
+template <class T>
+Matrix<T> curved(Index n, Rng& rng) {
+  Matrix<double> data = test::random_batch<double>(2, n, rng);
+  data.row(1) += data.row(0).array().square().matrix() * 0.5;
+  return data.cast<T>();
 }
 
 }  // namespace
@@ -258,15 +261,13 @@ TEST_CASE("A run stopped by max_steps continues to a larger max_steps", "[train]
 
 TEST_CASE("A MAF flow resumes bit for bit and is deterministic given its seed", "[train][checkpoint][maf]") {
   Rng rng(4);
-  Matrix<double> data = test::random_batch<double>(2, 256, rng);
-  data.row(1) += data.row(0).array().square().matrix() * 0.5;  // a curved density
+  const Matrix<double> data = curved<double>(256, rng);
   const auto fit = [&](auto& trainer) { return trainer.fit(data); };
-  const auto resume = [&](auto& trainer, const fs::path& p) { return trainer.resume(p, data); };
   const auto make_flow = [] { return maf_flow<double>(); };
   const auto adam = [](auto& flow) { return Adam<double>(flow, {.lr = 0.01}); };
   const TrainerOptions options = quiet(
       {.batch_size = 64, .max_steps = 40, .seed = 11, .validation_fraction = 0.25, .validation_every = 8});
-  const auto h = check_resume(make_flow, adam, options, 5, 23, fit, resume);
+  const auto h = check_resume(make_flow, adam, options, 5, 23, data);
   CHECK(h.history.train_loss.back() < h.history.train_loss.front());  // it did learn
 
   // same seed: the same run bit for bit; another seed: other batches, another result
@@ -277,6 +278,45 @@ TEST_CASE("A MAF flow resumes bit for bit and is deterministic given its seed", 
   const auto different = train(make_flow, adam, other, [&](auto& t, auto&) { return fit(t); });
   CHECK(different.parameters != h.parameters);
   CHECK(different.history.train_loss != h.history.train_loss);
+}
+
+TEMPLATE_TEST_CASE("A flow with BatchNorm resumes bit for bit, running statistics and mode included",
+                   "[train][checkpoint][batch_norm]", float, double) {
+  using T = TestType;
+  Rng rng(7);
+  const Matrix<T> data = curved<T>(240, rng);
+  const auto make = [] { return batch_norm_flow<T>(); };
+  const auto adam = [](auto& flow) { return Adam<T>(flow, {.lr = 0.01}); };
+  // validation runs in evaluation mode, on the running statistics: its NLLs must match too
+  const TrainerOptions options = quiet(
+      {.batch_size = 32, .max_steps = 30, .seed = 13, .validation_fraction = 0.25, .validation_every = 5});
+  check_resume(make, adam, options, 4, 17, data);
+
+  // the checkpoint holds the statistics of both BatchNorm layers as they were at its step, and the
+  // mode the model had before the run
+  const TempDir dir;
+  TrainerOptions ten_steps = options;
+  ten_steps.max_steps = 10;
+  ten_steps.checkpoint_every = 10;
+  ten_steps.checkpoint_path = dir / "bn.ckpt";
+  for (const bool mode : {true, false}) {
+    CAPTURE(mode);
+    auto flow = make();
+    flow.set_training(mode);
+    Trainer(flow, adam(flow), ten_steps).fit(data);
+    CHECK(flow.training() == mode);
+    const TrainingCheckpoint<T> c = load_checkpoint<T>(ten_steps.checkpoint_path);
+    CHECK(c.training == mode);
+    CHECK(c.model_state.buffers.size() == 4);
+    for (const int k : {1, 4}) {
+      const BatchNorm<T>& bn = *flow.bijector().part(k).template target<BatchNorm<T>>();
+      const std::string at = "bijector." + std::to_string(k);
+      CHECK(bn.running_mean() != Vector<T>::Zero(2));  // training moved them
+      const auto values = [](const Vector<T>& v) { return std::vector<T>(v.begin(), v.end()); };
+      CHECK(c.model_state.buffers.at(at + ".running_mean") == values(bn.running_mean()));
+      CHECK(c.model_state.buffers.at(at + ".running_variance") == values(bn.running_variance()));
+    }
+  }
 }
 
 TEST_CASE("A checkpoint round-trips through its file", "[train][checkpoint]") {
@@ -302,6 +342,10 @@ TEST_CASE("A checkpoint round-trips through its file", "[train][checkpoint]") {
   c.best_parameters = {1.f, 2.f, 3.f, 4.f};
   c.evaluations_without_improvement = 0;
   c.seconds = 1.25;
+  c.training = false;
+  c.model_state.architecture = R"({"type":"BatchNorm","dim":2})";
+  c.model_state.buffers = {{"bijector.running_mean", {0.5f, -1.f}},
+                           {"bijector.running_variance", {2.f, 3.f}}};
   save_checkpoint(c, dir / "c.ckpt");
   const TrainingCheckpoint<float> d = load_checkpoint<float>(dir / "c.ckpt");
   CHECK(d.step == c.step);
@@ -325,12 +369,17 @@ TEST_CASE("A checkpoint round-trips through its file", "[train][checkpoint]") {
   CHECK(d.best_validation_nll == c.best_validation_nll);
   CHECK(d.best_parameters == c.best_parameters);
   CHECK(d.seconds == c.seconds);
+  CHECK(!d.training);
+  CHECK(d.model_state.architecture == c.model_state.architecture);
+  CHECK(d.model_state.buffers == c.model_state.buffers);
   // the file is a plain safetensors file that names its format
   const io::SafetensorsFile file = io::SafetensorsFile::load(dir / "c.ckpt");
   CHECK(file.metadata().at("format") == "knead.checkpoint");
   CHECK(file.metadata().at("optimizer") == "Sgd");
   CHECK(file.tensor("parameters").dtype == io::Dtype::F32);
   CHECK(file.tensor("history.train_loss").dtype == io::Dtype::F64);
+  CHECK(file.tensor("model.bijector.running_mean").dtype == io::Dtype::F32);
+  CHECK(file.metadata().at("model.training") == "false");
 }
 
 TEST_CASE("Broken checkpoints and checkpoints of another run are rejected", "[train][checkpoint][errors]") {
@@ -346,14 +395,21 @@ TEST_CASE("Broken checkpoints and checkpoints of another run are rejected", "[tr
   }
   const auto fresh = [] { return affine_flow<double>(); };
 
-  // every failed resume leaves the model and optimizer as they were
+  // every failed resume leaves the model (parameters, BatchNorm statistics and modes) and the
+  // optimizer as they were
   const auto rejects = [&](auto& flow, auto& trainer, const auto& call,
                            const Catch::Matchers::Impl::MatcherBase<std::string>& m) {
-    const auto before = copy_of(flow.parameters());
+    const io::Bytes before = flow_bytes(flow);
     const Index steps = trainer.optimizer().step_count();
     CHECK_THROWS_WITH(call(), m);
-    CHECK(copy_of(flow.parameters()) == before);
+    CHECK(flow_bytes(flow) == before);
     CHECK(trainer.optimizer().step_count() == steps);
+  };
+  // a call resuming `trainer` on `data` from `good` changed by `change` (written to bad.ckpt)
+  const auto resume_changed = [&](auto& trainer, auto good, const auto& change) {
+    change(good);
+    save_checkpoint(good, dir / "bad.ckpt");
+    return [&trainer, &dir, &data] { return trainer.resume(dir / "bad.ckpt", data); };
   };
 
   SECTION("a truncated file") {
@@ -459,12 +515,7 @@ TEST_CASE("Broken checkpoints and checkpoints of another run are rejected", "[tr
     CHECK(good.step == 10);
     auto flow = fresh();
     Trainer trainer(flow, Adam<double>(flow), options);
-    const auto with = [&](const std::function<void(TrainingCheckpoint<double>&)>& change) {
-      TrainingCheckpoint<double> c = good;
-      change(c);
-      save_checkpoint(c, dir / "bad.ckpt");
-      return [&trainer, &dir, &data] { return trainer.resume(dir / "bad.ckpt", data); };
-    };
+    const auto with = [&](const auto& change) { return resume_changed(trainer, good, change); };
     rejects(flow, trainer, with([](auto& c) { c.train_loss.pop_back(); }),
             Catch::Contains("history.train_loss' has 9 values, expected 10"));
     rejects(flow, trainer, with([](auto& c) { c.parameters[1] = std::numeric_limits<double>::infinity(); }),
@@ -477,6 +528,60 @@ TEST_CASE("Broken checkpoints and checkpoints of another run are rejected", "[tr
             Catch::Contains("bad optimizer state") && Catch::Contains("second moment 1"));
     rejects(flow, trainer, with([](auto& c) { c.best_step = 3; }),
             Catch::Contains("best_step 3 is not a validation step"));
+  }
+  SECTION("BatchNorm statistics or an architecture that do not fit the flow") {
+    const auto bn_flow = [] { return batch_norm_flow<double>(); };
+    TrainerOptions bn_options = options;
+    bn_options.checkpoint_path = dir / "bn.ckpt";
+    {
+      auto flow = bn_flow();
+      Trainer(flow, Adam<double>(flow), bn_options).fit(data);
+    }
+    const TrainingCheckpoint<double> good = load_checkpoint<double>(bn_options.checkpoint_path);
+    REQUIRE(good.model_state.buffers.size() == 4);
+    auto flow = bn_flow();
+    Trainer trainer(flow, Adam<double>(flow), bn_options);
+    const auto with = [&](const auto& change) { return resume_changed(trainer, good, change); };
+    const std::string mean = "bijector.4.running_mean", variance = "bijector.1.running_variance";
+    const auto longer_mean = with([&](auto& c) { c.model_state.buffers[mean].push_back(0.5); });
+    CHECK_THROWS_AS(longer_mean(), FormatError);
+    rejects(flow, trainer, longer_mean,
+            Catch::Contains("Trainer::resume") && Catch::Contains("bad.ckpt") && Catch::Contains(mean) &&
+                Catch::Contains("shape [3]") && Catch::Contains("needs [2]"));
+    rejects(flow, trainer, with([&](auto& c) { c.model_state.buffers.erase(mean); }),
+            Catch::Contains("bad.ckpt") && Catch::Contains(mean) && Catch::Contains("missing tensor"));
+    rejects(flow, trainer, with([](auto& c) {
+              c.model_state.buffers["bijector.0.running_mean"] = {1, 2};
+            }),
+            Catch::Contains("bad.ckpt") && Catch::Contains("bijector.0.running_mean") &&
+                Catch::Contains("not part of the flow's architecture"));
+    rejects(flow, trainer, with([&](auto& c) { c.model_state.buffers[variance][1] = -1; }),
+            Catch::Contains("bad.ckpt") && Catch::Contains("running variance must be positive, got -1"));
+    rejects(flow, trainer, with([&](auto& c) {
+              c.model_state.buffers[variance][0] = std::numeric_limits<double>::quiet_NaN();
+            }),
+            Catch::Contains("load_checkpoint") && Catch::Contains("bad.ckpt") &&
+                Catch::Contains("'model." + variance + "' has a non-finite value nan at index 0"));
+    rejects(flow, trainer, with([](auto& c) {
+              const auto at = c.model_state.architecture.find("\"momentum\":");
+              c.model_state.architecture.insert(at + 11, "1");  // 0.1 becomes 10.1
+            }),
+            Catch::Contains("bad.ckpt") && Catch::Contains("bijector.parts[1].momentum") &&
+                Catch::Contains("the flow has 0.1, the file has 10.1"));
+    rejects(flow, trainer, with([](auto& c) { c.model_state.architecture = "{\"type\": [1, 2"; }),
+            Catch::Contains("load_checkpoint") && Catch::Contains("bad.ckpt") &&
+                Catch::Contains("not valid JSON"));
+    rejects(flow, trainer, with([](auto& c) { c.model_state = {}; }),
+            Catch::Contains("bad.ckpt") && Catch::Contains("holds no running statistics"));
+    // and a checkpoint of a flow without BatchNorm into one with it, and the other way round
+    rejects(
+        flow, trainer, [&] { return trainer.resume(path, data); },
+        Catch::Contains("Trainer::resume") && Catch::Contains("good.ckpt"));
+    auto plain = fresh();
+    Trainer plain_trainer(plain, Adam<double>(plain), options);
+    rejects(
+        plain, plain_trainer, [&] { return plain_trainer.resume(bn_options.checkpoint_path, data); },
+        Catch::Contains("Trainer::resume") && Catch::Contains("bn.ckpt"));
   }
 }
 
@@ -504,7 +609,7 @@ TEST_CASE("A failed checkpoint write leaves the previous checkpoint intact", "[t
     auto flow = make_flow();
     Trainer trainer(flow, adam(flow), options);
     CHECK_THROWS_WITH(trainer.fit(data), "disk on fire");
-    CHECK(dir.file_count() == 1);  // the temporary was removed
+    CHECK(dir.entries().size() == 1);  // the temporary was removed
   }
   SECTION("the process dies midway through the second save") {
     const pid_t child = ::fork();
@@ -528,7 +633,7 @@ TEST_CASE("A failed checkpoint write leaves the previous checkpoint intact", "[t
     REQUIRE(::waitpid(child, &status, 0) == child);
     REQUIRE(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
-    CHECK(dir.file_count() == 2);  // a stale temporary beside the intact checkpoint
+    CHECK(dir.entries().size() == 2);  // a stale temporary beside the intact checkpoint
   }
   // either way the checkpoint of step 5 is whole, and the run resumes from it to the same end
   const TrainingCheckpoint<double> kept = load_checkpoint<double>(path);

@@ -32,12 +32,8 @@ Matrix<T> correlated_gaussian(Index n, Rng& rng, double mu1, double mu2, double 
   return x.cast<T>();
 }
 
-/// Isotropic N(μ, 1) samples in d dimensions.
-Matrix<double> shifted_normal(Index d, Index n, Rng& rng, double mu) {
-  return (test::random_batch<double>(d, n, rng).array() + mu).matrix();
-}
-
-std::vector<double> copy_of(std::span<double> s) { return {s.begin(), s.end()}; }
+using test::copy_of;
+using test::shifted_normal;
 
 bool all_finite(std::span<double> s) {
   return std::ranges::all_of(s, [](double v) { return std::isfinite(v); });

@@ -10,6 +10,7 @@
 /// buffer, so the views of the parts of a moved composite stay valid.
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
@@ -18,12 +19,41 @@
 
 namespace knead {
 
+/// A zero-initialised array of n scalars whose first element sits on a 64-byte boundary.
+///
+/// Parameter values and gradients live in these: with std::vector's 16-byte alignment, vectorised
+/// loops over a block would peel a number of scalars that depends on the heap address, so float
+/// sums could differ in their last bits from run to run, breaking bit-identical resumes and
+/// same-seed reproducibility. (Over-allocating by hand rather than Eigen::aligned_allocator keeps
+/// GCC 12's -Warray-bounds from misreading the aligned malloc path.)
+template <class T>
+class AlignedBuffer {
+ public:
+  static constexpr std::size_t alignment = 64;
+  explicit AlignedBuffer(std::size_t n)
+      : raw_(std::make_unique<T[]>(n + alignment / sizeof(T))), data_(raw_.get()), size_(n) {
+    const auto address = reinterpret_cast<std::uintptr_t>(raw_.get());
+    const std::size_t misalignment = address % alignment;
+    if (misalignment != 0) data_ += (alignment - misalignment) / sizeof(T);
+  }
+  [[nodiscard]] T* data() { return data_; }
+  [[nodiscard]] const T* data() const { return data_; }
+  [[nodiscard]] std::size_t size() const { return size_; }
+  [[nodiscard]] T* begin() { return data_; }
+  [[nodiscard]] T* end() { return data_ + size_; }
+
+ private:
+  std::unique_ptr<T[]> raw_;
+  T* data_;
+  std::size_t size_;
+};
+
 template <class T>
 struct ParameterStorage {
   explicit ParameterStorage(Index size)
-      : values(static_cast<std::size_t>(size), T(0)), gradients(static_cast<std::size_t>(size), T(0)) {}
-  std::vector<T> values;
-  std::vector<T> gradients;
+      : values(static_cast<std::size_t>(size)), gradients(static_cast<std::size_t>(size)) {}
+  AlignedBuffer<T> values;
+  AlignedBuffer<T> gradients;
 };
 
 template <class T>

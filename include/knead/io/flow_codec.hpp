@@ -250,6 +250,7 @@ T slope_with_log(T theta) {
 // ---- per-bijector codecs ----------------------------------------------------------------------------
 // Codec<X>: config(x) → the node without tensors; save(x, prefix, sink); load(x, prefix, source)
 // sets an existing x's state; make(reader, dim, source) checks a node and its tensors and builds x.
+// A bijector with state that is not a parameter also has save_buffers and load_buffers for it.
 
 template <class X>
 struct Codec;
@@ -381,13 +382,21 @@ struct Codec<BatchNorm<T>> {
     const std::span<const T> all = x.parameters();  // [γ (D)][β (D)]
     sink.add(p + ".log_scale", all.subspan(0, d));
     sink.add(p + ".shift", all.subspan(d, d));
-    sink.writer.add_vector(p + ".running_mean", x.running_mean());
-    sink.writer.add_vector(p + ".running_variance", x.running_variance());
+    save_buffers(x, p, sink);
   }
   static void load(X& x, const std::string& p, TensorSource<T>& source) {
     const auto d = std::size_t(x.dim());
     source.take_into(p + ".log_scale", x.parameters().subspan(0, d));
     source.take_into(p + ".shift", x.parameters().subspan(d, d));
+    load_buffers(x, p, source);
+  }
+  // The running statistics are state but not parameters: a training checkpoint stores only these.
+  static void save_buffers(const X& x, const std::string& p, TensorSink<T>& sink) {
+    sink.writer.add_vector(p + ".running_mean", x.running_mean());
+    sink.writer.add_vector(p + ".running_variance", x.running_variance());
+  }
+  static void load_buffers(X& x, const std::string& p, TensorSource<T>& source) {
+    const auto d = std::size_t(x.dim());
     const std::vector<T> mean = source.take(p + ".running_mean", {d});
     const std::vector<T> variance = source.take(p + ".running_variance", {d});
     x.set_running_mean(Eigen::Map<const Vector<T>>(mean.data(), Index(d)));

@@ -10,6 +10,9 @@
 ///   <Base, AnyBijector<T>> with a concrete Base; `load_into(flow, path)` sets the state of an
 ///   existing flow of the same architecture (any composition of knead's bijectors, static Chain
 ///   included) and names the first difference if the architecture differs.
+/// - `flow_state(flow)` and `set_flow_state(flow, state)` take and set only the state that is not a
+///   parameter (BatchNorm running statistics and modes), for training checkpoints
+///   (knead/train/checkpoint.hpp), which store the parameters themselves.
 ///
 /// A loaded flow computes bit for bit what the saved one did. A file of another scalar type is
 /// converted only with ScalarConversion::allow. A broken or hostile file gives knead::FormatError
@@ -19,9 +22,12 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "knead/bijectors/any_bijector.hpp"
 #include "knead/bijectors/chain.hpp"
@@ -93,14 +99,25 @@ bool dispatch(A& any, F&& f, TypeList<Xs...>) {
   return found;
 }
 
+/// Which tensors a walk over a flow writes or reads: all of them (a flow file), or only the state
+/// that is not a parameter, the buffers (a training checkpoint, which stores the parameters apart).
+/// A buffers walk also passes over bijectors knead cannot describe: they appear as a node of their
+/// name and dim, without state.
+enum class Tensors { all, buffers };
+
+template <class B>
+Json opaque_node(const B& b, std::string name) {
+  return Json{{"type", std::move(name)}, {"dim", b.dim()}};
+}
+
 // ---- saving -------------------------------------------------------------------------------------
 
-template <class T, class B>
+template <class T, Tensors What = Tensors::all, class B>
 Json save_node(const B& b, const std::string& prefix, TensorSink<T>& sink) {
   if constexpr (IsChain<B>::value || IsDynamicChain<B>::value) {
     Json parts = Json::array();
     const auto add = [&](const auto& part) {
-      parts.push_back(save_node<T>(part, prefix + "." + std::to_string(parts.size()), sink));
+      parts.push_back(save_node<T, What>(part, prefix + "." + std::to_string(parts.size()), sink));
     };
     if constexpr (IsChain<B>::value)
       b.for_each_part(add);
@@ -108,21 +125,28 @@ Json save_node(const B& b, const std::string& prefix, TensorSink<T>& sink) {
       for (Index i = 0; i < b.size(); ++i) add(b.part(i));
     return Json{{"type", "Chain"}, {"dim", b.dim()}, {"parts", std::move(parts)}};
   } else if constexpr (IsInvert<B>::value) {
-    return Json{
-        {"type", "Invert"}, {"dim", b.dim()}, {"inner", save_node<T>(b.inner(), prefix + ".inner", sink)}};
+    return Json{{"type", "Invert"},
+                {"dim", b.dim()},
+                {"inner", save_node<T, What>(b.inner(), prefix + ".inner", sink)}};
   } else if constexpr (IsAny<B>::value) {
     Json out;
-    if (!dispatch(
-            b, [&](const auto& x) { out = save_node<T>(x, prefix, sink); }, Savable<T>{}))
-      knead::detail::fail("save", "bijector ", prefix, " is a ", b.name(),
-                          ", which knead cannot save inside an AnyBijector (a static Chain there can be "
-                          "a DynamicChain)");
-    return out;
+    if (dispatch(
+            b, [&](const auto& x) { out = save_node<T, What>(x, prefix, sink); }, Savable<T>{}))
+      return out;
+    if constexpr (What == Tensors::buffers) return opaque_node(b, b.name());
+    knead::detail::fail("save", "bijector ", prefix, " is a ", b.name(),
+                        ", which knead cannot save inside an AnyBijector (a static Chain there can be "
+                        "a DynamicChain)");
+  } else if constexpr (What == Tensors::buffers && !requires { Codec<B>::config(b); }) {
+    return opaque_node(b, bijector_name<B>());
   } else {
     static_assert(
         requires { Codec<B>::config(b); }, "knead::save: this bijector type has no file format");
     Json node = Codec<B>::config(b);
-    Codec<B>::save(b, prefix, sink);
+    if constexpr (What == Tensors::all)
+      Codec<B>::save(b, prefix, sink);
+    else if constexpr (requires { Codec<B>::save_buffers(b, prefix, sink); })
+      Codec<B>::save_buffers(b, prefix, sink);
     return node;
   }
 }
@@ -180,12 +204,12 @@ inline std::optional<std::string> first_difference(const Json& ours, const Json&
 }
 
 /// Sets the state of an existing bijector whose architecture equals `node` (checked before).
-template <class T, class B>
+template <class T, Tensors What = Tensors::all, class B>
 void load_node(B& b, const Json& node, const std::string& prefix, TensorSource<T>& source) {
   if constexpr (IsChain<B>::value || IsDynamicChain<B>::value) {
     std::size_t i = 0;
     const auto one = [&](auto& part) {
-      load_node<T>(part, node["parts"][i], prefix + "." + std::to_string(i), source);
+      load_node<T, What>(part, node["parts"][i], prefix + "." + std::to_string(i), source);
       ++i;
     };
     if constexpr (IsChain<B>::value)
@@ -193,12 +217,15 @@ void load_node(B& b, const Json& node, const std::string& prefix, TensorSource<T
     else
       for (Index k = 0; k < b.size(); ++k) one(b.part(k));
   } else if constexpr (IsInvert<B>::value) {
-    load_node<T>(b.inner(), node["inner"], prefix + ".inner", source);
+    load_node<T, What>(b.inner(), node["inner"], prefix + ".inner", source);
   } else if constexpr (IsAny<B>::value) {
     dispatch(
-        b, [&](auto& x) { load_node<T>(x, node, prefix, source); }, Savable<T>{});
-  } else {
-    Codec<B>::load(b, prefix, source);
+        b, [&](auto& x) { load_node<T, What>(x, node, prefix, source); }, Savable<T>{});
+  } else if constexpr (requires { Codec<B>::config(b); }) {  // else an opaque node of a buffers walk
+    if constexpr (What == Tensors::all)
+      Codec<B>::load(b, prefix, source);
+    else if constexpr (requires { Codec<B>::load_buffers(b, prefix, source); })
+      Codec<B>::load_buffers(b, prefix, source);
     if constexpr (std::is_same_v<B, BatchNorm<T>>) b.set_training(node["training"].template get<bool>());
   }
 }
@@ -324,6 +351,19 @@ D build_base(const Json& node, Index dim, TensorSource<T>& source) {
   }
 }
 
+/// Parses an architecture document from a file. @throws FormatError naming `where` if it is not JSON.
+inline Json parse_architecture(const std::string& text, const std::string& where) {
+  try {
+    // Depth is limited while parsing, before a deep document could exhaust anything.
+    return Json::parse(text, [&](int depth, Json::parse_event_t, Json&) {
+      if (depth > 4 * max_depth + 8) bad(where, "the architecture is nested too deep");
+      return true;
+    });
+  } catch (const Json::exception& e) {
+    bad(where, "the architecture is not valid JSON: ", io::detail::printable(e.what(), 200));
+  }
+}
+
 /// The validated architecture and tensors of a flow file, ready to build T values from.
 struct FlowHeader {
   Json arch;
@@ -359,15 +399,7 @@ FlowHeader read_header(const SafetensorsFile& file, ScalarConversion conversion)
   if (h.stored != io::dtype_of<T> && conversion == ScalarConversion::forbid)
     bad("metadata", "the file holds ", scalar, " values but the flow's scalar is ",
         io::dtype_name(io::dtype_of<T>), "; pass ScalarConversion::allow to convert them");
-  try {
-    // Depth is limited while parsing, before a deep document could exhaust anything.
-    h.arch = Json::parse(get("knead.flow"), [](int depth, Json::parse_event_t, Json&) {
-      if (depth > 4 * max_depth + 8) bad("knead.flow", "the architecture is nested too deep");
-      return true;
-    });
-  } catch (const Json::exception& e) {
-    bad("knead.flow", "the architecture is not valid JSON: ", io::detail::printable(e.what(), 200));
-  }
+  h.arch = parse_architecture(get("knead.flow"), "knead.flow");
   const NodeReader top(h.arch, "knead.flow");
   top.only({"dim", "base", "bijector"});
   std::uint64_t largest = 0;
@@ -498,6 +530,61 @@ template <class Base, class B>
 void load_into(TransformedDistribution<Base, B>& flow, const std::filesystem::path& path,
                ScalarConversion conversion = ScalarConversion::forbid) {
   io::flow_detail::naming_file(path, [&] { load_into(flow, io::SafetensorsFile::load(path), conversion); });
+}
+
+// ---- state that is not a parameter, for training checkpoints ----------------------------------------
+
+/// The state of a flow's bijector that is not a parameter: the BatchNorm running statistics, and
+/// the architecture they belong to (the bijector's node as save writes it, BatchNorm modes included;
+/// a bijector knead cannot describe appears as {"type": its name, "dim": D}, without state).
+template <class T>
+struct FlowState {
+  std::string architecture;                       ///< JSON
+  std::map<std::string, std::vector<T>> buffers;  ///< named as in a flow file: "bijector.3.running_mean"
+};
+
+/// The non-parameter state of `flow` (its parameters are not included).
+template <class Base, class B>
+FlowState<typename B::Scalar> flow_state(const TransformedDistribution<Base, B>& flow) {
+  using T = typename B::Scalar;
+  using namespace io::flow_detail;
+  io::SafetensorsWriter writer;
+  TensorSink<T> sink{writer};
+  FlowState<T> state;
+  state.architecture = save_node<T, Tensors::buffers>(flow.bijector(), "bijector", sink).dump();
+  const io::SafetensorsFile file(writer.bytes());
+  for (const io::TensorInfo& t : file.tensors()) state.buffers.emplace(t.name, file.read<T>(t.name));
+  return state;
+}
+
+/// Sets the non-parameter state of `flow`, whose bijector must have the architecture of `state`
+/// (BatchNorm modes aside, which are taken from `state`). On any error `flow` is unchanged.
+/// @throws FormatError naming the first difference of architecture, or a missing, extra, misshapen or
+///         non-finite tensor, or a statistic BatchNorm refuses (a negative variance).
+template <class Base, class B>
+void set_flow_state(TransformedDistribution<Base, B>& flow, const FlowState<typename B::Scalar>& state) {
+  using T = typename B::Scalar;
+  using namespace io::flow_detail;
+  const Json theirs = parse_architecture(state.architecture, "flow state");
+  io::SafetensorsWriter scratch;
+  TensorSink<T> discard{scratch};
+  const Json ours = save_node<T, Tensors::buffers>(flow.bijector(), "bijector", discard);
+  if (const auto d = first_difference(ours, theirs, "bijector"))
+    knead::detail::fail<FormatError>("set_flow_state", "the state's flow differs from this one at ", *d);
+  TransformedDistribution<Base, B> copy = flow;  // filled completely before it replaces flow
+  try {
+    // The buffers pass through a safetensors file so that the loader's checks apply to them.
+    io::SafetensorsWriter writer;
+    for (const auto& [name, values] : state.buffers)
+      writer.add(name, std::span<const T>(values), {std::uint64_t(values.size())});
+    const io::SafetensorsFile file(writer.bytes());
+    TensorSource<T> source(file, io::dtype_of<T>);
+    load_node<T, Tensors::buffers>(copy.bijector(), theirs, "bijector", source);
+    source.check_all_used();
+  } catch (const std::invalid_argument& e) {  // a reserved name, a negative variance
+    knead::detail::fail<FormatError>("set_flow_state", e.what());
+  }
+  flow = std::move(copy);
 }
 
 }  // namespace knead

@@ -7,24 +7,32 @@
 /// A checkpoint is a safetensors file (knead/io/safetensors.hpp), replaced atomically on every save
 /// (a crash mid-save leaves the previous checkpoint intact). Layout:
 ///
-/// | tensor                        | dtype   | content                                              |
-/// |-------------------------------|---------|------------------------------------------------------|
-/// | parameters                    | F32/F64 | the model's parameters after `step` updates           |
-/// | optimizer.state               | F32/F64 | Adam [m][v] or SGD velocity (Optimizer::state())      |
-/// | best_parameters               | F32/F64 | parameters of the best validation step (if any)      |
-/// | sampler.order                 | F64     | the minibatch sampler's current permutation          |
-/// | history.train_loss            | F64     | batch loss of steps 1..step                           |
-/// | history.validation_step / _nll| F64     | the validation records so far                        |
-/// | history.best_validation_nll   | F64 [1] | the best validation NLL (if any)                     |
+/// | tensor                            | dtype   | content                                          |
+/// |-----------------------------------|---------|--------------------------------------------------|
+/// | parameters                        | F32/F64 | the model's parameters after `step` updates      |
+/// | optimizer.state                   | F32/F64 | Adam [m][v] or SGD velocity (Optimizer::state()) |
+/// | best_parameters                   | F32/F64 | parameters of the best validation step (if any)  |
+/// | sampler.order                     | F64     | the minibatch sampler's current permutation      |
+/// | history.train_loss                | F64     | batch loss of steps 1..step                      |
+/// | history.validation_step / _nll    | F64     | the validation records so far                    |
+/// | history.best_validation_nll       | F64 [1] | the best validation NLL (if any)                 |
+/// | model.bijector.K.running_mean     | F32/F64 | running mean of a flow's BatchNorm K (if any)    |
+/// | model.bijector.K.running_variance | F32/F64 | its running variance                             |
 ///
 /// and `__metadata__` (all strings): format = "knead.checkpoint", format_version, scalar ("float" or
 /// "double"), step, dim, train_samples, validation_samples, seed, optimizer ("Adam", "Sgd" or "" for
 /// another optimizer), optimizer.step_count, sampler.engine (the std::mt19937_64 state in its
 /// standard text form), sampler.next, sampler.epoch, sampler.batch_size, best_step,
-/// evaluations_without_improvement and seconds. Counts stored as F64 are exact below 2⁵³.
+/// evaluations_without_improvement, seconds, model.training ("true" or "false": the model's mode
+/// before the run, which the run ends in) and model.architecture (for a flow, its bijector's node
+/// as knead::save writes it, which the model.* tensors belong to; "" for another model). The
+/// model.* tensors are a flow's state that is not a parameter (knead::FlowState), named as in a
+/// flow file after the "model." prefix. Counts stored as F64 are exact below 2⁵³. Version 1 files
+/// (without the model.* entries) are still read.
 ///
 /// load_checkpoint treats the file as untrusted: besides the checks of SafetensorsFile it checks every
 /// field and the consistency between them, and throws FormatError naming the path and the problem.
+/// Whether the model.* state fits the model is checked by Trainer::resume (set_flow_state).
 
 #include <algorithm>
 #include <charconv>
@@ -40,6 +48,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "knead/io/flow_io.hpp"
 #include "knead/io/safetensors.hpp"
 #include "knead/optim/adam.hpp"
 #include "knead/optim/sgd.hpp"
@@ -76,11 +85,17 @@ struct TrainingCheckpoint {
   std::optional<double> best_validation_nll;
   std::vector<T> best_parameters;  ///< empty when best_step is 0
   Index evaluations_without_improvement = 0;
-  double seconds = 0;  ///< training time before this checkpoint
+  double seconds = 0;    ///< training time before this checkpoint
+  bool training = true;  ///< the model's mode before the run: the mode the run ends in
+  /// For a flow: its BatchNorm running statistics and the architecture they belong to (empty
+  /// architecture: the model is not a flow, or a version 1 file).
+  FlowState<T> model_state;
 };
 
 inline constexpr std::string_view checkpoint_format = "knead.checkpoint";
-inline constexpr int checkpoint_format_version = 1;
+inline constexpr int checkpoint_format_version = 2;
+/// Prefix of the model's non-parameter tensors and metadata in a checkpoint.
+inline constexpr std::string_view checkpoint_model_prefix = "model.";
 
 namespace detail {
 
@@ -168,6 +183,32 @@ class CheckpointReader {
   std::string where_;
 };
 
+/// The model.* entries of a version 2 checkpoint (see the file comment).
+template <class T>
+void read_model_state(const CheckpointReader& r, const io::SafetensorsFile& file, TrainingCheckpoint<T>& c) {
+  const std::string model(checkpoint_model_prefix);
+  const std::string& training = r.text(model + "training");
+  if (training != "true" && training != "false")
+    r.bad("metadata '", model, "training' is '", io::detail::printable(training, 20), "', not true or false");
+  c.training = training == "true";
+  c.model_state.architecture = r.text(model + "architecture");
+  if (!c.model_state.architecture.empty()) {
+    try {
+      (void)io::flow_detail::parse_architecture(c.model_state.architecture, model + "architecture");
+    } catch (const FormatError& e) {
+      r.bad(e.what());
+    }
+  }
+  for (const io::TensorInfo& t : file.tensors()) {
+    if (!t.name.starts_with(model)) continue;
+    if (c.model_state.architecture.empty())
+      r.bad("tensor '", io::detail::printable(t.name, 80), "' belongs to no model architecture");
+    std::vector<T> values = r.template vector<T>(t.name, -1);
+    r.require_finite(t.name, values);
+    c.model_state.buffers.emplace(t.name.substr(model.size()), std::move(values));
+  }
+}
+
 }  // namespace detail
 
 /// Writes `c` to `path` atomically (write_file_atomically: the previous file survives any failure).
@@ -190,6 +231,9 @@ void save_checkpoint(const TrainingCheckpoint<T>& c, const std::filesystem::path
   w.add("history.validation_nll", std::span<const double>(c.validation_nll), n(c.validation_nll.size()));
   if (c.best_validation_nll)
     w.add("history.best_validation_nll", std::span<const double>(&*c.best_validation_nll, 1), Shape{1});
+  const std::string model(checkpoint_model_prefix);
+  for (const auto& [name, values] : c.model_state.buffers)
+    w.add(model + name, std::span<const T>(values), n(values.size()));
 
   const auto str = [](auto v) { return std::to_string(v); };
   w.set_metadata("format", std::string(checkpoint_format));
@@ -213,6 +257,8 @@ void save_checkpoint(const TrainingCheckpoint<T>& c, const std::filesystem::path
   seconds.precision(17);
   seconds << c.seconds;
   w.set_metadata("seconds", seconds.str());
+  w.set_metadata(model + "training", c.training ? "true" : "false");
+  w.set_metadata(model + "architecture", c.model_state.architecture);
   w.write(path, options);
 }
 
@@ -276,6 +322,7 @@ TrainingCheckpoint<T> load_checkpoint(const std::filesystem::path& path) {
   std::istringstream in(seconds);
   in.imbue(std::locale::classic());
   if (!(in >> c.seconds) || !std::isfinite(c.seconds) || c.seconds < 0) c.seconds = 0;  // informative only
+  if (version >= 2) read_model_state(r, file, c);
   return c;
 }
 

@@ -158,7 +158,9 @@ class Trainer {
   /// hyper-parameters, the options (seed, batch size, validation) and the data must be those of the
   /// run that wrote it; then the run ends exactly as an uninterrupted one would (single thread).
   /// The returned history covers the whole run, from step 1. The parameter count, dimension,
-  /// optimizer, data sizes, batch size and seed are checked before anything is changed.
+  /// optimizer, data sizes, batch size, seed and (for a flow) the bijector's architecture are
+  /// checked before anything is changed. A flow gets back its BatchNorm running statistics, and the
+  /// model ends in the mode it had before the run that wrote the checkpoint.
   /// @throws FileError if the file cannot be read, FormatError (naming Trainer::resume, the path and
   ///         the mismatch) if it is broken or belongs to another model, optimizer or data set.
   TrainingHistory resume(const std::filesystem::path& path, MatrixCRef<T> data) {
@@ -190,14 +192,19 @@ class Trainer {
   [[nodiscard]] const TrainerOptions& options() const { return options_; }
 
  private:
-  /// Sets the model's training mode and puts back the previous one on scope exit (also when an
-  /// exception leaves), for models that report their mode.
+  /// Sets the model's training mode and puts back the previous one (or `restore`, for a resumed
+  /// run: the mode before the run that wrote the checkpoint) on scope exit, also when an exception
+  /// leaves, for models that report their mode.
   class ModeGuard {
    public:
-    ModeGuard(Model& m, bool on) : m_(m), previous_(mode(m)) { m_.set_training(on); }
+    ModeGuard(Model& m, bool on, std::optional<bool> restore = std::nullopt)
+        : m_(m), previous_(restore.value_or(mode(m))) {
+      m_.set_training(on);
+    }
     ~ModeGuard() { m_.set_training(previous_); }
     ModeGuard(const ModeGuard&) = delete;
     ModeGuard& operator=(const ModeGuard&) = delete;
+    [[nodiscard]] bool previous() const { return previous_; }
 
    private:
     static bool mode(const Model& m) {
@@ -241,7 +248,8 @@ class Trainer {
       evaluations_without_improvement = c.evaluations_without_improvement;
       seconds_before = c.seconds;
     }
-    const ModeGuard training_mode(model_, true);
+    const ModeGuard training_mode(model_, true,
+                                  checkpoint ? std::optional(checkpoint->training) : std::nullopt);
     const auto elapsed = [&] { return seconds_before + seconds_since(start); };
     const bool patience_ran_out =
         options_.patience > 0 && evaluations_without_improvement >= options_.patience;
@@ -296,7 +304,7 @@ class Trainer {
 
       if (options_.checkpoint_every > 0 && step % options_.checkpoint_every == 0)
         save_checkpoint(snapshot(h, best, evaluations_without_improvement, sampler, train.cols(),
-                                 validation ? validation->cols() : 0, elapsed()),
+                                 validation ? validation->cols() : 0, elapsed(), training_mode.previous()),
                         options_.checkpoint_path, options_.checkpoint_write);
 
       const bool last = step == options_.max_steps;
@@ -328,7 +336,8 @@ class Trainer {
   /// The state after the step just taken, as a checkpoint.
   TrainingCheckpoint<T> snapshot(const TrainingHistory& h, const std::vector<T>& best,
                                  Index without_improvement, const MinibatchSampler& sampler,
-                                 Index train_samples, Index validation_samples, double seconds) {
+                                 Index train_samples, Index validation_samples, double seconds,
+                                 bool mode_before_run) {
     TrainingCheckpoint<T> c;
     c.step = h.steps;
     c.dim = model_.dim();
@@ -352,11 +361,14 @@ class Trainer {
     if (h.best_step > 0) c.best_parameters = best;
     c.evaluations_without_improvement = without_improvement;
     c.seconds = seconds;
+    c.training = mode_before_run;
+    if constexpr (has_flow_state) c.model_state = flow_state(model_);
     return c;
   }
 
   /// Checks that checkpoint `c` belongs to this model, optimizer, options and data, then restores
-  /// the optimizer, the sampler and the parameters. Nothing is changed unless every check passes.
+  /// the optimizer, the sampler, the flow's non-parameter state (BatchNorm running statistics) and
+  /// the parameters. Nothing is changed unless every check passes.
   void restore(const TrainingCheckpoint<T>& c, const std::filesystem::path& path, Index train_samples,
                Index validation_samples, MinibatchSampler& sampler) {
     const std::string where = io::detail::quoted(path);
@@ -383,6 +395,21 @@ class Trainer {
                sampler.batch_size());
     if (c.seed != options_.seed)
       mismatch("was written with seed ", c.seed, ", the options have ", options_.seed);
+    std::optional<Model> with_state;  // the model with the checkpoint's state, swapped in at the end
+    if constexpr (has_flow_state) {
+      if (!c.model_state.architecture.empty()) {
+        with_state.emplace(model_);
+        try {
+          set_flow_state(*with_state, c.model_state);
+        } catch (const FormatError& e) {
+          mismatch("does not fit the model's state: ", e.what());
+        }
+      } else if (!flow_state(model_).buffers.empty()) {
+        mismatch("holds no running statistics for the model's BatchNorm layers");
+      }
+    } else if (!c.model_state.architecture.empty()) {
+      mismatch("holds the state of a flow, but the model is not a TransformedDistribution");
+    }
     try {
       sampler.set_state(c.sampler);
     } catch (const std::invalid_argument& e) {
@@ -393,7 +420,9 @@ class Trainer {
     } catch (const std::invalid_argument& e) {
       mismatch("has a bad optimizer state: ", e.what());
     }
-    std::ranges::copy(c.parameters, params.begin());
+    if constexpr (has_flow_state)
+      if (with_state) model_ = std::move(*with_state);
+    std::ranges::copy(c.parameters, model_.parameters().begin());
   }
 
   double mean_nll(MatrixCRef<T> data) {
@@ -492,6 +521,9 @@ class Trainer {
     line << '\n';
     *options_.progress << line.str() << std::flush;
   }
+
+  /// Flows (TransformedDistribution) have state that is not a parameter, which checkpoints keep.
+  static constexpr bool has_flow_state = requires(const Model& m) { knead::flow_state(m); };
 
   Model& model_;
   Opt optimizer_;
