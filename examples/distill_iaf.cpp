@@ -17,7 +17,8 @@
 // narrower (8 layers of 64, 64 against the teacher's 4 of 128, 128): fewer operations per sample.
 //
 // Reports both flows' test NLL, both KL estimates and both sampling throughputs, draws pictures and
-// writes summary.json. With --checkpoint-every, the teacher's Trainer and the student loop save
+// writes summary.json, the teacher (OUT/teacher.safetensors) and the student (OUT/model.safetensors).
+// With --checkpoint-every, the teacher's Trainer and the student loop save
 // their whole state (knead/train/checkpoint.hpp) so that --resume-teacher / --resume continue a run.
 //
 //   distill_iaf --dataset moons --out out/distill
@@ -416,7 +417,9 @@ int run(const Options& o) {
   if (!o.resume.empty()) distiller.resume(o.resume);
   distiller.run();
   student.set_training(false);
-  knead::save(student, o.out + "/student.safetensors");
+  // The product of this program is the student: saved as model.safetensors like train_2d's flow, so
+  // `train_2d --load OUT/model.safetensors --steps 0` evaluates and draws it.
+  knead::save(student, o.out + "/model.safetensors");
 
   // ---- evaluation ----
   const double teacher_nll = mean_nll(teacher, data.test), student_nll = mean_nll(student, data.test);
@@ -584,7 +587,9 @@ int main(int argc, char** argv) {
                  "use this MAF saved by knead::save (e.g. OUT/teacher.safetensors) as the teacher, untrained")
       ->excludes(resume_teacher);
   app.add_flag("--quiet", o.quiet, "no progress lines");
-  app.add_option("--out", o.out, "output directory");
+  app.add_option(
+      "--out", o.out,
+      "output directory (the student is saved as model.safetensors, the teacher as teacher.safetensors)");
   CLI11_PARSE(app, argc, argv);
   try {
     return run(o);
