@@ -212,8 +212,10 @@ class Coupling {
       grad_shift = -grad_half_;
     }
     // s = guard(a):  ∂L/∂a = ∂L/∂s ⊙ guard'(a)   (in place: grad_s becomes ∂L/∂a)
-    if constexpr (HasScale)
-      grad_s.array() *= raw_log_scale().unaryExpr([this](T a) { return guard_.derivative(a); }).array();
+    if constexpr (HasScale) {
+      guard_.derivative(raw_log_scale(), log_scale_, guard_slope_);
+      grad_s.array() *= guard_slope_.array();
+    }
     // A feeds the conditioner and passes through: ∂L/∂in_A = ∂L/∂out_A + (∂t,a/∂in_A)ᵀ [∂L/∂t; ∂L/∂a]
     net_.backward(grad_net_, &grad_conditioning_);
     const auto& rows = partition_.conditioning();
@@ -270,7 +272,7 @@ class Coupling {
   void condition(MatrixCRef<T> in) const {
     CouplingPartition::gather<T>(partition_.conditioning(), in, conditioning_);
     net_.forward(conditioning_, net_out_);
-    if constexpr (HasScale) log_scale_ = raw_log_scale().unaryExpr([this](T a) { return guard_.apply(a); });
+    if constexpr (HasScale) guard_.apply(raw_log_scale(), log_scale_);
   }
 
   void record(Direction d, Index cols) const {
@@ -291,7 +293,7 @@ class Coupling {
   mutable Matrix<T> input_half_;    // u_B of a forward pass (affine only)
   mutable Direction last_ = Direction::none;
   mutable Index cols_ = 0;
-  Matrix<T> grad_net_, grad_half_, grad_conditioning_;
+  Matrix<T> grad_net_, grad_half_, grad_conditioning_, guard_slope_;
 };
 
 template <class T>

@@ -86,7 +86,7 @@ class Maf {
     start_pass(function, x);
     const Index d = dim_;
     made_.forward(x, conditioner_);
-    log_scale_ = conditioner_.bottomRows(d).unaryExpr([this](T a) { return guard_.apply(a); });
+    guard_.apply(conditioner_.bottomRows(d), log_scale_);
     u = (x - conditioner_.topRows(d)).cwiseProduct((-log_scale_).array().exp().matrix());
     log_det = -log_scale_.colwise().sum();
     u_ = u;
@@ -100,7 +100,7 @@ class Maf {
                                      "forward_and_log_det or inverse_and_log_det first");
     detail::check_backward("Maf::backward", grad_out, grad_log_det, dim_, u_.cols());
     exp_neg_log_scale_ = (-log_scale_).array().exp();
-    guard_slope_ = conditioner_.bottomRows(dim_).unaryExpr([this](T a) { return guard_.derivative(a); });
+    guard_.derivative(conditioner_.bottomRows(dim_), log_scale_, guard_slope_);
     if (last_ == Direction::inverse) {
       // u = (x − μ) e^{−α}: ∂L/∂x = e^{−α} ∂L/∂u + the path through MADE (see conditioner_vjp)
       conditioner_vjp(grad_out, grad_log_det, T(1), &grad_x_made_, true);

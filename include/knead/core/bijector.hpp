@@ -12,6 +12,7 @@
 /// object's gradients() and writes ∂L/∂in. Workspaces make an object unsafe to use from two
 /// threads at once: copy it per thread.
 
+#include <algorithm>
 #include <concepts>
 #include <memory>
 #include <span>
@@ -20,6 +21,7 @@
 #include <typeinfo>
 
 #include "knead/core/parameters.hpp"
+#include "knead/core/threads.hpp"
 #include "knead/core/types.hpp"
 
 namespace knead {
@@ -159,7 +161,13 @@ Matrix<typename B::Scalar> backward(B& b, MatrixCRef<typename B::Scalar> grad_ou
 
 template <Parameterised P>
 void zero_gradients(P& p) {
-  for (auto& g : p.gradients()) g = 0;
+  const auto g = p.gradients();
+  using T = std::remove_cvref_t<decltype(g[0])>;
+  // Large models (megabytes of gradients) are cleared by all of knead's threads.
+  const Index n = Index(g.size());
+  detail::parallel_columns(n, detail::column_chunks(n, 65536), [&](Index begin, Index end, int) {
+    std::fill(g.data() + begin, g.data() + end, T(0));
+  });
 }
 
 }  // namespace knead

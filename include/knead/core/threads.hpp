@@ -5,9 +5,9 @@
 ///
 /// Off by default: knead runs on the calling thread unless `knead::set_num_threads(n)` is called or
 /// the environment variable KNEAD_NUM_THREADS holds n > 1 when knead first asks. The split of a
-/// batch depends only on its size and the thread count, and per-thread partial sums (parameter
-/// gradients) are reduced in thread order, so results are deterministic for a given thread count
-/// (they may differ in the last bits between thread counts).
+/// batch depends only on its size and the thread count, and every sum over the batch (a parameter
+/// gradient) is computed by one thread in a fixed order, so results are deterministic for a given
+/// thread count (GEMM blocking may change the last bits between thread counts).
 
 #include <algorithm>
 #include <atomic>

@@ -8,9 +8,14 @@
 /// MADE sorts its hidden units by degree, which makes every mask a staircase: the plan then holds a
 /// few large all-ones blocks (computed straight from W, no masking needed) and thin "partial"
 /// blocks along the stair edge, the only place where W ⊙ M is formed (into a small scratch). So
-/// about half of the dense FLOPs are skipped and W ⊙ M is never rebuilt in full.
+/// about half of the dense FLOPs are skipped and W ⊙ M is never rebuilt in full. The blocks are
+/// chosen by a cost model of the GEMM (block_cost): a thin block runs far below peak, so the plan
+/// merges narrow runs of columns and stops splitting where computing a few zeros is cheaper.
 
 #include <algorithm>
+#include <array>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include <Eigen/Core>
@@ -84,23 +89,25 @@ class MaskedLinearPlan {
   MaskedLinearPlan(Index out, Index in) : out_(out), in_(in) {
     by_rows_.push_back({0, out, 0, in, false});
     by_cols_.push_back({0, in, 0, out, false});  // transposed coordinates
+    count_row_macs();
   }
   /// Masked layer; `mask` holds 0/1 values.
   template <class T>
   explicit MaskedLinearPlan(const Matrix<T>& mask) : out_(mask.rows()), in_(mask.cols()) {
-    Eigen::Matrix<Index, Eigen::Dynamic, Eigen::Dynamic> counts(mask.rows() + 1, mask.cols());
+    Counts counts(mask.rows() + 1, mask.cols());
     for (Index c = 0; c < mask.cols(); ++c) {
       counts(0, c) = 0;
       for (Index r = 0; r < mask.rows(); ++r) counts(r + 1, c) = counts(r, c) + (mask(r, c) != T(0) ? 1 : 0);
     }
-    strips(counts, 0, out_, 0, in_, by_rows_);
-    Eigen::Matrix<Index, Eigen::Dynamic, Eigen::Dynamic> counts_t(mask.cols() + 1, mask.rows());
+    by_rows_ = Planner{counts, {}}.cover(0, out_, 0, in_).blocks;
+    Counts counts_t(mask.cols() + 1, mask.rows());
     for (Index r = 0; r < mask.rows(); ++r) {
       counts_t(0, r) = 0;
       for (Index c = 0; c < mask.cols(); ++c)
         counts_t(c + 1, r) = counts_t(c, r) + (mask(r, c) != T(0) ? 1 : 0);
     }
-    strips(counts_t, 0, in_, 0, out_, by_cols_);
+    by_cols_ = Planner{counts_t, {}}.cover(0, in_, 0, out_).blocks;
+    count_row_macs();
   }
 
   [[nodiscard]] const std::vector<MaskBlock>& by_rows() const { return by_rows_; }
@@ -150,11 +157,16 @@ class MaskedLinearPlan {
     }
   }
 
-  /// gw += (g xᵀ) ⊙ M over the n columns of g and x.
+  /// gw += (g xᵀ) ⊙ M over the n columns of g and x, for the output rows [r0, r1) only (all by
+  /// default): threads split a layer's weight gradient by rows (see row_share()).
   template <class T>
   void backward_weight(const T* mask, const T* g, Index ldg, const T* x, Index ldx, Index n, T* gw,
-                       Index ldgw) const {
-    for (const MaskBlock& b : by_rows_) {
+                       Index ldgw, Index r0 = 0, Index r1 = -1) const {
+    if (r1 < 0) r1 = out_;
+    for (const MaskBlock& whole : by_rows_) {
+      const Index top = std::max(whole.row, r0), bottom = std::min(whole.row + whole.rows, r1);
+      if (bottom <= top) continue;
+      const MaskBlock b{top, bottom - top, whole.col, whole.cols, whole.partial};
       if (!b.partial) {
         gemm<false, true>(b.rows, b.cols, n, T(1), g + b.row, ldg, x + b.col, ldx, gw + b.row + b.col * ldgw,
                           ldgw);
@@ -168,6 +180,19 @@ class MaskedLinearPlan {
         for (Index r = 0; r < b.rows; ++r)
           gw[b.row + r + (b.col + c) * ldgw] += p[r + c * b.rows] * mask[b.row + r + (b.col + c) * out_];
     }
+  }
+
+  /// Output rows [first, second) of part t of `parts`: contiguous shares with about equal numbers of
+  /// computed multiply-adds, starting at multiples of 8 rows (SIMD-friendly); some may be empty.
+  [[nodiscard]] std::pair<Index, Index> row_share(int t, int parts) const {
+    auto boundary = [&](int k) -> Index {
+      if (k <= 0) return 0;
+      if (k >= parts) return out_;
+      const Index target = (row_macs_.back() * k + parts / 2) / parts;
+      const Index r = Index(std::lower_bound(row_macs_.begin(), row_macs_.end(), target) - row_macs_.begin());
+      return std::min(out_, (r + 4) / 8 * 8);
+    };
+    return {boundary(t), std::max(boundary(t), boundary(t + 1))};
   }
 
  private:
@@ -186,36 +211,128 @@ class MaskedLinearPlan {
     return p;
   }
 
-  /// Covers rows [r0, r1) × cols [c0, c1) of the mask whose per-column prefix counts are `counts`:
-  /// consecutive columns that are all ones (or all zeros) over the strip form one full block (or
-  /// nothing); runs of mixed columns are split in half by rows until thin, then kept as partial.
-  static void strips(const Eigen::Matrix<Index, Eigen::Dynamic, Eigen::Dynamic>& counts, Index r0, Index r1,
-                     Index c0, Index c1, std::vector<MaskBlock>& out) {
-    const Index h = r1 - r0;
-    if (h <= 0 || c1 <= c0) return;
-    auto kind = [&](Index c) {
-      const Index k = counts(r1, c) - counts(r0, c);
-      return k == 0 ? 0 : (k == h ? 1 : 2);
-    };
-    Index start = c0;
-    int run = kind(c0);
-    for (Index c = c0 + 1; c <= c1; ++c) {
-      const int k = c < c1 ? kind(c) : -1;
-      if (k == run) continue;
-      if (run == 1 || (run == 2 && h <= min_partial)) {
-        out.push_back({r0, h, start, c - start, run == 2});
-      } else if (run == 2) {
-        const Index mid = r0 + (h / 2 + 7) / 8 * 8;  // split at a multiple of 8 (SIMD-friendly)
-        strips(counts, r0, std::min(mid, r1), start, c, out);
-        strips(counts, std::min(mid, r1), r1, start, c, out);
-      }
-      start = c;
-      run = k;
+  using Counts = Eigen::Matrix<Index, Eigen::Dynamic, Eigen::Dynamic>;
+
+  /// Estimated cost of one block's GEMM, in multiply-adds, for a batch of 256 columns. Besides the
+  /// block's own multiply-adds, every call packs its slice of the batch and its block of W (a
+  /// partial block also copies W⊙M first) and reads and writes its slice of the output; memory
+  /// traffic costs several multiply-adds per element (AVX-512 does 32 multiply-adds per cycle), and
+  /// each call has a fixed overhead. So thin blocks (few rows or, worse, few columns) cost far more
+  /// than their multiply-adds, and the plan prefers computing some zeros to splitting further.
+  static double block_cost(Index rows, Index cols, bool partial) {
+    constexpr double batch = 256, memory = 4, call = 8192;
+    const double r = double(rows), c = double(cols);
+    return r * c * batch + memory * (c * batch + r * c * (partial ? 2 : 1) + r * batch) + call;
+  }
+
+  struct Cover {
+    double cost = 0;
+    std::vector<MaskBlock> blocks;
+    void add(const Cover& other) {
+      cost += other.cost;
+      blocks.insert(blocks.end(), other.blocks.begin(), other.blocks.end());
     }
+    void add(MaskBlock b) {
+      cost += block_cost(b.rows, b.cols, b.partial);
+      blocks.push_back(b);
+    }
+  };
+
+  /// The cheapest cover (by block_cost) of rows [r0, r1) × cols [c0, c1) of the mask whose
+  /// per-column prefix counts are `counts`. The columns fall into runs: all ones over the strip (a
+  /// full block), all zeros (nothing) or mixed (one partial block, or, when taller than
+  /// min_partial, the cheapest covers of its two halves by rows). Neighbouring runs may also be
+  /// merged into one partial block, which pays when a run is only a few columns wide; a dynamic
+  /// programme over the runs picks the cheapest grouping.
+  struct Planner {
+    const Counts& counts;
+    std::map<std::array<Index, 4>, Cover> known;  // covers already found (the recursion revisits them)
+
+    Cover cover(Index r0, Index r1, Index c0, Index c1) {
+      const std::array<Index, 4> key{r0, r1, c0, c1};
+      if (const auto it = known.find(key); it != known.end()) return it->second;
+      return known[key] = search(r0, r1, c0, c1);
+    }
+
+    Cover search(Index r0, Index r1, Index c0, Index c1) {
+      const Index h = r1 - r0;
+      if (h <= 0 || c1 <= c0) return {};
+      struct Run {
+        Index begin, end;
+        int kind;  // 0: all zeros, 1: all ones, 2: mixed
+      };
+      std::vector<Run> runs;
+      for (Index c = c0; c < c1; ++c) {
+        const Index k = counts(r1, c) - counts(r0, c);
+        const int kind = k == 0 ? 0 : (k == h ? 1 : 2);
+        if (!runs.empty() && runs.back().kind == kind)
+          runs.back().end = c + 1;
+        else
+          runs.push_back({c, c + 1, kind});
+      }
+      if (!runs.empty() && runs.back().kind == 0) runs.pop_back();
+      if (!runs.empty() && runs.front().kind == 0) runs.erase(runs.begin());
+      const std::size_t n = runs.size();
+      if (n == 0) return {};
+
+      auto single = [&](const Run& run) {
+        Cover c;
+        if (run.kind == 0) return c;
+        c.add({r0, h, run.begin, run.end - run.begin, run.kind == 2});
+        if (run.kind == 2 && h > min_partial) {
+          const Index mid = std::min(r1, r0 + (h / 2 + 7) / 8 * 8);  // a multiple of 8 (SIMD-friendly)
+          Cover halves = cover(r0, mid, run.begin, run.end);
+          halves.add(cover(mid, r1, run.begin, run.end));
+          if (halves.cost < c.cost) c = std::move(halves);
+        }
+        return c;
+      };
+      // best[j]: the cheapest cover of runs [0, j); from[j]: where its last group starts.
+      constexpr std::size_t longest_group = 8;
+      std::vector<double> best(n + 1, 0);
+      std::vector<std::size_t> from(n + 1, 0);
+      std::vector<Cover> singles;
+      for (const Run& run : runs) singles.push_back(single(run));
+      for (std::size_t j = 1; j <= n; ++j) {
+        best[j] = best[j - 1] + singles[j - 1].cost;
+        from[j] = j - 1;
+        for (std::size_t i = j >= longest_group ? j - longest_group : 0; i + 1 < j; ++i) {
+          const double merged = best[i] + block_cost(h, runs[j - 1].end - runs[i].begin, true);
+          if (merged < best[j]) best[j] = merged, from[j] = i;
+        }
+      }
+      Cover result;
+      if (h > min_partial && n > 1) {  // or split the whole strip by rows
+        const Index mid = std::min(r1, r0 + (h / 2 + 7) / 8 * 8);
+        Cover halves = cover(r0, mid, runs.front().begin, runs.back().end);
+        halves.add(cover(mid, r1, runs.front().begin, runs.back().end));
+        if (halves.cost < best[n]) return halves;
+      }
+      std::vector<std::size_t> starts;
+      for (std::size_t j = n; j > 0; j = from[j]) starts.push_back(from[j]);
+      std::reverse(starts.begin(), starts.end());
+      for (std::size_t g = 0; g < starts.size(); ++g) {
+        const std::size_t i = starts[g], j = g + 1 < starts.size() ? starts[g + 1] : n;
+        if (j == i + 1)
+          result.add(singles[i]);
+        else
+          result.add({r0, h, runs[i].begin, runs[j - 1].end - runs[i].begin, true});
+      }
+      return result;
+    }
+  };
+
+  /// row_macs_[r] = multiply-adds per sample that by_rows_ computes for output rows [0, r).
+  void count_row_macs() {
+    row_macs_.assign(std::size_t(out_ + 1), 0);
+    for (const MaskBlock& b : by_rows_)
+      for (Index r = b.row; r < b.row + b.rows; ++r) row_macs_[std::size_t(r + 1)] += b.cols;
+    for (Index r = 0; r < out_; ++r) row_macs_[std::size_t(r + 1)] += row_macs_[std::size_t(r)];
   }
 
   Index out_ = 0, in_ = 0;
   std::vector<MaskBlock> by_rows_, by_cols_;
+  std::vector<Index> row_macs_{0};
 };
 
 }  // namespace knead::detail

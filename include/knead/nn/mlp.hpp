@@ -109,22 +109,16 @@ class Mlp : public LeafParameters<T> {
     for (Index l = 0; l + 1 < layers(); ++l) grads_[std::size_t(l)].resize(out(l), n);
     if (grad_input != nullptr) grad_input->resize(inputs(), n);
     const int chunks = detail::column_chunks(n, min_chunk);
-    // Per-thread gradient buffers, reduced below in thread order: deterministic for a thread count.
-    if (accumulate_parameters && chunks > 1) {
-      thread_gradients_.resize(std::size_t(chunks - 1));
-      for (auto& g : thread_gradients_) g.setZero(this->num_parameters());
+    T* gradient = accumulate_parameters ? this->params_.gradient_data() : nullptr;
+    // One parallel region per layer. Thread t computes ∂L/∂(layer input) on its columns, and
+    // ∂L/∂W, ∂L/∂b of its share of the layer's output rows over the whole batch: every parameter
+    // gradient is summed by one thread in one order, so no per-thread copies are reduced and the
+    // results are the same for any thread count.
+    for (Index l = layers() - 1; l >= 0; --l) {
+      detail::parallel_columns(n, chunks, [&](Index c0, Index c1, int t) {
+        backward_layer(l, grad_output, grad_input, gradient, c0, c1, t, chunks);
+      });
     }
-    T* own = this->params_.gradient_data();
-    detail::parallel_columns(n, chunks, [&](Index c0, Index c1, int t) {
-      if (c1 <= c0) return;
-      T* gradient = !accumulate_parameters ? nullptr
-                    : t == 0               ? own
-                                           : thread_gradients_[std::size_t(t - 1)].data();
-      backward_columns(grad_output, grad_input, accumulate_parameters, gradient, c0, c1);
-    });
-    if (accumulate_parameters)
-      for (int t = 1; t < chunks; ++t)
-        Eigen::Map<Vector<T>>(own, this->num_parameters()) += thread_gradients_[std::size_t(t - 1)];
   }
 
   // ---- layer-by-layer evaluation (incremental autoregressive passes) ---------------------------
@@ -190,35 +184,37 @@ class Mlp : public LeafParameters<T> {
     return masked() ? masks_[std::size_t(l)].data() : nullptr;
   }
 
-  /// Backward on columns [c0, c1), adding parameter gradients into `gradient` (this thread's).
-  void backward_columns(MatrixCRef<T> grad_output, Matrix<T>* grad_input, bool accumulate, T* gradient,
-                        Index c0, Index c1) {
+  /// Layer l's part of backward() for thread t of `parts`: ∂L/∂(input of layer l) on columns
+  /// [c0, c1) (into grads_[l − 1], or *grad_input for l = 0), and, unless `gradient` is null, the
+  /// parameter gradients of the thread's share of the layer's output rows over all columns.
+  void backward_layer(Index l, MatrixCRef<T> grad_output, Matrix<T>* grad_input, T* gradient, Index c0,
+                      Index c1, int t, int parts) {
+    const bool last = l == layers() - 1;
+    const T* g = last ? grad_output.data() : grads_[std::size_t(l)].data();
+    const Index ldg = last ? grad_output.outerStride() : out(l);
+    const Matrix<T>& h = activations_[std::size_t(l)];
+    const auto& plan = plans_[std::size_t(l)];
+    if (gradient != nullptr) {
+      // z = (W⊙M) h + b:  ∂L/∂W = (∂L/∂z hᵀ) ⊙ M,  ∂L/∂b = Σ_n ∂L/∂z
+      const auto [r0, r1] = plan.row_share(t, parts);
+      plan.backward_weight(mask_data(l), g, ldg, h.data(), h.rows(), h.cols(), gradient + offset(l), out(l),
+                           r0, r1);
+      T* gb = gradient + offset(l) + out(l) * in(l);
+      for (Index j = 0; j < h.cols(); ++j)
+        for (Index r = r0; r < r1; ++r) gb[r] += g[r + j * ldg];
+    }
+    if (c1 <= c0) return;
     const Index n = c1 - c0;
-    for (Index l = layers() - 1; l >= 0; --l) {
-      const bool last = l == layers() - 1;
-      const T* g = last ? grad_output.data() + c0 * grad_output.outerStride()
-                        : grads_[std::size_t(l)].data() + c0 * out(l);
-      const Index ldg = last ? grad_output.outerStride() : out(l);
-      const Matrix<T>& h = activations_[std::size_t(l)];
+    if (l > 0) {
+      // h = relu(z_prev):  ∂L/∂z_prev = ((W⊙M)ᵀ ∂L/∂z) ⊙ [h > 0]
+      T* below = grads_[std::size_t(l - 1)].data() + c0 * in(l);
       const T* hc = h.data() + c0 * h.rows();
-      const auto& plan = plans_[std::size_t(l)];
-      if (accumulate) {
-        // z = (W⊙M) h + b:  ∂L/∂W = (∂L/∂z hᵀ) ⊙ M,  ∂L/∂b = Σ_n ∂L/∂z
-        plan.backward_weight(mask_data(l), g, ldg, hc, h.rows(), n, gradient + offset(l), out(l));
-        T* gb = gradient + offset(l) + out(l) * in(l);
-        for (Index j = 0; j < n; ++j)
-          for (Index r = 0; r < out(l); ++r) gb[r] += g[r + j * ldg];
-      }
-      if (l > 0) {
-        // h = relu(z_prev):  ∂L/∂z_prev = ((W⊙M)ᵀ ∂L/∂z) ⊙ [h > 0]
-        T* below = grads_[std::size_t(l - 1)].data() + c0 * in(l);
-        plan.backward_input(weight(l).data(), out(l), mask_data(l), g, ldg, below, in(l), n);
-        for (Index i = 0; i < in(l)*n; ++i)
-          if (!(hc[i] > T(0))) below[i] = T(0);
-      } else if (grad_input != nullptr) {
-        plan.backward_input(weight(0).data(), out(0), mask_data(0), g, ldg,
-                            grad_input->data() + c0 * inputs(), inputs(), n);
-      }
+      plan.backward_input(weight(l).data(), out(l), mask_data(l), g + c0 * ldg, ldg, below, in(l), n);
+      for (Index i = 0; i < in(l)*n; ++i)
+        if (!(hc[i] > T(0))) below[i] = T(0);
+    } else if (grad_input != nullptr) {
+      plan.backward_input(weight(0).data(), out(0), mask_data(0), g + c0 * ldg, ldg,
+                          grad_input->data() + c0 * inputs(), inputs(), n);
     }
   }
 
@@ -245,7 +241,6 @@ class Mlp : public LeafParameters<T> {
   mutable std::vector<Matrix<T>> activations_;   // input of every layer, for backward
   mutable Index forwarded_cols_ = -1;            // columns of the last complete forward pass
   std::vector<Matrix<T>> grads_;                 // ∂L/∂(pre-activation) of the hidden layers
-  std::vector<Vector<T>> thread_gradients_;      // parameter gradients of threads 1, 2, …
 };
 
 }  // namespace knead

@@ -8,6 +8,9 @@
 #include <utility>
 #include <vector>
 
+#include <Eigen/Core>
+
+#include "knead/core/threads.hpp"
 #include "knead/optim/optimizer.hpp"
 
 namespace knead {
@@ -69,15 +72,24 @@ class Adam {
     const T beta1 = static_cast<T>(b1), one_minus_beta1 = static_cast<T>(1.0 - b1);
     const T beta2 = static_cast<T>(b2), one_minus_beta2 = static_cast<T>(1.0 - b2);
     const T eps = static_cast<T>(options_.epsilon);
-    T* m = state_.data();
-    T* v = state_.data() + n_;
-    for (Index i = 0; i < n_; ++i) {
-      const T g = grads[std::size_t(i)];
-      m[i] = beta1 * m[i] + one_minus_beta1 * g;
-      v[i] = beta2 * v[i] + one_minus_beta2 * g * g;
-      T& theta = params[std::size_t(i)];
-      theta -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_c2 + eps) + decay * theta;
-    }
+    // In chunks that stay in L1, with Eigen's array operations: std::sqrt keeps a plain loop
+    // scalar (it may set errno), while Eigen's sqrt is SIMD, and exact like std::sqrt. Large
+    // models are split over knead's threads (the update is elementwise: the same for any count).
+    using Chunk = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+    using ConstChunk = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+    constexpr Index chunk = 1024, min_thread_chunk = 65536;
+    detail::parallel_columns(n_, detail::column_chunks(n_, min_thread_chunk),
+                             [&](Index first, Index end, int) {
+                               for (Index begin = first; begin < end; begin += chunk) {
+                                 const Index size = std::min(chunk, end - begin);
+                                 const ConstChunk g(grads.data() + begin, size);
+                                 Chunk m(state_.data() + begin, size), v(state_.data() + n_ + begin, size);
+                                 Chunk theta(params.data() + begin, size);
+                                 m = beta1 * m + one_minus_beta1 * g;
+                                 v = beta2 * v + one_minus_beta2 * g * g;
+                                 theta -= step_size * m / (v.sqrt() * inv_sqrt_c2 + eps) + decay * theta;
+                               }
+                             });
   }
   /// Updates the parameters of `model` from its gradients.
   template <HasParameterSpans P>

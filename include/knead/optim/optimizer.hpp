@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <concepts>
+#include <limits>
 #include <span>
 #include <string_view>
 
@@ -71,6 +72,12 @@ void check_step_spans(std::string_view function, Index expected, std::span<T> pa
 /// before anything is changed.
 template <class T>
 void check_finite_gradients(std::string_view function, std::span<const T> grads) {
+  // |g| ≤ max is false exactly for ±inf and NaN; the or-reduction vectorises, and the position of
+  // the first bad gradient is looked for only when there is one.
+  const T* g = grads.data();
+  int bad = 0;
+  for (std::size_t i = 0; i < grads.size(); ++i) bad |= !(std::abs(g[i]) <= std::numeric_limits<T>::max());
+  if (bad == 0) return;
   for (std::size_t i = 0; i < grads.size(); ++i)
     if (!std::isfinite(static_cast<double>(grads[i])))
       fail(function, "gradient ", i, " is non-finite (", grads[i], "); no update was applied");

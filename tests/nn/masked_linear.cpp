@@ -1,0 +1,191 @@
+#include "knead/nn/masked_linear.hpp"
+
+#include <random>
+
+#include "knead/nn/made.hpp"
+#include "support.hpp"
+
+using namespace knead;
+using detail::MaskBlock;
+using detail::MaskedLinearPlan;
+
+namespace {
+
+/// MADE's masks (staircases once the hidden units are sorted by degree) for a few shapes, the large
+/// one being the benchmarks' D = 64, hidden 512, where the plan merges and splits blocks by cost.
+template <class T>
+std::vector<Matrix<T>> made_masks() {
+  std::vector<Matrix<T>> out;
+  for (const auto& [dim, hidden] : std::vector<std::pair<Index, Index>>{{2, 8}, {5, 40}, {64, 512}}) {
+    const Made<T> made(dim, {hidden, hidden}, InputOrder::reversed(), 3);
+    for (const auto& m : made.mlp().masks()) out.push_back(m);
+  }
+  return out;
+}
+
+/// Masks without structure: every entry 1 with probability p.
+template <class T>
+Matrix<T> random_mask(Index rows, Index cols, double p, Rng& rng) {
+  std::bernoulli_distribution one(p);
+  return Matrix<T>::NullaryExpr(rows, cols, [&] { return one(rng) ? T(1) : T(0); });
+}
+
+/// How many times the blocks of `layout` cover each entry; `transposed` for by_cols() blocks.
+Matrix<int> coverage(const std::vector<MaskBlock>& layout, Index rows, Index cols, bool transposed) {
+  Matrix<int> hits = Matrix<int>::Zero(rows, cols);
+  for (const MaskBlock& b : layout) {
+    REQUIRE(b.rows > 0);
+    REQUIRE(b.cols > 0);
+    if (transposed)
+      hits.block(b.col, b.row, b.cols, b.rows).array() += 1;
+    else
+      hits.block(b.row, b.col, b.rows, b.cols).array() += 1;
+  }
+  return hits;
+}
+
+/// The blocks of a layout tile a superset of the mask's non-zeros without overlap, and blocks
+/// marked full (computed from W as is) hold only ones.
+template <class T>
+void check_layout(const Matrix<T>& mask, const std::vector<MaskBlock>& layout, bool transposed) {
+  const Matrix<int> hits = coverage(layout, mask.rows(), mask.cols(), transposed);
+  CHECK(hits.maxCoeff() <= 1);
+  CHECK(((mask.array() != T(0)).template cast<int>() <= hits.array()).all());
+  for (const MaskBlock& b : layout) {
+    if (b.partial) continue;
+    const Matrix<T> block = transposed ? Matrix<T>(mask.block(b.col, b.row, b.cols, b.rows))
+                                       : Matrix<T>(mask.block(b.row, b.col, b.rows, b.cols));
+    CHECK((block.array() == T(1)).all());
+  }
+}
+
+/// The three kernels of a plan against dense (W⊙M) products, with large values in W's masked-out
+/// entries that must have no effect.
+template <class T>
+void check_kernels(const Matrix<T>& mask, Rng& rng) {
+  const Index out = mask.rows(), in = mask.cols(), n = 37;
+  const MaskedLinearPlan plan(mask);
+  Matrix<T> w = test::random_batch<T>(out, in, rng);
+  for (Index c = 0; c < in; ++c)
+    for (Index r = 0; r < out; ++r)
+      if (mask(r, c) == T(0)) w(r, c) = T(1e6);
+  const Matrix<T> wm = w.cwiseProduct(mask);
+  const Vector<T> bias = test::random_batch<T>(out, 1, rng);
+  const Matrix<T> x = test::random_batch<T>(in, n, rng), g = test::random_batch<T>(out, n, rng);
+  const T tolerance = std::is_same_v<T, float> ? T(1e-4) : T(1e-12);
+  auto scaled_error = [](const Matrix<T>& a, const Matrix<T>& b) {
+    return (a - b).cwiseAbs().maxCoeff() / std::max(T(1), b.cwiseAbs().maxCoeff());
+  };
+
+  for (const bool relu : {false, true}) {
+    Matrix<T> y(out, n);
+    plan.forward(w.data(), out, bias.data(), mask.data(), x.data(), in, y.data(), out, n, relu);
+    Matrix<T> expected = (wm * x).colwise() + bias;
+    if (relu) expected = expected.cwiseMax(T(0));
+    CHECK(scaled_error(y, expected) < tolerance);
+  }
+
+  Matrix<T> gx(in, n);
+  plan.backward_input(w.data(), out, mask.data(), g.data(), out, gx.data(), in, n);
+  CHECK(scaled_error(gx, wm.transpose() * g) < tolerance);
+
+  // backward_weight adds into what the gradient already holds
+  const Matrix<T> before = test::random_batch<T>(out, in, rng);
+  Matrix<T> gw = before;
+  plan.backward_weight(mask.data(), g.data(), out, x.data(), in, n, gw.data(), out);
+  CHECK(scaled_error(gw, before + (g * x.transpose()).cwiseProduct(mask)) < tolerance);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("MaskedLinearPlan covers MADE's masks exactly", "[nn][masked_linear]", float, double) {
+  for (const auto& mask : made_masks<TestType>()) {
+    INFO("mask " << mask.rows() << "x" << mask.cols());
+    const MaskedLinearPlan plan(mask);
+    check_layout(mask, plan.by_rows(), false);
+    check_layout(mask, plan.by_cols(), true);
+    // Blocks skip work: at most the whole matrix, at least the non-zeros.
+    CHECK(plan.computed_macs() <= mask.size());
+    CHECK(plan.computed_macs() >= Index(mask.sum()));
+  }
+}
+
+TEST_CASE("MaskedLinearPlan skips about half of a large MADE layer", "[nn][masked_linear]") {
+  const Made<float> made(64, {512, 512}, InputOrder::identity(), 1);
+  for (const auto& mask : made.mlp().masks()) {
+    const MaskedLinearPlan plan(mask);
+    INFO("mask " << mask.rows() << "x" << mask.cols() << " with " << mask.sum() << " ones");
+    // the masks are about half full; the blocks add only a band along the stair edge (16 rows
+    // high at most, about an eighth of the 128 rows of the output layer)
+    CHECK(double(plan.computed_macs()) < 0.65 * double(mask.size()));
+  }
+}
+
+TEMPLATE_TEST_CASE("MaskedLinearPlan covers unstructured and trivial masks", "[nn][masked_linear]", float,
+                   double) {
+  Rng rng(11);
+  std::vector<Matrix<TestType>> masks = {random_mask<TestType>(40, 30, 0.5, rng),
+                                         random_mask<TestType>(7, 90, 0.2, rng),
+                                         Matrix<TestType>::Ones(20, 33), Matrix<TestType>::Zero(9, 4)};
+  for (const auto& mask : masks) {
+    INFO("mask " << mask.rows() << "x" << mask.cols());
+    const MaskedLinearPlan plan(mask);
+    check_layout(mask, plan.by_rows(), false);
+    check_layout(mask, plan.by_cols(), true);
+  }
+  const MaskedLinearPlan dense(6, 5);
+  REQUIRE(dense.by_rows().size() == 1);
+  CHECK(dense.computed_macs() == 30);
+}
+
+TEMPLATE_TEST_CASE("MaskedLinearPlan kernels match the dense products with W ⊙ M", "[nn][masked_linear]",
+                   float, double) {
+  Rng rng(5);
+  std::vector<Matrix<TestType>> masks = made_masks<TestType>();
+  masks.push_back(random_mask<TestType>(40, 30, 0.5, rng));
+  masks.push_back(Matrix<TestType>::Zero(9, 4));
+  for (const auto& mask : masks) {
+    INFO("mask " << mask.rows() << "x" << mask.cols());
+    check_kernels(mask, rng);
+  }
+}
+
+TEST_CASE("MaskedLinearPlan's row shares tile the output rows", "[nn][masked_linear]") {
+  const Made<float> made(64, {512, 512}, InputOrder::identity(), 1);
+  for (const auto& mask : made.mlp().masks()) {
+    const MaskedLinearPlan plan(mask);
+    for (const int parts : {1, 2, 3, 4, 7}) {
+      INFO("mask " << mask.rows() << "x" << mask.cols() << ", " << parts << " parts");
+      Index next = 0;
+      for (int t = 0; t < parts; ++t) {
+        const auto [begin, end] = plan.row_share(t, parts);
+        CHECK(begin == next);
+        CHECK(end >= begin);
+        CHECK((begin % 8 == 0 || begin == mask.rows()));
+        next = end;
+      }
+      CHECK(next == mask.rows());
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("MaskedLinearPlan's weight gradient by row shares adds up to the whole",
+                   "[nn][masked_linear]", float, double) {
+  Rng rng(9);
+  const Made<TestType> made(5, {40, 40}, InputOrder::reversed(), 3);
+  for (const auto& mask : made.mlp().masks()) {
+    const MaskedLinearPlan plan(mask);
+    const Index out = mask.rows(), in = mask.cols(), n = 21;
+    const Matrix<TestType> x = test::random_batch<TestType>(in, n, rng),
+                           g = test::random_batch<TestType>(out, n, rng);
+    Matrix<TestType> whole = Matrix<TestType>::Zero(out, in), parts = whole;
+    plan.backward_weight(mask.data(), g.data(), out, x.data(), in, n, whole.data(), out);
+    for (int t = 0; t < 3; ++t) {
+      const auto [begin, end] = plan.row_share(t, 3);
+      plan.backward_weight(mask.data(), g.data(), out, x.data(), in, n, parts.data(), out, begin, end);
+    }
+    const TestType tolerance = std::is_same_v<TestType, float> ? TestType(1e-5) : TestType(1e-13);
+    CHECK((whole - parts).cwiseAbs().maxCoeff() <=
+          tolerance * std::max(TestType(1), whole.cwiseAbs().maxCoeff()));
+  }
+}
