@@ -2,7 +2,9 @@
 // Pieces shared by the example programs: loading a 2-D dataset, the pictures of a trained flow,
 // throughput measurements and summary.json.
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -202,13 +204,22 @@ inline void loss_png(const std::string& path, const std::vector<double>& train_l
     vs.push_back(s);
     vl.push_back(l);
   }
-  double lo = 1e300, hi = -1e300;
-  for (const double v : smooth) lo = std::min(lo, v), hi = std::max(hi, v);
-  for (const double v : vl) lo = std::min(lo, v), hi = std::max(hi, v);
+  // The y range: from the lowest value up to twice the span of the bulk (its 99th percentile), so
+  // that a few exploding batches (NLLs of 1e8 happen) do not flatten the curve into a line.
+  std::vector<double> all;
+  for (const double v : smooth)
+    if (std::isfinite(v)) all.push_back(v);
+  for (const double v : vl)
+    if (std::isfinite(v)) all.push_back(v);
+  if (all.empty()) all.push_back(0);
+  std::sort(all.begin(), all.end());
+  const double lo = all.front(), bulk = all[std::size_t(0.99 * double(all.size() - 1))];
+  const double hi = std::min(all.back(), bulk + (bulk - lo));
   const double pad = 0.05 * (hi - lo + 1e-9);
   plot::Figure fig(1, 1, 720, 420);
+  const std::string shown = hi < all.back() ? title + " (peaks cut)" : title;
   auto ax = fig.axes(0, 0, {0, double(std::max<std::size_t>(train_loss.size(), 1)), lo - pad, hi + pad},
-                     {.title = title, .x_label = "step", .y_label = "NLL (nats per point)", .grid = true});
+                     {.title = shown, .x_label = "step", .y_label = "NLL (nats per point)", .grid = true});
   ax.line(steps, smooth, plot::colors::series[0], 1.5);
   ax.line(vs, vl, plot::colors::series[1], 2.0);
   ax.legend({{"train (moving average)", plot::colors::series[0]}, {"validation", plot::colors::series[1]}});
