@@ -163,9 +163,7 @@ template <Parameterised P>
 void zero_gradients(P& p) {
   const auto g = p.gradients();
   using T = std::remove_cvref_t<decltype(g[0])>;
-  // Large models (megabytes of gradients) are cleared by all of knead's threads.
-  const Index n = Index(g.size());
-  detail::parallel_columns(n, detail::column_chunks(n, 65536), [&](Index begin, Index end, int) {
+  detail::parallel_elementwise(Index(g.size()), [&](Index begin, Index end, int) {
     std::fill(g.data() + begin, g.data() + end, T(0));
   });
 }

@@ -16,6 +16,7 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "knead/core/errors.hpp"
@@ -180,6 +181,15 @@ void parallel_columns(Index n, int chunks, F&& f) {
   if (pool.threads() < chunks) pool.set_threads(chunks);
   auto job = [&](int t) { f(chunk_begin(n, chunks, t), chunk_begin(n, chunks, t + 1), t); };
   pool.run(chunks, job);
+}
+
+/// Calls f(begin, end, t) over chunks of an elementwise job on n array entries (an optimizer step,
+/// clearing gradients), split over the threads only when it is megabytes long: shorter arrays cost
+/// less than waking a thread.
+template <class F>
+void parallel_elementwise(Index n, F&& f) {
+  constexpr Index min_chunk = 65536;
+  parallel_columns(n, column_chunks(n, min_chunk), std::forward<F>(f));
 }
 
 }  // namespace detail

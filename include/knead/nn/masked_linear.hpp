@@ -94,19 +94,9 @@ class MaskedLinearPlan {
   /// Masked layer; `mask` holds 0/1 values.
   template <class T>
   explicit MaskedLinearPlan(const Matrix<T>& mask) : out_(mask.rows()), in_(mask.cols()) {
-    Counts counts(mask.rows() + 1, mask.cols());
-    for (Index c = 0; c < mask.cols(); ++c) {
-      counts(0, c) = 0;
-      for (Index r = 0; r < mask.rows(); ++r) counts(r + 1, c) = counts(r, c) + (mask(r, c) != T(0) ? 1 : 0);
-    }
-    by_rows_ = Planner{counts, {}}.cover(0, out_, 0, in_).blocks;
-    Counts counts_t(mask.cols() + 1, mask.rows());
-    for (Index r = 0; r < mask.rows(); ++r) {
-      counts_t(0, r) = 0;
-      for (Index c = 0; c < mask.cols(); ++c)
-        counts_t(c + 1, r) = counts_t(c, r) + (mask(r, c) != T(0) ? 1 : 0);
-    }
-    by_cols_ = Planner{counts_t, {}}.cover(0, in_, 0, out_).blocks;
+    const Matrix<Index> ones = (mask.array() != T(0)).template cast<Index>();
+    by_rows_ = Planner{prefix_counts(ones), {}}.cover(0, out_, 0, in_).blocks;
+    by_cols_ = Planner{prefix_counts(ones.transpose()), {}}.cover(0, in_, 0, out_).blocks;
     count_row_macs();
   }
 
@@ -213,6 +203,14 @@ class MaskedLinearPlan {
 
   using Counts = Eigen::Matrix<Index, Eigen::Dynamic, Eigen::Dynamic>;
 
+  /// counts(r, c) = the number of ones in rows [0, r) of column c of a 0/1 matrix.
+  static Counts prefix_counts(const Matrix<Index>& ones) {
+    Counts counts(ones.rows() + 1, ones.cols());
+    counts.row(0).setZero();
+    for (Index r = 0; r < ones.rows(); ++r) counts.row(r + 1) = counts.row(r) + ones.row(r);
+    return counts;
+  }
+
   /// Estimated cost of one block's GEMM, in multiply-adds, for a batch of 256 columns. Besides the
   /// block's own multiply-adds, every call packs its slice of the batch and its block of W (a
   /// partial block also copies W⊙M first) and reads and writes its slice of the output; memory
@@ -245,13 +243,21 @@ class MaskedLinearPlan {
   /// merged into one partial block, which pays when a run is only a few columns wide; a dynamic
   /// programme over the runs picks the cheapest grouping.
   struct Planner {
-    const Counts& counts;
+    Counts counts;
     std::map<std::array<Index, 4>, Cover> known;  // covers already found (the recursion revisits them)
 
     Cover cover(Index r0, Index r1, Index c0, Index c1) {
       const std::array<Index, 4> key{r0, r1, c0, c1};
       if (const auto it = known.find(key); it != known.end()) return it->second;
       return known[key] = search(r0, r1, c0, c1);
+    }
+
+    /// The cheapest covers of the top and bottom halves, split at a multiple of 8 rows (SIMD-friendly).
+    Cover halves(Index r0, Index r1, Index c0, Index c1) {
+      const Index mid = std::min(r1, r0 + ((r1 - r0) / 2 + 7) / 8 * 8);
+      Cover both = cover(r0, mid, c0, c1);
+      both.add(cover(mid, r1, c0, c1));
+      return both;
     }
 
     Cover search(Index r0, Index r1, Index c0, Index c1) {
@@ -280,10 +286,8 @@ class MaskedLinearPlan {
         if (run.kind == 0) return c;
         c.add({r0, h, run.begin, run.end - run.begin, run.kind == 2});
         if (run.kind == 2 && h > min_partial) {
-          const Index mid = std::min(r1, r0 + (h / 2 + 7) / 8 * 8);  // a multiple of 8 (SIMD-friendly)
-          Cover halves = cover(r0, mid, run.begin, run.end);
-          halves.add(cover(mid, r1, run.begin, run.end));
-          if (halves.cost < c.cost) c = std::move(halves);
+          Cover split = halves(r0, r1, run.begin, run.end);
+          if (split.cost < c.cost) c = std::move(split);
         }
         return c;
       };
@@ -303,10 +307,8 @@ class MaskedLinearPlan {
       }
       Cover result;
       if (h > min_partial && n > 1) {  // or split the whole strip by rows
-        const Index mid = std::min(r1, r0 + (h / 2 + 7) / 8 * 8);
-        Cover halves = cover(r0, mid, runs.front().begin, runs.back().end);
-        halves.add(cover(mid, r1, runs.front().begin, runs.back().end));
-        if (halves.cost < best[n]) return halves;
+        Cover split = halves(r0, r1, runs.front().begin, runs.back().end);
+        if (split.cost < best[n]) return split;
       }
       std::vector<std::size_t> starts;
       for (std::size_t j = n; j > 0; j = from[j]) starts.push_back(from[j]);

@@ -77,19 +77,18 @@ class Adam {
     // models are split over knead's threads (the update is elementwise: the same for any count).
     using Chunk = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
     using ConstChunk = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
-    constexpr Index chunk = 1024, min_thread_chunk = 65536;
-    detail::parallel_columns(n_, detail::column_chunks(n_, min_thread_chunk),
-                             [&](Index first, Index end, int) {
-                               for (Index begin = first; begin < end; begin += chunk) {
-                                 const Index size = std::min(chunk, end - begin);
-                                 const ConstChunk g(grads.data() + begin, size);
-                                 Chunk m(state_.data() + begin, size), v(state_.data() + n_ + begin, size);
-                                 Chunk theta(params.data() + begin, size);
-                                 m = beta1 * m + one_minus_beta1 * g;
-                                 v = beta2 * v + one_minus_beta2 * g * g;
-                                 theta -= step_size * m / (v.sqrt() * inv_sqrt_c2 + eps) + decay * theta;
-                               }
-                             });
+    constexpr Index chunk = 1024;
+    detail::parallel_elementwise(n_, [&](Index first, Index end, int) {
+      for (Index begin = first; begin < end; begin += chunk) {
+        const Index size = std::min(chunk, end - begin);
+        const ConstChunk g(grads.data() + begin, size);
+        Chunk m(state_.data() + begin, size), v(state_.data() + n_ + begin, size);
+        Chunk theta(params.data() + begin, size);
+        m = beta1 * m + one_minus_beta1 * g;
+        v = beta2 * v + one_minus_beta2 * g * g;
+        theta -= step_size * m / (v.sqrt() * inv_sqrt_c2 + eps) + decay * theta;
+      }
+    });
   }
   /// Updates the parameters of `model` from its gradients.
   template <HasParameterSpans P>
