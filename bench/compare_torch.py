@@ -281,21 +281,31 @@ def knead_name(config, kind, family, threads):
     return f"BM_{family}<FlowKind::{kind}>/config:{config}/threads:{threads}/real_time"
 
 
-def time_knead(bench, name, repetitions, min_time):
-    """Medians over repetitions of samples/s by wall clock (items_per_second) and by CPU time
-    of the main thread, for one bench_flows benchmark."""
-    command = [bench, f"--benchmark_filter=^{name}$", "--benchmark_format=json",
-               f"--benchmark_min_time={min_time}", f"--benchmark_repetitions={repetitions}",
+def knead_medians(bench, names, repetitions, min_time, interleave=False):
+    """Runs the bench_flows benchmarks `names` in one process; returns each one's median run (a
+    dict of Google Benchmark's JSON). With `interleave`, their repetitions run in random order."""
+    command = [bench, f"--benchmark_filter=^({'|'.join(re.escape(n) for n in names)})$",
+               "--benchmark_format=json", f"--benchmark_min_time={min_time}",
+               f"--benchmark_repetitions={repetitions}",
                "--benchmark_report_aggregates_only=true"]  # each benchmark warms up by itself
+    if interleave:
+        command.append("--benchmark_enable_random_interleaving=true")
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"compare_torch.py: {' '.join(command)} failed:\n{result.stderr}")
-    runs = json.loads(result.stdout)["benchmarks"]
-    for run in runs:
-        if run.get("aggregate_name", "median") == "median" and run["run_name"] == name:
-            rate = run["items_per_second"]  # the benchmarks use real time
-            return rate, rate * run["real_time"] / run["cpu_time"]
-    raise RuntimeError(f"{bench}: no result for {name}; is it a bench_flows of this version?")
+    medians = {run["run_name"]: run for run in json.loads(result.stdout)["benchmarks"]
+               if run.get("aggregate_name", "median") == "median"}
+    if any(n not in medians for n in names):
+        raise RuntimeError(f"{bench}: no result for {names}; is it a bench_flows of this version?")
+    return medians
+
+
+def time_knead(bench, name, repetitions, min_time):
+    """Medians over repetitions of samples/s by wall clock (items_per_second) and by CPU time
+    of the main thread, for one bench_flows benchmark."""
+    run = knead_medians(bench, [name], repetitions, min_time)[name]
+    rate = run["items_per_second"]  # the benchmarks use real time
+    return rate, rate * run["real_time"] / run["cpu_time"]
 
 
 def knead_thread_scaling(bench, config, kind, repetitions, min_time):
@@ -303,18 +313,8 @@ def knead_thread_scaling(bench, config, kind, repetitions, min_time):
     both benchmarks in random order (Google Benchmark's random interleaving), so that both meet
     the same moments of a shared machine's load; the ratio of the medians."""
     names = [knead_name(config, kind, "train_step", n) for n in (1, 2)]
-    command = [bench, f"--benchmark_filter=^({'|'.join(re.escape(n) for n in names)})$",
-               "--benchmark_format=json", f"--benchmark_min_time={min_time}",
-               f"--benchmark_repetitions={repetitions}", "--benchmark_enable_random_interleaving=true",
-               "--benchmark_report_aggregates_only=true"]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"compare_torch.py: {' '.join(command)} failed:\n{result.stderr}")
-    medians = {run["run_name"]: run["items_per_second"] for run in json.loads(result.stdout)["benchmarks"]
-               if run.get("aggregate_name") == "median"}
-    if any(n not in medians for n in names):
-        raise RuntimeError(f"{bench}: no result for {names}; is it a bench_flows of this version?")
-    return medians[names[1]] / medians[names[0]]
+    medians = knead_medians(bench, names, repetitions, min_time, interleave=True)
+    return medians[names[1]]["items_per_second"] / medians[names[0]]["items_per_second"]
 
 
 # ---- report ---------------------------------------------------------------------------------
