@@ -62,8 +62,8 @@ void check_layout(const Matrix<T>& mask, const std::vector<MaskBlock>& layout, b
 /// The three kernels of a plan against dense (W⊙M) products, with large values in W's masked-out
 /// entries that must have no effect.
 template <class T>
-void check_kernels(const Matrix<T>& mask, Rng& rng) {
-  const Index out = mask.rows(), in = mask.cols(), n = 37;
+void check_kernels(const Matrix<T>& mask, Rng& rng, Index n = 37) {
+  const Index out = mask.rows(), in = mask.cols();
   const MaskedLinearPlan plan(mask);
   Matrix<T> w = test::random_batch<T>(out, in, rng);
   for (Index c = 0; c < in; ++c)
@@ -187,5 +187,40 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan's weight gradient by row shares adds up to 
     const TestType tolerance = std::is_same_v<TestType, float> ? TestType(1e-5) : TestType(1e-13);
     CHECK((whole - parts).cwiseAbs().maxCoeff() <=
           tolerance * std::max(TestType(1), whole.cwiseAbs().maxCoeff()));
+  }
+}
+
+TEMPLATE_TEST_CASE("MaskedLinearPlan kernels slice batches wider than the cache", "[nn][masked_linear]",
+                   float, double) {
+  // 600 columns: the batch is packed in slices of 256 columns (512 inputs) or 512 (64 inputs)
+  Rng rng(6);
+  const Made<TestType> made(64, {512, 512}, InputOrder::reversed(), 2);
+  for (const auto& mask : made.mlp().masks()) {
+    INFO("mask " << mask.rows() << "x" << mask.cols());
+    check_kernels(mask, rng, 600);
+  }
+}
+
+TEMPLATE_TEST_CASE("MaskedLinearPlan packs the same weights whole or in parts", "[nn][masked_linear]", float,
+                   double) {
+  Rng rng(8);
+  const Made<TestType> made(64, {512, 512}, InputOrder::identity(), 4);
+  for (const auto& mask : made.mlp().masks()) {
+    const MaskedLinearPlan plan(mask);
+    const Matrix<TestType> w = test::random_batch<TestType>(mask.rows(), mask.cols(), rng);
+    for (const bool transposed : {false, true}) {
+      INFO("mask " << mask.rows() << "x" << mask.cols() << (transposed ? ", transposed" : ""));
+      const auto size = std::size_t(plan.packed_size(transposed));
+      std::vector<TestType, Eigen::aligned_allocator<TestType>> whole(size, TestType(0)),
+          parts(size, TestType(0));
+      plan.pack_weights(w.data(), w.rows(), mask.data(), transposed, whole.data());
+      for (int t = 0; t < 3; ++t)
+        plan.pack_weights(w.data(), w.rows(), mask.data(), transposed, parts.data(), t, 3);
+      CHECK(whole == parts);
+      // every block packed: as many non-zero entries as W⊙M has
+      const auto nonzero =
+          std::count_if(whole.begin(), whole.end(), [](TestType v) { return v != TestType(0); });
+      CHECK(Index(nonzero) == Index((w.array() * mask.array() != TestType(0)).count()));
+    }
   }
 }

@@ -170,6 +170,18 @@ namespace detail {
   return std::min(n, step * t);
 }
 
+/// Calls f(t) for t = 0..parts−1, in parallel when there are several.
+template <class F>
+void parallel_parts(int parts, F&& f) {
+  if (parts <= 1) {
+    f(0);
+    return;
+  }
+  ThreadPool& pool = ThreadPool::instance();
+  if (pool.threads() < parts) pool.set_threads(parts);
+  pool.run(parts, f);
+}
+
 /// Calls f(begin, end, t) for every chunk t of the n columns, in parallel when there are several.
 template <class F>
 void parallel_columns(Index n, int chunks, F&& f) {
@@ -177,10 +189,7 @@ void parallel_columns(Index n, int chunks, F&& f) {
     f(Index(0), n, 0);
     return;
   }
-  ThreadPool& pool = ThreadPool::instance();
-  if (pool.threads() < chunks) pool.set_threads(chunks);
-  auto job = [&](int t) { f(chunk_begin(n, chunks, t), chunk_begin(n, chunks, t + 1), t); };
-  pool.run(chunks, job);
+  parallel_parts(chunks, [&](int t) { f(chunk_begin(n, chunks, t), chunk_begin(n, chunks, t + 1), t); });
 }
 
 /// Calls f(begin, end, t) over chunks of an elementwise job on n array entries (an optimizer step,

@@ -1,13 +1,12 @@
 #pragma once
 /// @file
-/// Kernels of (masked) linear layers: a GEMM on raw pointers that reuses thread-local packing
-/// buffers (no heap allocation once warm), and MaskedLinearPlan, which covers the non-zero entries
-/// of a fixed 0/1 mask with rectangles so that a masked product only touches the blocks that are
-/// not structurally zero.
+/// MaskedLinearPlan: the kernels of (masked) linear layers. It covers the non-zero entries of a
+/// fixed 0/1 mask with rectangles so that a masked product only touches the blocks that are not
+/// structurally zero.
 ///
 /// MADE sorts its hidden units by degree, which makes every mask a staircase: the plan then holds a
 /// few large all-ones blocks (computed straight from W, no masking needed) and thin "partial"
-/// blocks along the stair edge, the only place where W ⊙ M is formed (into a small scratch). So
+/// blocks along the stair edge, the only place where W ⊙ M is formed (while packing). So
 /// about half of the dense FLOPs are skipped and W ⊙ M is never rebuilt in full. The blocks are
 /// chosen by a cost model of the GEMM (block_cost): a thin block runs far below peak, so the plan
 /// merges narrow runs of columns and stops splitting where computing a few zeros is cheaper.
@@ -21,57 +20,9 @@
 #include <Eigen/Core>
 
 #include "knead/core/types.hpp"
+#include "knead/nn/gemm.hpp"
 
 namespace knead::detail {
-
-/// Per-thread scratch for the GEMM packing buffers and the masked-block copies; grows, never shrinks.
-template <class T>
-struct KernelScratch {
-  using Buffer = std::vector<T, Eigen::aligned_allocator<T>>;
-  Buffer pack_a, pack_b, block, product;
-  static KernelScratch& local() {
-    thread_local KernelScratch scratch;
-    return scratch;
-  }
-  static T* ensure(Buffer& b, Index size) {
-    if (Index(b.size()) < size) b.resize(std::size_t(size));
-    return b.data();
-  }
-};
-
-/// Eigen's level-3 blocking over the thread-local packing buffers (Eigen's own would allocate
-/// them on the heap for every large product).
-template <class T>
-class ScratchBlocking : public Eigen::internal::level3_blocking<T, T> {
- public:
-  ScratchBlocking(Index m, Index n, Index k) {
-    this->m_mc = m;
-    this->m_nc = n;
-    this->m_kc = k;
-    Eigen::internal::computeProductBlockingSizes<T, T, 1, Index>(this->m_kc, this->m_mc, this->m_nc,
-                                                                 Index(1));
-    auto& s = KernelScratch<T>::local();
-    this->m_blockA = KernelScratch<T>::ensure(s.pack_a, this->m_kc * this->m_mc);
-    this->m_blockB = KernelScratch<T>::ensure(s.pack_b, this->m_kc * this->m_nc);
-  }
-};
-
-/// C += alpha · op(A) · op(B), all column-major with leading dimensions; op(A) is m × k (A is
-/// stored k × m when TransA), op(B) is k × n (B stored n × k when TransB). Uses Eigen's
-/// cache-blocked, SIMD micro-kernel (gebp).
-template <bool TransA, bool TransB, class T>
-void gemm(Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb, T* c, Index ldc) {
-  if (m <= 0 || n <= 0 || k <= 0) return;
-  using namespace Eigen;
-  ScratchBlocking<T> blocking(m, n, k);
-  internal::general_matrix_matrix_product<Index, T, TransA ? RowMajor : ColMajor, false, T,
-                                          TransB ? RowMajor : ColMajor, false, ColMajor, 1>::run(m, n, k, a,
-                                                                                                 lda, b, ldb,
-                                                                                                 c, 1, ldc,
-                                                                                                 alpha,
-                                                                                                 blocking,
-                                                                                                 nullptr);
-}
 
 /// A rectangle of a weight matrix: all ones in the mask (full), or mixed (partial).
 struct MaskBlock {
@@ -109,42 +60,70 @@ class MaskedLinearPlan {
     return n;
   }
 
-  /// y(:, 0..n) = (W⊙M) x + b, then ReLU when `relu`. W is out × in (leading dimension ldw).
+  /// Entries of the packed weights that forward_packed() (`transposed` false: the by_rows() blocks
+  /// of W⊙M) or backward_input_packed() (true: the by_cols() blocks of (W⊙M)ᵀ) multiply.
+  [[nodiscard]] Index packed_size(bool transposed) const {
+    return (transposed ? col_offsets_ : row_offsets_).back();
+  }
+
+  /// Packs the blocks of W⊙M (out × in, leading dimension ldw) for forward_packed(), or of (W⊙M)ᵀ
+  /// for backward_input_packed() when `transposed`, into `packed` (packed_size(transposed) entries,
+  /// aligned as Eigen allocates). Only the blocks of part t of `parts` (contiguous runs of about
+  /// equal size), so that threads share the packing of weights that all of them then read.
   template <class T>
-  void forward(const T* w, Index ldw, const T* bias, const T* mask, const T* x, Index ldx, T* y, Index ldy,
-               Index n, bool relu) const {
-    for (Index j = 0; j < n; ++j) std::copy(bias, bias + out_, y + j * ldy);
-    for (const MaskBlock& b : by_rows_) {
-      const T* wb = w + b.row + b.col * ldw;
-      Index ld = ldw;
+  void pack_weights(const T* w, Index ldw, const T* mask, bool transposed, T* packed, int t = 0,
+                    int parts = 1) const {
+    const auto& blocks = transposed ? by_cols_ : by_rows_;
+    const auto& offsets = transposed ? col_offsets_ : row_offsets_;
+    const auto [first, last] = part_of(offsets, t, parts);
+    for (std::size_t i = first; i < last; ++i) {
+      // by_cols_ blocks are in transposed coordinates: row = input index, col = output index
+      const MaskBlock& b = blocks[i];
+      const MaskBlock in_w = transposed ? MaskBlock{b.col, b.cols, b.row, b.rows, b.partial} : b;
+      const T* a = w + in_w.row + in_w.col * ldw;
+      Index lda = ldw;
       if (b.partial) {
-        wb = masked_copy(w, ldw, mask, b);
-        ld = b.rows;
+        a = masked_copy(w, ldw, mask, in_w);
+        lda = in_w.rows;
       }
-      gemm<false, false>(b.rows, n, b.cols, T(1), wb, ld, x + b.col, ldx, y + b.row, ldy);
+      PackedGemm<T>::pack_lhs(packed + offsets[i], a, lda, b.rows, b.cols, transposed);
     }
+  }
+
+  /// y(:, 0..n) = (W⊙M) x + b, then ReLU when `relu`, for W⊙M packed by pack_weights(…, false, …).
+  template <class T>
+  void forward_packed(const T* packed, const T* bias, const T* x, Index ldx, T* y, Index ldy, Index n,
+                      bool relu) const {
+    for (Index j = 0; j < n; ++j) std::copy(bias, bias + out_, y + j * ldy);
+    multiply_blocks(by_rows_, row_offsets_, packed, x, ldx, in_, y, ldy, n);
     if (relu)
       for (Index j = 0; j < n; ++j)
         for (T *p = y + j * ldy, *e = p + out_; p != e; ++p) *p = std::max(*p, T(0));
   }
 
-  /// gx(:, 0..n) = (W⊙M)ᵀ g.
+  /// gx(:, 0..n) = (W⊙M)ᵀ g for (W⊙M)ᵀ packed by pack_weights(…, true, …).
+  template <class T>
+  void backward_input_packed(const T* packed, const T* g, Index ldg, T* gx, Index ldgx, Index n) const {
+    for (Index j = 0; j < n; ++j) std::fill(gx + j * ldgx, gx + j * ldgx + in_, T(0));
+    multiply_blocks(by_cols_, col_offsets_, packed, g, ldg, out_, gx, ldgx, n);
+  }
+
+  /// forward_packed() with the weights packed on the spot (into the thread's scratch).
+  template <class T>
+  void forward(const T* w, Index ldw, const T* bias, const T* mask, const T* x, Index ldx, T* y, Index ldy,
+               Index n, bool relu) const {
+    T* packed = KernelScratch<T>::ensure(KernelScratch<T>::local().weights, packed_size(false));
+    pack_weights(w, ldw, mask, false, packed);
+    forward_packed(packed, bias, x, ldx, y, ldy, n, relu);
+  }
+
+  /// backward_input_packed() with the weights packed on the spot: gx(:, 0..n) = (W⊙M)ᵀ g.
   template <class T>
   void backward_input(const T* w, Index ldw, const T* mask, const T* g, Index ldg, T* gx, Index ldgx,
                       Index n) const {
-    for (Index j = 0; j < n; ++j) std::fill(gx + j * ldgx, gx + j * ldgx + in_, T(0));
-    for (const MaskBlock& b : by_cols_) {
-      // by_cols_ blocks are in transposed coordinates: row = input index, col = output index
-      const MaskBlock wblock{b.col, b.cols, b.row, b.rows, b.partial};
-      const T* wb = w + wblock.row + wblock.col * ldw;
-      Index ld = ldw;
-      if (b.partial) {
-        wb = masked_copy(w, ldw, mask, wblock);
-        ld = wblock.rows;
-      }
-      gemm<true, false>(wblock.cols, n, wblock.rows, T(1), wb, ld, g + wblock.row, ldg, gx + wblock.col,
-                        ldgx);
-    }
+    T* packed = KernelScratch<T>::ensure(KernelScratch<T>::local().weights, packed_size(true));
+    pack_weights(w, ldw, mask, true, packed);
+    backward_input_packed(packed, g, ldg, gx, ldgx, n);
   }
 
   /// gw += (g xᵀ) ⊙ M over the n columns of g and x, for the output rows [r0, r1) only (all by
@@ -188,6 +167,41 @@ class MaskedLinearPlan {
  private:
   /// Smallest partial block height: below it the stair edge is covered by masked copies.
   static constexpr Index min_partial = 16;
+
+  /// c(:, 0..n) += Σ_blocks A_block · b(block's depth range, :) for the blocks packed at `offsets`
+  /// (rows of c = block rows, depth = block columns). The batch b (depth × n) is packed once per
+  /// slice of columns, for all blocks: Eigen's GEMM would repack it for every block.
+  template <class T>
+  static void multiply_blocks(const std::vector<MaskBlock>& blocks, const std::vector<Index>& offsets,
+                              const T* packed, const T* b, Index ldb, Index depth, T* c, Index ldc, Index n) {
+    const Index slice = batch_slice(depth);
+    T* packed_b = KernelScratch<T>::ensure(KernelScratch<T>::local().pack_b, depth * std::min(n, slice));
+    for (Index j0 = 0; j0 < n; j0 += slice) {
+      const Index cols = std::min(slice, n - j0);
+      PackedGemm<T>::pack_rhs(packed_b, b + j0 * ldb, ldb, depth, cols);
+      for (std::size_t i = 0; i < blocks.size(); ++i) {
+        const MaskBlock& k = blocks[i];
+        PackedGemm<T>::multiply_packed(c + k.row + j0 * ldc, ldc, packed + offsets[i], k.rows, k.cols,
+                                       packed_b, depth, k.col, cols);
+      }
+    }
+  }
+
+  /// Columns of the batch packed at a time for a layer with `depth` inputs: about 512 KB of floats,
+  /// which stay in L2 while every block of weights is multiplied by them.
+  static Index batch_slice(Index depth) {
+    return std::clamp<Index>(131072 / std::max<Index>(depth, 1), 16, 512);
+  }
+
+  /// Blocks [first, last) of part t of `parts`: contiguous, splitting the packed entries evenly.
+  static std::pair<std::size_t, std::size_t> part_of(const std::vector<Index>& offsets, int t, int parts) {
+    auto boundary = [&](int k) {
+      if (k >= parts) return offsets.size() - 1;
+      const Index target = offsets.back() * k / parts;
+      return std::size_t(std::lower_bound(offsets.begin(), offsets.end() - 1, target) - offsets.begin());
+    };
+    return {boundary(t), std::max(boundary(t), boundary(t + 1))};
+  }
 
   /// W⊙M restricted to block b, into the thread's scratch (b.rows × b.cols, column-major).
   template <class T>
@@ -324,8 +338,16 @@ class MaskedLinearPlan {
     }
   };
 
-  /// row_macs_[r] = multiply-adds per sample that by_rows_ computes for output rows [0, r).
+  /// row_macs_[r] = multiply-adds per sample that by_rows_ computes for output rows [0, r); and
+  /// where each block starts in the packed weights (at multiples of 16 entries: 64 bytes or more,
+  /// the alignment of the micro-kernel's loads).
   void count_row_macs() {
+    for (auto [blocks, offsets] :
+         {std::pair{&by_rows_, &row_offsets_}, std::pair{&by_cols_, &col_offsets_}}) {
+      offsets->assign(1, 0);
+      for (const MaskBlock& b : *blocks)
+        offsets->push_back(offsets->back() + (b.rows * b.cols + 15) / 16 * 16);
+    }
     row_macs_.assign(std::size_t(out_ + 1), 0);
     for (const MaskBlock& b : by_rows_)
       for (Index r = b.row; r < b.row + b.rows; ++r) row_macs_[std::size_t(r + 1)] += b.cols;
@@ -335,6 +357,7 @@ class MaskedLinearPlan {
   Index out_ = 0, in_ = 0;
   std::vector<MaskBlock> by_rows_, by_cols_;
   std::vector<Index> row_macs_{0};
+  std::vector<Index> row_offsets_{0}, col_offsets_{0};  // block starts in the packed weights
 };
 
 }  // namespace knead::detail

@@ -84,13 +84,15 @@ class Mlp : public LeafParameters<T> {
     const Index n = input.cols();
     Matrix<T>& in = begin_partial(n, output);
     in = input;
-    detail::parallel_columns(n, detail::column_chunks(n, min_chunk), [&](Index c0, Index c1, int) {
+    const int chunks = detail::column_chunks(n, min_chunk);
+    pack_weights(false, chunks);
+    detail::parallel_columns(n, chunks, [&](Index c0, Index c1, int) {
       for (Index l = 0; l < layers(); ++l) {
         const Matrix<T>& x = activations_[std::size_t(l)];
         Matrix<T>& y = l == layers() - 1 ? output : activations_[std::size_t(l + 1)];
-        plans_[std::size_t(l)].forward(weight(l).data(), out(l), bias(l).data(), mask_data(l),
-                                       x.data() + c0 * x.rows(), x.rows(), y.data() + c0 * y.rows(), y.rows(),
-                                       c1 - c0, l < layers() - 1);
+        plans_[std::size_t(l)].forward_packed(packed_[std::size_t(l)].data(), bias(l).data(),
+                                              x.data() + c0 * x.rows(), x.rows(), y.data() + c0 * y.rows(),
+                                              y.rows(), c1 - c0, l < layers() - 1);
       }
     });
     forwarded_cols_ = n;
@@ -109,6 +111,7 @@ class Mlp : public LeafParameters<T> {
     for (Index l = 0; l + 1 < layers(); ++l) grads_[std::size_t(l)].resize(out(l), n);
     if (grad_input != nullptr) grad_input->resize(inputs(), n);
     const int chunks = detail::column_chunks(n, min_chunk);
+    pack_weights(true, chunks, grad_input != nullptr);
     T* gradient = accumulate_parameters ? this->params_.gradient_data() : nullptr;
     // One parallel region per layer. Thread t computes ∂L/∂(layer input) on its columns, and
     // ∂L/∂W, ∂L/∂b of its share of the layer's output rows over the whole batch: every parameter
@@ -209,13 +212,30 @@ class Mlp : public LeafParameters<T> {
       // h = relu(z_prev):  ∂L/∂z_prev = ((W⊙M)ᵀ ∂L/∂z) ⊙ [h > 0]
       T* below = grads_[std::size_t(l - 1)].data() + c0 * in(l);
       const T* hc = h.data() + c0 * h.rows();
-      plan.backward_input(weight(l).data(), out(l), mask_data(l), g + c0 * ldg, ldg, below, in(l), n);
+      plan.backward_input_packed(packed_[std::size_t(l)].data(), g + c0 * ldg, ldg, below, in(l), n);
       for (Index i = 0; i < in(l)*n; ++i)
         if (!(hc[i] > T(0))) below[i] = T(0);
     } else if (grad_input != nullptr) {
-      plan.backward_input(weight(0).data(), out(0), mask_data(0), g + c0 * ldg, ldg,
-                          grad_input->data() + c0 * inputs(), inputs(), n);
+      plan.backward_input_packed(packed_[0].data(), g + c0 * ldg, ldg, grad_input->data() + c0 * inputs(),
+                                 inputs(), n);
     }
+  }
+
+  /// Packs W⊙M of every layer (or (W⊙M)ᵀ when `transposed`, for the input gradients; layer 0's
+  /// only if `first_layer`) into packed_, once per pass: the `chunks` threads each pack a share,
+  /// then all of them multiply their columns by the whole.
+  void pack_weights(bool transposed, int chunks, bool first_layer = true) const {
+    packed_.resize(std::size_t(layers()));
+    for (Index l = 0; l < layers(); ++l) {
+      auto& buffer = packed_[std::size_t(l)];
+      const auto size = std::size_t(plans_[std::size_t(l)].packed_size(transposed));
+      if (buffer.size() < size) buffer.resize(size);
+    }
+    detail::parallel_parts(chunks, [&](int t) {
+      for (Index l = first_layer ? 0 : 1; l < layers(); ++l)
+        plans_[std::size_t(l)].pack_weights(weight(l).data(), out(l), mask_data(l), transposed,
+                                            packed_[std::size_t(l)].data(), t, chunks);
+    });
   }
 
   static Index count_parameters(const std::vector<Index>& sizes) {
@@ -241,6 +261,7 @@ class Mlp : public LeafParameters<T> {
   mutable std::vector<Matrix<T>> activations_;   // input of every layer, for backward
   mutable Index forwarded_cols_ = -1;            // columns of the last complete forward pass
   std::vector<Matrix<T>> grads_;                 // ∂L/∂(pre-activation) of the hidden layers
+  mutable std::vector<typename detail::KernelScratch<T>::Buffer> packed_;  // weights packed for a pass
 };
 
 }  // namespace knead
