@@ -2,6 +2,7 @@
 /// @file
 /// Elementwise affine bijectors: Affine, Shift and Scale.
 
+#include <algorithm>
 #include <string_view>
 
 #include "knead/core/bijector.hpp"
@@ -36,12 +37,13 @@ class ElementwiseAffine : public LeafParameters<T> {
       : ElementwiseAffine(HasScale ? log_scale.size() : shift.size()) {
     if constexpr (HasScale) {
       detail::check_finite(name(), "log_scale", log_scale);
-      this->params_.vector(0, dim_) = log_scale;
+      // a plain copy: GCC 12 flags Eigen's vectorised one as out of bounds for a single entry
+      std::copy(log_scale.data(), log_scale.data() + dim_, this->params_.vector(0, dim_).data());
     }
     if constexpr (HasShift) {
       if (shift.size() != dim_) detail::fail(name(), "shift has ", shift.size(), " entries, expected ", dim_);
       detail::check_finite(name(), "shift", shift);
-      this->params_.vector(shift_at(), dim_) = shift;
+      std::copy(shift.data(), shift.data() + dim_, this->params_.vector(shift_at(), dim_).data());
     }
   }
 

@@ -96,10 +96,17 @@ struct PackedGemm {
     }
   }
 
-  /// Packs the depth × cols matrix B (column-major, leading dimension ldb) into depth · cols entries.
-  static void pack_rhs(T* packed, const T* b, Index ldb, Index depth, Index cols) {
-    Eigen::internal::gemm_pack_rhs<T, Index, ColMapper, Traits::nr, Eigen::ColMajor> pack;
-    pack(packed, ColMapper(b, ldb), depth, cols);
+  /// Packs the depth × cols matrix B (column-major at b with leading dimension ldb, or, when
+  /// `transposed`, B = Sᵀ for S column-major at b, cols × depth) into depth · cols entries: panels
+  /// of Traits::nr columns, each depth-major, then the remaining columns one by one.
+  static void pack_rhs(T* packed, const T* b, Index ldb, Index depth, Index cols, bool transposed = false) {
+    if (transposed) {
+      Eigen::internal::gemm_pack_rhs<T, Index, RowMapper, Traits::nr, Eigen::RowMajor> pack;
+      pack(packed, RowMapper(b, ldb), depth, cols);
+    } else {
+      Eigen::internal::gemm_pack_rhs<T, Index, ColMapper, Traits::nr, Eigen::ColMajor> pack;
+      pack(packed, ColMapper(b, ldb), depth, cols);
+    }
   }
 
   /// C(rows × cols) += A·B(first .. first + depth, :) for A packed by pack_lhs (rows × depth) and B

@@ -128,26 +128,48 @@ class MaskedLinearPlan {
 
   /// gw += (g xᵀ) ⊙ M over the n columns of g and x, for the output rows [r0, r1) only (all by
   /// default): threads split a layer's weight gradient by rows (see row_share()).
+  ///
+  /// xᵀ is packed once per slice of the batch for all blocks, in panels of nr columns (Eigen's
+  /// kernel width): a block whose columns do not start and end on panel edges is widened to them
+  /// and computed into a scratch, from which only its own columns are added.
   template <class T>
   void backward_weight(const T* mask, const T* g, Index ldg, const T* x, Index ldx, Index n, T* gw,
                        Index ldgw, Index r0 = 0, Index r1 = -1) const {
     if (r1 < 0) r1 = out_;
-    for (const MaskBlock& whole : by_rows_) {
-      const Index top = std::max(whole.row, r0), bottom = std::min(whole.row + whole.rows, r1);
-      if (bottom <= top) continue;
-      const MaskBlock b{top, bottom - top, whole.col, whole.cols, whole.partial};
-      if (!b.partial) {
-        gemm<false, true>(b.rows, b.cols, n, T(1), g + b.row, ldg, x + b.col, ldx, gw + b.row + b.col * ldgw,
-                          ldgw);
-        continue;
+    constexpr Index nr = PackedGemm<T>::Traits::nr;
+    auto& s = KernelScratch<T>::local();
+    const Index slice = batch_slice(in_);
+    T* packed_x = KernelScratch<T>::ensure(s.pack_b, in_ * std::min(n, slice));
+    for (Index j0 = 0; j0 < n; j0 += slice) {
+      const Index depth = std::min(slice, n - j0);
+      PackedGemm<T>::pack_rhs(packed_x, x + j0 * ldx, ldx, depth, in_, true);
+      for (const MaskBlock& whole : by_rows_) {
+        const Index top = std::max(whole.row, r0), bottom = std::min(whole.row + whole.rows, r1);
+        if (bottom <= top) continue;
+        const MaskBlock b{top, bottom - top, whole.col, whole.cols, whole.partial};
+        const Index c0 = b.col / nr * nr, c1 = std::min(in_, (b.col + b.cols + nr - 1) / nr * nr);
+        T* packed_g = KernelScratch<T>::ensure(s.pack_a, b.rows * depth);
+        PackedGemm<T>::pack_lhs(packed_g, g + b.row + j0 * ldg, ldg, b.rows, depth, false);
+        if (!b.partial && c0 == b.col && c1 == b.col + b.cols) {
+          PackedGemm<T>::multiply_packed(gw + b.row + b.col * ldgw, ldgw, packed_g, b.rows, depth,
+                                         packed_x + c0 * depth, depth, 0, c1 - c0);
+          continue;
+        }
+        T* p = KernelScratch<T>::ensure(s.product, b.rows * (c1 - c0));
+        std::fill(p, p + b.rows * (c1 - c0), T(0));
+        PackedGemm<T>::multiply_packed(p, b.rows, packed_g, b.rows, depth, packed_x + c0 * depth, depth, 0,
+                                       c1 - c0);
+        for (Index c = b.col; c < b.col + b.cols; ++c) {
+          const T* pc = p + (c - c0) * b.rows;
+          T* gc = gw + b.row + c * ldgw;
+          if (b.partial) {
+            const T* mc = mask + b.row + c * out_;
+            for (Index r = 0; r < b.rows; ++r) gc[r] += pc[r] * mc[r];
+          } else {
+            for (Index r = 0; r < b.rows; ++r) gc[r] += pc[r];
+          }
+        }
       }
-      auto& s = KernelScratch<T>::local();
-      T* p = KernelScratch<T>::ensure(s.product, b.rows * b.cols);
-      std::fill(p, p + b.rows * b.cols, T(0));
-      gemm<false, true>(b.rows, b.cols, n, T(1), g + b.row, ldg, x + b.col, ldx, p, b.rows);
-      for (Index c = 0; c < b.cols; ++c)
-        for (Index r = 0; r < b.rows; ++r)
-          gw[b.row + r + (b.col + c) * ldgw] += p[r + c * b.rows] * mask[b.row + r + (b.col + c) * out_];
     }
   }
 
