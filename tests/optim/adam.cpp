@@ -1,7 +1,9 @@
 #include "knead/optim/adam.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "knead/bijectors/elementwise_affine.hpp"
@@ -204,4 +206,28 @@ TEST_CASE("Adam rejects bad hyper-parameters, sizes and states", "[optim][adam][
   state[4] = 0.0;
   state[0] = std::numeric_limits<double>::infinity();
   CHECK_THROWS_WITH(adam.set_state(state, 1), Catch::Contains("Adam::set_state") && Catch::Contains("inf"));
+}
+
+TEST_CASE("Adam finds a non-finite gradient in a large model split over threads", "[optim][adam][errors]") {
+  // 300,000 parameters: the finiteness check and the update run on two threads
+  set_num_threads(2);
+  struct Restore {
+    ~Restore() { set_num_threads(1); }
+  } restore;
+  const std::size_t n = 300000;
+  for (const std::size_t bad_at : {std::size_t(3), n - 1}) {
+    Adam<float> adam(Index(n), {.lr = 0.1});
+    std::vector<float> params(n, 1.0f), grads(n, 0.5f);
+    grads[bad_at] = std::numeric_limits<float>::infinity();
+    CHECK_THROWS_WITH(adam.step(params, grads), Catch::Contains("Adam::step") &&
+                                                    Catch::Contains("gradient " + std::to_string(bad_at)) &&
+                                                    Catch::Contains("inf"));
+    CHECK(params == std::vector<float>(n, 1.0f));
+    CHECK(adam.step_count() == 0);
+    grads[bad_at] = 0.5f;
+    adam.step(params, grads);  // the first step moves every parameter by lr: g / √(g²) = 1
+    float worst = 0;
+    for (const float p : params) worst = std::max(worst, std::abs(p - 0.9f));
+    CHECK(worst < 1e-6f);
+  }
 }

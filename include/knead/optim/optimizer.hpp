@@ -7,6 +7,7 @@
 /// Its state (moments, step count) is one contiguous buffer as well, readable through state()
 /// and step_count() and restorable with set_state(), so a checkpoint is two arrays and a number.
 
+#include <atomic>
 #include <cmath>
 #include <concepts>
 #include <limits>
@@ -15,6 +16,7 @@
 
 #include "knead/core/bijector.hpp"
 #include "knead/core/errors.hpp"
+#include "knead/core/threads.hpp"
 #include "knead/optim/schedule.hpp"
 
 namespace knead {
@@ -72,12 +74,17 @@ void check_step_spans(std::string_view function, Index expected, std::span<T> pa
 /// before anything is changed.
 template <class T>
 void check_finite_gradients(std::string_view function, std::span<const T> grads) {
-  // |g| ≤ max is false exactly for ±inf and NaN; the or-reduction vectorises, and the position of
-  // the first bad gradient is looked for only when there is one.
+  // |g| ≤ max is false exactly for ±inf and NaN; the or-reduction vectorises, runs on knead's
+  // threads for a large model (it reads every gradient once more before the update), and the
+  // position of the first bad gradient is looked for only when there is one.
   const T* g = grads.data();
-  int bad = 0;
-  for (std::size_t i = 0; i < grads.size(); ++i) bad |= !(std::abs(g[i]) <= std::numeric_limits<T>::max());
-  if (bad == 0) return;
+  std::atomic<int> any_bad{0};
+  parallel_elementwise(Index(grads.size()), [&](Index begin, Index end, int) {
+    int bad = 0;
+    for (Index i = begin; i < end; ++i) bad |= !(std::abs(g[i]) <= std::numeric_limits<T>::max());
+    if (bad != 0) any_bad.store(1, std::memory_order_relaxed);
+  });
+  if (any_bad.load() == 0) return;
   for (std::size_t i = 0; i < grads.size(); ++i)
     if (!std::isfinite(static_cast<double>(grads[i])))
       fail(function, "gradient ", i, " is non-finite (", grads[i], "); no update was applied");
