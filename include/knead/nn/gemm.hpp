@@ -76,7 +76,8 @@ struct PackedGemm {
   using RowMapper = Eigen::internal::const_blas_data_mapper<T, Index, Eigen::RowMajor>;
   using ResMapper = Eigen::internal::blas_data_mapper<T, Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
 
-  /// The micro-kernel reads packed A with aligned SIMD loads: blocks start at multiples of this.
+  // The micro-kernel reads packed A with aligned SIMD loads; MaskedLinearPlan starts every packed
+  // block at a multiple of 16 entries from an Eigen-aligned buffer.
   static_assert(16 * sizeof(T) % EIGEN_DEFAULT_ALIGN_BYTES == 0,
                 "MaskedLinearPlan starts packed blocks at multiples of 16 entries");
 

@@ -72,21 +72,41 @@ class Adam {
     const T beta1 = static_cast<T>(b1), one_minus_beta1 = static_cast<T>(1.0 - b1);
     const T beta2 = static_cast<T>(b2), one_minus_beta2 = static_cast<T>(1.0 - b2);
     const T eps = static_cast<T>(options_.epsilon);
-    // In chunks that stay in L1, with Eigen's array operations: std::sqrt keeps a plain loop
-    // scalar (it may set errno), while Eigen's sqrt is SIMD, and exact like std::sqrt. Large
-    // models are split over knead's threads (the update is elementwise: the same for any count).
-    using Chunk = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
-    using ConstChunk = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
-    constexpr Index chunk = 1024;
+    // In chunks of 32 entries, with Eigen's array operations: std::sqrt keeps a plain loop scalar
+    // (it may set errno), while Eigen's sqrt is SIMD, and exact like std::sqrt. A chunk whose g, m
+    // and v are all zero is left as it is (apart from the decay): the update would write back the
+    // same m, v and θ, and the structurally zero weights of masked networks (about half of MADE's)
+    // are such chunks, so the step writes about half the memory. Large models are split over
+    // knead's threads (the update is elementwise: the same for any count).
+    constexpr Index chunk = 32;
+    const T* g_all = grads.data();
+    T *m_all = state_.data(), *v_all = state_.data() + n_, *theta_all = params.data();
+    auto update = [&](auto g, auto m, auto v, auto theta) {
+      m = beta1 * m + one_minus_beta1 * g;
+      v = beta2 * v + one_minus_beta2 * g * g;
+      theta -= step_size * m / (v.sqrt() * inv_sqrt_c2 + eps) + decay * theta;
+    };
     detail::parallel_elementwise(n_, [&](Index first, Index end, int) {
       for (Index begin = first; begin < end; begin += chunk) {
         const Index size = std::min(chunk, end - begin);
-        const ConstChunk g(grads.data() + begin, size);
-        Chunk m(state_.data() + begin, size), v(state_.data() + n_ + begin, size);
-        Chunk theta(params.data() + begin, size);
-        m = beta1 * m + one_minus_beta1 * g;
-        v = beta2 * v + one_minus_beta2 * g * g;
-        theta -= step_size * m / (v.sqrt() * inv_sqrt_c2 + eps) + decay * theta;
+        int moving = 0;
+        for (Index i = begin; i < begin + size; ++i)
+          moving |= int(g_all[i] != T(0)) | int(m_all[i] != T(0)) | int(v_all[i] != T(0));
+        if (moving == 0) {
+          if (decay != T(0))
+            for (Index i = begin; i < begin + size; ++i) theta_all[i] -= decay * theta_all[i];
+          continue;
+        }
+        if (size == chunk) {
+          using Fixed = Eigen::Map<Eigen::Array<T, chunk, 1>>;
+          update(Eigen::Map<const Eigen::Array<T, chunk, 1>>(g_all + begin), Fixed(m_all + begin),
+                 Fixed(v_all + begin), Fixed(theta_all + begin));
+        } else {
+          using Dynamic = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+          update(Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(g_all + begin, size),
+                 Dynamic(m_all + begin, size), Dynamic(v_all + begin, size),
+                 Dynamic(theta_all + begin, size));
+        }
       }
     });
   }
