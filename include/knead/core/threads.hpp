@@ -4,13 +4,20 @@
 /// a batch into one contiguous chunk per thread.
 ///
 /// Off by default: knead runs on the calling thread unless `knead::set_num_threads(n)` is called or
-/// the environment variable KNEAD_NUM_THREADS holds n > 1 when knead first asks. The split of a
-/// batch depends only on its size and the thread count, and every sum over the batch (a parameter
-/// gradient) is computed by one thread in a fixed order, so results are deterministic for a given
-/// thread count (GEMM blocking may change the last bits between thread counts).
+/// the environment variable KNEAD_NUM_THREADS holds n > 1 when knead first asks.
+///
+/// The chunks follow the threads' measured speeds: on a shared machine one core is often slower
+/// than the other (a busy hyperthread sibling, another tenant), and an even split would make every
+/// step wait for it. The pool times each thread's part of a region and moves work towards the
+/// faster threads for the next ones. Results do not depend on where the splits fall: columns are
+/// computed independently (chunks start at multiples of 16 columns), and every sum over the batch
+/// (a parameter gradient) is computed by one thread in a fixed order, in pieces aligned to the
+/// GEMM kernel's row panels, so they come out bit for bit the same for any thread count.
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -26,8 +33,99 @@ namespace knead {
 
 namespace detail {
 
-/// Fork–join pool: run(n, job) calls job(t) for t = 0..n−1, t = 0 on the caller, and returns when
-/// all are done. Workers spin briefly before sleeping, since flow layers issue many short jobs.
+/// A part of a job split by fractions: [begin, end) of [0, 1).
+struct Share {
+  double begin = 0, end = 1;
+
+  /// The share of n units, cut at multiples of `align` (or at n): [first, second).
+  [[nodiscard]] std::pair<Index, Index> of(Index n, Index align = 1) const {
+    const Index pieces = (n + align - 1) / align;
+    auto at = [&](double f) {
+      return f >= 1 ? n : std::min(n, Index(std::llround(f * double(pieces))) * align);
+    };
+    return {at(begin), at(end)};
+  }
+};
+
+/// How the parts of one parallel job (a call site) are sized: the threads' relative speeds on it,
+/// learned from the times of its earlier runs. Per job, since they differ between jobs: a thread
+/// may pack weights fast and multiply slowly, or one part of a job may cost more per unit.
+class Balance {
+ public:
+  /// Part t of `parts`; the parts tile [0, 1).
+  [[nodiscard]] Share share(int t, int parts) const {
+    const std::vector<double>& w = fixed().empty() ? weights_ : fixed();
+    if (parts <= 1) return {};
+    if (Index(w.size()) < parts) return {double(t) / parts, t + 1 == parts ? 1.0 : double(t + 1) / parts};
+    double total = 0, before = 0;
+    for (int k = 0; k < parts; ++k) {
+      total += w[std::size_t(k)];
+      if (k < t) before += w[std::size_t(k)];
+    }
+    return {t == 0 ? 0.0 : before / total, t + 1 == parts ? 1.0 : (before + w[std::size_t(t)]) / total};
+  }
+
+  /// Even weights for a job of a new number of parts.
+  void prepare(int parts) {
+    if (Index(weights_.size()) != parts) weights_.assign(std::size_t(parts), 1.0);
+  }
+
+  /// After a run split by share(): thread k did its share s_k in τ_k seconds, so its speed on this
+  /// job is about s_k / τ_k. The weights move a quarter of the way to the measured speeds, which
+  /// follows a core that slows down within a few runs without chasing one noisy run. Runs too
+  /// short to time well (under 50 µs on some thread) are skipped, and no thread gets less than a
+  /// quarter of an even share, so one that was descheduled once is not starved.
+  void update(const std::vector<double>& seconds, int parts) {
+    if (!fixed().empty() || Index(weights_.size()) != parts) return;
+    double total = 0, speed_sum = 0;
+    for (int k = 0; k < parts; ++k) {
+      if (seconds[std::size_t(k)] < 50e-6) return;
+      total += weights_[std::size_t(k)];
+    }
+    for (int k = 0; k < parts; ++k) speed_sum += weights_[std::size_t(k)] / total / seconds[std::size_t(k)];
+    double sum = 0;
+    for (int k = 0; k < parts; ++k) {
+      double& w = weights_[std::size_t(k)];
+      const double speed = w / total / seconds[std::size_t(k)] / speed_sum;  // w is still the old weight
+      w = std::max(0.75 * w / total + 0.25 * speed, 0.25 / parts);
+      sum += w;
+    }
+    for (double& w : weights_) w /= sum;
+  }
+
+  /// Weights that every job uses instead of its own, unchanging (for tests); empty: none.
+  static std::vector<double>& fixed() {
+    static std::vector<double> weights;
+    return weights;
+  }
+
+ private:
+  std::vector<double> weights_;
+};
+
+/// The balance of the parallel job the calling thread is running a part of (null outside one).
+inline const Balance*& current_balance() {
+  static thread_local const Balance* balance = nullptr;
+  return balance;
+}
+
+/// Sets the calling thread's current_balance() for a scope.
+class BalanceScope {
+ public:
+  explicit BalanceScope(const Balance* balance) : previous_(current_balance()) {
+    current_balance() = balance;
+  }
+  ~BalanceScope() { current_balance() = previous_; }
+  BalanceScope(const BalanceScope&) = delete;
+  BalanceScope& operator=(const BalanceScope&) = delete;
+
+ private:
+  const Balance* previous_;
+};
+
+/// Fork–join pool: run(n, job, balance) calls job(t) for t = 0..n−1, t = 0 on the caller, and
+/// returns when all are done. Workers spin briefly before sleeping, since flow layers issue many
+/// short jobs.
 class ThreadPool {
  public:
   static ThreadPool& instance() {
@@ -45,22 +143,27 @@ class ThreadPool {
     stop_workers();
     threads_ = n;
     stop_ = false;
+    seconds_.assign(std::size_t(n), 0.0);
     // a worker starts from the current generation: a job posted before it runs is still its job
     const unsigned now = generation_.load(std::memory_order_acquire);
     for (int t = 1; t < n; ++t) workers_.emplace_back([this, t, now] { work(t, now); });
   }
 
+  /// Runs job(t) for t = 0..n−1 (n at most threads()), sized by `balance`, which learns from it.
   template <class Job>
-  void run(int n, Job& job) {
+  void run(int n, Job& job, Balance& balance) {
     n = std::min(n, threads_);
     if (n <= 1 || inside_) {
+      const BalanceScope scope(&balance);
       for (int t = 0; t < n; ++t) job(t);
       if (n < 1) job(0);
       return;
     }
     std::lock_guard<std::mutex> one_job_at_a_time(run_mutex_);
+    balance.prepare(n);
     job_ = [](void* context, int t) { (*static_cast<Job*>(context))(t); };
     context_ = &job;
+    balance_ = &balance;
     active_ = n;
     pending_.store(n - 1, std::memory_order_relaxed);
     error_ = nullptr;
@@ -70,14 +173,18 @@ class ThreadPool {
     }
     wake_.notify_all();
     inside_ = true;
+    const auto start = Clock::now();
     try {
+      const BalanceScope scope(&balance);
       job(0);
     } catch (...) {
       record_error();
     }
+    seconds_[0] = std::chrono::duration<double>(Clock::now() - start).count();
     inside_ = false;
     while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
     if (error_) std::rethrow_exception(error_);
+    balance.update(seconds_, n);
   }
 
  private:
@@ -96,11 +203,14 @@ class ThreadPool {
       }
       seen = generation_.load(std::memory_order_acquire);
       if (t < active_) {
+        const auto start = Clock::now();
         try {
+          const BalanceScope scope(balance_);
           job_(context_, t);
         } catch (...) {
           record_error();
         }
+        seconds_[std::size_t(t)] = std::chrono::duration<double>(Clock::now() - start).count();
         pending_.fetch_sub(1, std::memory_order_acq_rel);
       }
     }
@@ -121,7 +231,10 @@ class ThreadPool {
     workers_.clear();
   }
 
+  using Clock = std::chrono::steady_clock;
   int threads_ = 1;
+  std::vector<double> seconds_{0.0};  // each thread's time in the last job
+  const Balance* balance_ = nullptr;  // the job's
   std::vector<std::thread> workers_;
   std::mutex mutex_, run_mutex_;
   std::condition_variable wake_;
@@ -158,47 +271,67 @@ inline void set_num_threads(int n) {
 namespace detail {
 
 /// The chunks a batch of n columns is split into: at most num_threads(), each at least
-/// `min_chunk` columns wide. Chunk t covers [chunk_begin(n, c, t), chunk_begin(n, c, t + 1)).
+/// `min_chunk` columns wide.
 [[nodiscard]] inline int column_chunks(Index n, Index min_chunk) {
   const Index by_size = std::max<Index>(1, n / std::max<Index>(min_chunk, 1));
   return int(std::min<Index>(num_threads(), by_size));
 }
-[[nodiscard]] inline Index chunk_begin(Index n, int chunks, int t) {
-  // multiples of 16 columns keep SIMD-friendly chunk starts
-  if (t >= chunks) return n;
-  const Index step = ((n + chunks - 1) / chunks + 15) / 16 * 16;
-  return std::min(n, step * t);
+
+/// Part t of `parts` of the parallel job the calling thread runs (parallel_parts() runs part t on
+/// thread t), sized by the job's Balance; an even split outside a job.
+[[nodiscard]] inline Share thread_share(int t, int parts) {
+  if (parts <= 1) return {};
+  if (const Balance* balance = current_balance(); balance != nullptr) return balance->share(t, parts);
+  return {double(t) / parts, t + 1 == parts ? 1.0 : double(t + 1) / parts};
 }
 
-/// Calls f(t) for t = 0..parts−1, in parallel when there are several.
+/// Calls f(t) for t = 0..parts−1, in parallel when there are several. The parts should split the
+/// work by thread_share(t, parts): `balance` times them to learn the threads' speeds on this job.
 template <class F>
-void parallel_parts(int parts, F&& f) {
+void parallel_parts(int parts, F&& f, Balance& balance) {
   if (parts <= 1) {
     f(0);
     return;
   }
   ThreadPool& pool = ThreadPool::instance();
   if (pool.threads() < parts) pool.set_threads(parts);
-  pool.run(parts, f);
+  pool.run(parts, f, balance);
 }
 
-/// Calls f(begin, end, t) for every chunk t of the n columns, in parallel when there are several.
+/// parallel_parts() with the balance of the call site (one per type of f).
 template <class F>
-void parallel_columns(Index n, int chunks, F&& f) {
+void parallel_parts(int parts, F&& f) {
+  static Balance site;
+  parallel_parts(parts, std::forward<F>(f), site);
+}
+
+/// Calls f(begin, end, t) for every chunk t of the n columns, in parallel when there are several;
+/// chunks start at multiples of `align` columns (16 keeps them SIMD-friendly) and may be empty.
+/// Sized by `balance`, or by the call site's when null.
+template <class F>
+void parallel_columns(Index n, int chunks, F&& f, Index align = 16, Balance* balance = nullptr) {
   if (chunks <= 1) {
     f(Index(0), n, 0);
     return;
   }
-  parallel_parts(chunks, [&](int t) { f(chunk_begin(n, chunks, t), chunk_begin(n, chunks, t + 1), t); });
+  auto part = [&](int t) {
+    const auto [begin, end] = thread_share(t, chunks).of(n, align);
+    f(begin, end, t);
+  };
+  if (balance != nullptr)
+    parallel_parts(chunks, part, *balance);
+  else
+    parallel_parts(chunks, part);
 }
 
 /// Calls f(begin, end, t) over chunks of an elementwise job on n array entries (an optimizer step,
 /// clearing gradients), split over the threads only when it is megabytes long: shorter arrays cost
-/// less than waking a thread.
+/// less than waking a thread. Chunks start at multiples of 64 entries, so that a job working in
+/// smaller pieces cuts them in the same places for any split.
 template <class F>
 void parallel_elementwise(Index n, F&& f) {
   constexpr Index min_chunk = 65536;
-  parallel_columns(n, column_chunks(n, min_chunk), std::forward<F>(f));
+  parallel_columns(n, column_chunks(n, min_chunk), std::forward<F>(f), 64);
 }
 
 }  // namespace detail

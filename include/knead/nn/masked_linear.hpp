@@ -19,6 +19,7 @@
 
 #include <Eigen/Core>
 
+#include "knead/core/threads.hpp"
 #include "knead/core/types.hpp"
 #include "knead/nn/gemm.hpp"
 
@@ -40,7 +41,7 @@ class MaskedLinearPlan {
   MaskedLinearPlan(Index out, Index in) : out_(out), in_(in) {
     by_rows_.push_back({0, out, 0, in, false});
     by_cols_.push_back({0, in, 0, out, false});  // transposed coordinates
-    count_row_macs();
+    count_offsets();
   }
   /// Masked layer; `mask` holds 0/1 values.
   template <class T>
@@ -48,7 +49,7 @@ class MaskedLinearPlan {
     const Matrix<Index> ones = (mask.array() != T(0)).template cast<Index>();
     by_rows_ = Planner{prefix_counts(ones), {}}.cover(0, out_, 0, in_).blocks;
     by_cols_ = Planner{prefix_counts(ones.transpose()), {}}.cover(0, in_, 0, out_).blocks;
-    count_row_macs();
+    count_offsets();
   }
 
   [[nodiscard]] const std::vector<MaskBlock>& by_rows() const { return by_rows_; }
@@ -68,14 +69,14 @@ class MaskedLinearPlan {
 
   /// Packs the blocks of W⊙M (out × in, leading dimension ldw) for forward_packed(), or of (W⊙M)ᵀ
   /// for backward_input_packed() when `transposed`, into `packed` (packed_size(transposed) entries,
-  /// aligned as Eigen allocates). Only the blocks of part t of `parts` (contiguous runs of about
-  /// equal size), so that threads share the packing of weights that all of them then read.
+  /// aligned as Eigen allocates). Only the blocks in `share` of the packed entries, so that threads
+  /// share the packing of weights that all of them then read.
   template <class T>
-  void pack_weights(const T* w, Index ldw, const T* mask, bool transposed, T* packed, int t = 0,
-                    int parts = 1) const {
+  void pack_weights(const T* w, Index ldw, const T* mask, bool transposed, T* packed,
+                    Share share = {}) const {
     const auto& blocks = transposed ? by_cols_ : by_rows_;
     const auto& offsets = transposed ? col_offsets_ : row_offsets_;
-    const auto [first, last] = part_of(offsets, t, parts);
+    const auto [first, last] = part_of(offsets, share);
     for (std::size_t i = first; i < last; ++i) {
       // by_cols_ blocks are in transposed coordinates: row = input index, col = output index
       const MaskBlock& b = blocks[i];
@@ -126,69 +127,108 @@ class MaskedLinearPlan {
     backward_input_packed(packed, g, ldg, gx, ldgx, n);
   }
 
-  /// gw += (g xᵀ) ⊙ M over the n columns of g and x, for the output rows [r0, r1) only (all by
-  /// default): threads split a layer's weight gradient by rows (see row_share()).
-  ///
-  /// xᵀ is packed once per slice of the batch for all blocks, in panels of nr columns (Eigen's
-  /// kernel width): a block whose columns do not start and end on panel edges is widened to them
-  /// and computed into a scratch, from which only its own columns are added.
+  /// Entries of the batch packed by pack_inputs() for n columns.
+  [[nodiscard]] Index packed_inputs_size(Index n) const { return in_ * n; }
+
+  /// Packs the layer's input batch x (in × n, leading dimension ldx) transposed, as
+  /// backward_weight() multiplies it (slice by slice of the batch), into `packed`
+  /// (packed_inputs_size(n) entries). Only the kernel column panels in `share`, so that threads
+  /// share the packing of a batch that all of them then read.
   template <class T>
-  void backward_weight(const T* mask, const T* g, Index ldg, const T* x, Index ldx, Index n, T* gw,
-                       Index ldgw, Index r0 = 0, Index r1 = -1) const {
-    if (r1 < 0) r1 = out_;
+  void pack_inputs(const T* x, Index ldx, Index n, T* packed, Share share = {}) const {
     constexpr Index nr = PackedGemm<T>::Traits::nr;
-    auto& s = KernelScratch<T>::local();
+    const auto [c0, c1] = share.of(in_, nr);
+    if (c1 <= c0) return;
     const Index slice = batch_slice(in_);
-    T* packed_x = KernelScratch<T>::ensure(s.pack_b, in_ * std::min(n, slice));
     for (Index j0 = 0; j0 < n; j0 += slice) {
+      // slice j0 is depth × in_ entries at j0 · in_, in panels of nr input columns
       const Index depth = std::min(slice, n - j0);
-      PackedGemm<T>::pack_rhs(packed_x, x + j0 * ldx, ldx, depth, in_, true);
-      for (const MaskBlock& whole : by_rows_) {
-        const Index top = std::max(whole.row, r0), bottom = std::min(whole.row + whole.rows, r1);
-        if (bottom <= top) continue;
-        const MaskBlock b{top, bottom - top, whole.col, whole.cols, whole.partial};
-        const Index c0 = b.col / nr * nr, c1 = std::min(in_, (b.col + b.cols + nr - 1) / nr * nr);
-        T* packed_g = KernelScratch<T>::ensure(s.pack_a, b.rows * depth);
-        PackedGemm<T>::pack_lhs(packed_g, g + b.row + j0 * ldg, ldg, b.rows, depth, false);
-        if (!b.partial && c0 == b.col && c1 == b.col + b.cols) {
-          PackedGemm<T>::multiply_packed(gw + b.row + b.col * ldgw, ldgw, packed_g, b.rows, depth,
-                                         packed_x + c0 * depth, depth, 0, c1 - c0);
-          continue;
-        }
-        T* p = KernelScratch<T>::ensure(s.product, b.rows * (c1 - c0));
-        std::fill(p, p + b.rows * (c1 - c0), T(0));
-        PackedGemm<T>::multiply_packed(p, b.rows, packed_g, b.rows, depth, packed_x + c0 * depth, depth, 0,
-                                       c1 - c0);
-        for (Index c = b.col; c < b.col + b.cols; ++c) {
-          const T* pc = p + (c - c0) * b.rows;
-          T* gc = gw + b.row + c * ldgw;
-          if (b.partial) {
-            const T* mc = mask + b.row + c * out_;
-            for (Index r = 0; r < b.rows; ++r) gc[r] += pc[r] * mc[r];
-          } else {
-            for (Index r = 0; r < b.rows; ++r) gc[r] += pc[r];
-          }
-        }
-      }
+      PackedGemm<T>::pack_rhs(packed + j0 * in_ + c0 * depth, x + j0 * ldx + c0, ldx, depth, c1 - c0, true);
     }
   }
 
-  /// Output rows [first, second) of part t of `parts`: contiguous shares with about equal numbers of
-  /// computed multiply-adds, starting at multiples of 8 rows (SIMD-friendly); some may be empty.
-  [[nodiscard]] std::pair<Index, Index> row_share(int t, int parts) const {
-    auto boundary = [&](int k) -> Index {
-      if (k <= 0) return 0;
-      if (k >= parts) return out_;
-      const Index target = (row_macs_.back() * k + parts / 2) / parts;
-      const Index r = Index(std::lower_bound(row_macs_.begin(), row_macs_.end(), target) - row_macs_.begin());
-      return std::min(out_, (r + 4) / 8 * 8);
-    };
-    return {boundary(t), std::max(boundary(t), boundary(t + 1))};
+  /// gw += (g xᵀ) ⊙ M over the n columns of g and x, for the rows of the blocks in `share` of the
+  /// computed multiply-adds (all by default): threads split a layer's weight gradient this way.
+  /// Shares are cut only at multiples of the kernel's row panel (Traits::mr) from a block's top:
+  /// the kernel then treats every row alike however the work is split, so the sums come out bit
+  /// for bit the same for any split, as from one thread.
+  ///
+  /// xᵀ is packed once per slice of the batch for all blocks (or taken from `packed_x`, by
+  /// pack_inputs()), in panels of nr columns (Eigen's kernel width): a block whose columns do not
+  /// start and end on panel edges is widened to them and computed into a scratch, from which only
+  /// its own columns are added.
+  template <class T>
+  void backward_weight(const T* mask, const T* g, Index ldg, const T* x, Index ldx, Index n, T* gw,
+                       Index ldgw, Share share = {}, const T* packed_x = nullptr) const {
+    constexpr Index nr = PackedGemm<T>::Traits::nr, mr = PackedGemm<T>::Traits::mr;
+    auto& s = KernelScratch<T>::local();
+    const Index slice = batch_slice(in_);
+    if (packed_x == nullptr) {
+      T* packed = KernelScratch<T>::ensure(s.pack_b, in_ * std::min(n, slice));
+      for (Index j0 = 0; j0 < n; j0 += slice) {
+        const Index depth = std::min(slice, n - j0);
+        PackedGemm<T>::pack_rhs(packed, x + j0 * ldx, ldx, depth, in_, true);
+        weight_gradient_slice(mask, g + j0 * ldg, ldg, depth, packed, gw, ldgw, share, mr, nr);
+      }
+      return;
+    }
+    for (Index j0 = 0; j0 < n; j0 += slice)
+      weight_gradient_slice(mask, g + j0 * ldg, ldg, std::min(slice, n - j0), packed_x + j0 * in_, gw, ldgw,
+                            share, mr, nr);
   }
 
  private:
   /// Smallest partial block height: below it the stair edge is covered by masked copies.
   static constexpr Index min_partial = 16;
+
+  /// backward_weight() on one slice of `depth` batch columns, xᵀ packed at packed_x.
+  template <class T>
+  void weight_gradient_slice(const T* mask, const T* g, Index ldg, Index depth, const T* packed_x, T* gw,
+                             Index ldgw, Share share, Index mr, Index nr) const {
+    auto& s = KernelScratch<T>::local();
+    const double total = double(computed_macs());
+    double before = 0;  // multiply-adds of the blocks before this one
+    for (const MaskBlock& whole : by_rows_) {
+      // the block's row panels whose middle falls in the share
+      const Index panels = (whole.rows + mr - 1) / mr;
+      auto mine = [&](Index k) {
+        const double middle =
+            before + (double(k * mr) + double(std::min(mr, whole.rows - k * mr)) / 2) * double(whole.cols);
+        return (share.begin <= 0 || middle >= share.begin * total) &&
+               (share.end >= 1 || middle < share.end * total);
+      };
+      Index k0 = 0;
+      while (k0 < panels && !mine(k0)) ++k0;
+      Index k1 = k0;
+      while (k1 < panels && mine(k1)) ++k1;
+      before += double(whole.rows * whole.cols);
+      if (k1 <= k0) continue;
+      const Index top = whole.row + k0 * mr, bottom = std::min(whole.row + whole.rows, whole.row + k1 * mr);
+      const MaskBlock b{top, bottom - top, whole.col, whole.cols, whole.partial};
+      const Index c0 = b.col / nr * nr, c1 = std::min(in_, (b.col + b.cols + nr - 1) / nr * nr);
+      T* packed_g = KernelScratch<T>::ensure(s.pack_a, b.rows * depth);
+      PackedGemm<T>::pack_lhs(packed_g, g + b.row, ldg, b.rows, depth, false);
+      if (!b.partial && c0 == b.col && c1 == b.col + b.cols) {
+        PackedGemm<T>::multiply_packed(gw + b.row + b.col * ldgw, ldgw, packed_g, b.rows, depth,
+                                       packed_x + c0 * depth, depth, 0, c1 - c0);
+        continue;
+      }
+      T* p = KernelScratch<T>::ensure(s.product, b.rows * (c1 - c0));
+      std::fill(p, p + b.rows * (c1 - c0), T(0));
+      PackedGemm<T>::multiply_packed(p, b.rows, packed_g, b.rows, depth, packed_x + c0 * depth, depth, 0,
+                                     c1 - c0);
+      for (Index c = b.col; c < b.col + b.cols; ++c) {
+        const T* pc = p + (c - c0) * b.rows;
+        T* gc = gw + b.row + c * ldgw;
+        if (b.partial) {
+          const T* mc = mask + b.row + c * out_;
+          for (Index r = 0; r < b.rows; ++r) gc[r] += pc[r] * mc[r];
+        } else {
+          for (Index r = 0; r < b.rows; ++r) gc[r] += pc[r];
+        }
+      }
+    }
+  }
 
   /// c(:, 0..n) += Σ_blocks A_block · b(block's depth range, :) for the blocks packed at `offsets`
   /// (rows of c = block rows, depth = block columns). The batch b (depth × n) is packed once per
@@ -215,14 +255,14 @@ class MaskedLinearPlan {
     return std::clamp<Index>(131072 / std::max<Index>(depth, 1), 16, 512);
   }
 
-  /// Blocks [first, last) of part t of `parts`: contiguous, splitting the packed entries evenly.
-  static std::pair<std::size_t, std::size_t> part_of(const std::vector<Index>& offsets, int t, int parts) {
-    auto boundary = [&](int k) {
-      if (k >= parts) return offsets.size() - 1;
-      const Index target = offsets.back() * k / parts;
+  /// Blocks [first, last) in `share` of the packed entries: contiguous runs.
+  static std::pair<std::size_t, std::size_t> part_of(const std::vector<Index>& offsets, Share share) {
+    auto boundary = [&](double f) {
+      if (f >= 1) return offsets.size() - 1;
+      const auto target = Index(std::llround(f * double(offsets.back())));
       return std::size_t(std::lower_bound(offsets.begin(), offsets.end() - 1, target) - offsets.begin());
     };
-    return {boundary(t), std::max(boundary(t), boundary(t + 1))};
+    return {boundary(share.begin), std::max(boundary(share.begin), boundary(share.end))};
   }
 
   /// W⊙M restricted to block b, into the thread's scratch (b.rows × b.cols, column-major).
@@ -360,25 +400,19 @@ class MaskedLinearPlan {
     }
   };
 
-  /// row_macs_[r] = multiply-adds per sample that by_rows_ computes for output rows [0, r); and
-  /// where each block starts in the packed weights (at multiples of 16 entries: 64 bytes or more,
+  /// Where each block starts in the packed weights: at multiples of 16 entries (64 bytes or more,
   /// the alignment of the micro-kernel's loads).
-  void count_row_macs() {
+  void count_offsets() {
     for (auto [blocks, offsets] :
          {std::pair{&by_rows_, &row_offsets_}, std::pair{&by_cols_, &col_offsets_}}) {
       offsets->assign(1, 0);
       for (const MaskBlock& b : *blocks)
         offsets->push_back(offsets->back() + (b.rows * b.cols + 15) / 16 * 16);
     }
-    row_macs_.assign(std::size_t(out_ + 1), 0);
-    for (const MaskBlock& b : by_rows_)
-      for (Index r = b.row; r < b.row + b.rows; ++r) row_macs_[std::size_t(r + 1)] += b.cols;
-    for (Index r = 0; r < out_; ++r) row_macs_[std::size_t(r + 1)] += row_macs_[std::size_t(r)];
   }
 
   Index out_ = 0, in_ = 0;
   std::vector<MaskBlock> by_rows_, by_cols_;
-  std::vector<Index> row_macs_{0};
   std::vector<Index> row_offsets_{0}, col_offsets_{0};  // block starts in the packed weights
 };
 

@@ -9,6 +9,7 @@
 /// is never formed in full. Workspaces are sized on first use: steady-state calls do not allocate.
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <random>
 #include <span>
@@ -85,7 +86,7 @@ class Mlp : public LeafParameters<T> {
     Matrix<T>& in = begin_partial(n, output);
     in = input;
     const int chunks = detail::column_chunks(n, min_chunk);
-    pack_weights(false, chunks);
+    pack(false, chunks, true, false);
     detail::parallel_columns(n, chunks, [&](Index c0, Index c1, int) {
       for (Index l = 0; l < layers(); ++l) {
         const Matrix<T>& x = activations_[std::size_t(l)];
@@ -111,16 +112,24 @@ class Mlp : public LeafParameters<T> {
     for (Index l = 0; l + 1 < layers(); ++l) grads_[std::size_t(l)].resize(out(l), n);
     if (grad_input != nullptr) grad_input->resize(inputs(), n);
     const int chunks = detail::column_chunks(n, min_chunk);
-    pack_weights(true, chunks, grad_input != nullptr);
     T* gradient = accumulate_parameters ? this->params_.gradient_data() : nullptr;
+    // Several threads each need the whole batch for their share of ∂W: it is packed once for all.
+    // One thread packs it slice by slice instead, into a buffer that stays in cache.
+    pack_inputs_ = gradient != nullptr && chunks > 1;
+    pack(true, chunks, grad_input != nullptr, pack_inputs_);
     // One parallel region per layer. Thread t computes ∂L/∂(layer input) on its columns, and
-    // ∂L/∂W, ∂L/∂b of its share of the layer's output rows over the whole batch: every parameter
-    // gradient is summed by one thread in one order, so no per-thread copies are reduced and the
-    // results are the same for any thread count.
+    // ∂L/∂W, ∂L/∂b of its share of the layer's weight blocks and rows over the whole batch: every
+    // parameter gradient is summed by one thread in one order, so no per-thread copies are reduced
+    // and the results are the same for any thread count.
+    // Each layer's work has its own shape, so its own balance of the threads (shared by networks).
+    static std::array<detail::Balance, 4> balances;
     for (Index l = layers() - 1; l >= 0; --l) {
-      detail::parallel_columns(n, chunks, [&](Index c0, Index c1, int t) {
-        backward_layer(l, grad_output, grad_input, gradient, c0, c1, t, chunks);
-      });
+      detail::parallel_columns(
+          n, chunks,
+          [&](Index c0, Index c1, int t) {
+            backward_layer(l, grad_output, grad_input, gradient, c0, c1, t, chunks);
+          },
+          16, &balances[std::size_t(std::min<Index>(l, 3))]);
     }
   }
 
@@ -199,9 +208,10 @@ class Mlp : public LeafParameters<T> {
     const auto& plan = plans_[std::size_t(l)];
     if (gradient != nullptr) {
       // z = (W⊙M) h + b:  ∂L/∂W = (∂L/∂z hᵀ) ⊙ M,  ∂L/∂b = Σ_n ∂L/∂z
-      const auto [r0, r1] = plan.row_share(t, parts);
+      const detail::Share share = detail::thread_share(t, parts);
       plan.backward_weight(mask_data(l), g, ldg, h.data(), h.rows(), h.cols(), gradient + offset(l), out(l),
-                           r0, r1);
+                           share, pack_inputs_ ? packed_inputs_[std::size_t(l)].data() : nullptr);
+      const auto [r0, r1] = share.of(out(l), 16);
       T* gb = gradient + offset(l) + out(l) * in(l);
       for (Index j = 0; j < h.cols(); ++j)
         for (Index r = r0; r < r1; ++r) gb[r] += g[r + j * ldg];
@@ -221,21 +231,39 @@ class Mlp : public LeafParameters<T> {
     }
   }
 
-  /// Packs W⊙M of every layer (or (W⊙M)ᵀ when `transposed`, for the input gradients; layer 0's
-  /// only if `first_layer`) into packed_, once per pass: the `chunks` threads each pack a share,
-  /// then all of them multiply their columns by the whole.
-  void pack_weights(bool transposed, int chunks, bool first_layer = true) const {
+  /// Packs, once per pass, W⊙M of every layer (or (W⊙M)ᵀ when `transposed`, for the input
+  /// gradients; layer 0's only if `first_layer`) into packed_, and, when `inputs`, every layer's
+  /// input batch as the weight gradients read it into packed_inputs_. The `chunks` threads each pack
+  /// a share, then all of them read the whole.
+  void pack(bool transposed, int chunks, bool first_layer, bool inputs) const {
     packed_.resize(std::size_t(layers()));
+    packed_inputs_.resize(std::size_t(layers()));
+    const Index n = activations_[0].cols();
     for (Index l = 0; l < layers(); ++l) {
-      auto& buffer = packed_[std::size_t(l)];
-      const auto size = std::size_t(plans_[std::size_t(l)].packed_size(transposed));
-      if (buffer.size() < size) buffer.resize(size);
+      const auto& plan = plans_[std::size_t(l)];
+      grow(packed_[std::size_t(l)], plan.packed_size(transposed));
+      if (inputs) grow(packed_inputs_[std::size_t(l)], plan.packed_inputs_size(n));
     }
-    detail::parallel_parts(chunks, [&](int t) {
-      for (Index l = first_layer ? 0 : 1; l < layers(); ++l)
-        plans_[std::size_t(l)].pack_weights(weight(l).data(), out(l), mask_data(l), transposed,
-                                            packed_[std::size_t(l)].data(), t, chunks);
-    });
+    static std::array<detail::Balance, 2> balances;  // packing for forward, for backward
+    detail::parallel_parts(
+        chunks,
+        [&](int t) {
+          const detail::Share share = detail::thread_share(t, chunks);
+          for (Index l = 0; l < layers(); ++l) {
+            const auto& plan = plans_[std::size_t(l)];
+            if (l > 0 || first_layer)
+              plan.pack_weights(weight(l).data(), out(l), mask_data(l), transposed,
+                                packed_[std::size_t(l)].data(), share);
+            if (inputs) {
+              const Matrix<T>& h = activations_[std::size_t(l)];
+              plan.pack_inputs(h.data(), h.rows(), n, packed_inputs_[std::size_t(l)].data(), share);
+            }
+          }
+        },
+        balances[transposed ? 1 : 0]);
+  }
+  static void grow(typename detail::KernelScratch<T>::Buffer& buffer, Index size) {
+    if (Index(buffer.size()) < size) buffer.resize(std::size_t(size));
   }
 
   static Index count_parameters(const std::vector<Index>& sizes) {
@@ -261,7 +289,9 @@ class Mlp : public LeafParameters<T> {
   mutable std::vector<Matrix<T>> activations_;   // input of every layer, for backward
   mutable Index forwarded_cols_ = -1;            // columns of the last complete forward pass
   std::vector<Matrix<T>> grads_;                 // ∂L/∂(pre-activation) of the hidden layers
-  mutable std::vector<typename detail::KernelScratch<T>::Buffer> packed_;  // weights packed for a pass
+  bool pack_inputs_ = false;                     // whether this backward pass packed the batches
+  mutable std::vector<typename detail::KernelScratch<T>::Buffer> packed_;         // weights packed for a pass
+  mutable std::vector<typename detail::KernelScratch<T>::Buffer> packed_inputs_;  // batches, for ∂W
 };
 
 }  // namespace knead
