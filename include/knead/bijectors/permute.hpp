@@ -98,10 +98,16 @@ class Permute : public LeafParameters<T> {
   }
 
  private:
-  /// out.row(i) = in.row(index[i]).
+  /// out.row(i) = in.row(index[i]), column by column: a column is contiguous and small, while a
+  /// row of a column-major batch is strided.
   static void gather(MatrixCRef<T> in, const std::vector<Index>& index, Matrix<T>& out) {
     out.resize(in.rows(), in.cols());
-    for (Index i = 0; i < in.rows(); ++i) out.row(i) = in.row(index[std::size_t(i)]);
+    const Index d = in.rows();
+    for (Index j = 0; j < in.cols(); ++j) {
+      const T* from = in.data() + j * in.outerStride();
+      T* to = out.data() + j * d;
+      for (Index i = 0; i < d; ++i) to[i] = from[index[std::size_t(i)]];
+    }
   }
 
   /// Uniform on [0, n) by rejection, so no residue is favoured.
