@@ -45,6 +45,11 @@ struct Share {
     };
     return {at(begin), at(end)};
   }
+
+  /// Part t of `parts` equal parts.
+  [[nodiscard]] static Share even(int t, int parts) {
+    return {double(t) / parts, t + 1 == parts ? 1.0 : double(t + 1) / parts};
+  }
 };
 
 /// How the parts of one parallel job (a call site) are sized: the threads' relative speeds on it,
@@ -56,7 +61,7 @@ class Balance {
   [[nodiscard]] Share share(int t, int parts) const {
     const std::vector<double>& w = fixed().empty() ? weights_ : fixed();
     if (parts <= 1) return {};
-    if (Index(w.size()) < parts) return {double(t) / parts, t + 1 == parts ? 1.0 : double(t + 1) / parts};
+    if (Index(w.size()) < parts) return Share::even(t, parts);
     double total = 0, before = 0;
     for (int k = 0; k < parts; ++k) {
       total += w[std::size_t(k)];
@@ -282,7 +287,7 @@ namespace detail {
 [[nodiscard]] inline Share thread_share(int t, int parts) {
   if (parts <= 1) return {};
   if (const Balance* balance = current_balance(); balance != nullptr) return balance->share(t, parts);
-  return {double(t) / parts, t + 1 == parts ? 1.0 : double(t + 1) / parts};
+  return Share::even(t, parts);
 }
 
 /// Calls f(t) for t = 0..parts−1, in parallel when there are several. The parts should split the

@@ -160,7 +160,6 @@ class MaskedLinearPlan {
   template <class T>
   void backward_weight(const T* mask, const T* g, Index ldg, const T* x, Index ldx, Index n, T* gw,
                        Index ldgw, Share share = {}, const T* packed_x = nullptr) const {
-    constexpr Index nr = PackedGemm<T>::Traits::nr, mr = PackedGemm<T>::Traits::mr;
     auto& s = KernelScratch<T>::local();
     const Index slice = batch_slice(in_);
     if (packed_x == nullptr) {
@@ -168,13 +167,13 @@ class MaskedLinearPlan {
       for (Index j0 = 0; j0 < n; j0 += slice) {
         const Index depth = std::min(slice, n - j0);
         PackedGemm<T>::pack_rhs(packed, x + j0 * ldx, ldx, depth, in_, true);
-        weight_gradient_slice(mask, g + j0 * ldg, ldg, depth, packed, gw, ldgw, share, mr, nr);
+        weight_gradient_slice(mask, g + j0 * ldg, ldg, depth, packed, gw, ldgw, share);
       }
       return;
     }
     for (Index j0 = 0; j0 < n; j0 += slice)
       weight_gradient_slice(mask, g + j0 * ldg, ldg, std::min(slice, n - j0), packed_x + j0 * in_, gw, ldgw,
-                            share, mr, nr);
+                            share);
   }
 
  private:
@@ -184,7 +183,8 @@ class MaskedLinearPlan {
   /// backward_weight() on one slice of `depth` batch columns, xᵀ packed at packed_x.
   template <class T>
   void weight_gradient_slice(const T* mask, const T* g, Index ldg, Index depth, const T* packed_x, T* gw,
-                             Index ldgw, Share share, Index mr, Index nr) const {
+                             Index ldgw, Share share) const {
+    constexpr Index nr = PackedGemm<T>::Traits::nr, mr = PackedGemm<T>::Traits::mr;
     auto& s = KernelScratch<T>::local();
     const double total = double(computed_macs());
     double before = 0;  // multiply-adds of the blocks before this one

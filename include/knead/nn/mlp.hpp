@@ -115,8 +115,7 @@ class Mlp : public LeafParameters<T> {
     T* gradient = accumulate_parameters ? this->params_.gradient_data() : nullptr;
     // Several threads each need the whole batch for their share of ∂W: it is packed once for all.
     // One thread packs it slice by slice instead, into a buffer that stays in cache.
-    pack_inputs_ = gradient != nullptr && chunks > 1;
-    pack(true, chunks, grad_input != nullptr, pack_inputs_);
+    pack(true, chunks, grad_input != nullptr, gradient != nullptr && chunks > 1);
     // One parallel region per layer. Thread t computes ∂L/∂(layer input) on its columns, and
     // ∂L/∂W, ∂L/∂b of its share of the layer's weight blocks and rows over the whole batch: every
     // parameter gradient is summed by one thread in one order, so no per-thread copies are reduced
@@ -210,7 +209,7 @@ class Mlp : public LeafParameters<T> {
       // z = (W⊙M) h + b:  ∂L/∂W = (∂L/∂z hᵀ) ⊙ M,  ∂L/∂b = Σ_n ∂L/∂z
       const detail::Share share = detail::thread_share(t, parts);
       plan.backward_weight(mask_data(l), g, ldg, h.data(), h.rows(), h.cols(), gradient + offset(l), out(l),
-                           share, pack_inputs_ ? packed_inputs_[std::size_t(l)].data() : nullptr);
+                           share, parts > 1 ? packed_inputs_[std::size_t(l)].data() : nullptr);
       const auto [r0, r1] = share.of(out(l), 16);
       T* gb = gradient + offset(l) + out(l) * in(l);
       for (Index j = 0; j < h.cols(); ++j)
@@ -241,8 +240,9 @@ class Mlp : public LeafParameters<T> {
     const Index n = activations_[0].cols();
     for (Index l = 0; l < layers(); ++l) {
       const auto& plan = plans_[std::size_t(l)];
-      grow(packed_[std::size_t(l)], plan.packed_size(transposed));
-      if (inputs) grow(packed_inputs_[std::size_t(l)], plan.packed_inputs_size(n));
+      detail::KernelScratch<T>::ensure(packed_[std::size_t(l)], plan.packed_size(transposed));
+      if (inputs)
+        detail::KernelScratch<T>::ensure(packed_inputs_[std::size_t(l)], plan.packed_inputs_size(n));
     }
     static std::array<detail::Balance, 2> balances;  // packing for forward, for backward
     detail::parallel_parts(
@@ -261,9 +261,6 @@ class Mlp : public LeafParameters<T> {
           }
         },
         balances[transposed ? 1 : 0]);
-  }
-  static void grow(typename detail::KernelScratch<T>::Buffer& buffer, Index size) {
-    if (Index(buffer.size()) < size) buffer.resize(std::size_t(size));
   }
 
   static Index count_parameters(const std::vector<Index>& sizes) {
@@ -289,7 +286,6 @@ class Mlp : public LeafParameters<T> {
   mutable std::vector<Matrix<T>> activations_;   // input of every layer, for backward
   mutable Index forwarded_cols_ = -1;            // columns of the last complete forward pass
   std::vector<Matrix<T>> grads_;                 // ∂L/∂(pre-activation) of the hidden layers
-  bool pack_inputs_ = false;                     // whether this backward pass packed the batches
   mutable std::vector<typename detail::KernelScratch<T>::Buffer> packed_;         // weights packed for a pass
   mutable std::vector<typename detail::KernelScratch<T>::Buffer> packed_inputs_;  // batches, for ∂W
 };
