@@ -176,3 +176,60 @@ TEMPLATE_TEST_CASE("Any thread count and split gives one thread's log-densities 
     }
   }
 }
+
+TEST_CASE("An Mlp runs its callers' column work once per column, inside its own jobs", "[core][threads]") {
+  // Maf forms MADE's output gradient in backward's `first` callback and reads MADE's outputs and
+  // input gradients in the `then` callbacks, on each thread's columns: every column must be seen
+  // exactly once, after (or, for `first`, before) the network's own work on it, whatever the split.
+  using T = double;
+  Rng rng(5);
+  const Index n = 150;
+  Made<T> made(4, {24, 24}, InputOrder::reversed(), 3);
+  const Matrix<T> x = test::random_batch<T>(4, n, rng);
+  const Matrix<T> grad = test::random_batch<T>(8, n, rng);
+  Matrix<T> reference_out, reference_grad_x;
+  made.forward(x, reference_out);
+  zero_gradients(made);
+  made.backward(grad, &reference_grad_x);
+  const Vector<T> reference_gradients =
+      Eigen::Map<const Vector<T>>(made.gradients().data(), Index(made.gradients().size()));
+  for (const auto& [threads, weights] :
+       std::vector<std::pair<int, std::vector<double>>>{{1, {1}}, {2, {1, 1}}, {2, {3, 1}}, {3, {1, 2, 1}}}) {
+    INFO(threads << " threads, first weight " << weights[0]);
+    const ThreadCount count(threads);
+    const FixedWeights fixed(weights);
+    Matrix<T> out, grad_x, grad_out(8, n);
+    const auto columns = static_cast<std::size_t>(n);
+    std::vector<std::atomic<int>> seen_out(columns), formed(columns), seen_grad(columns);
+    std::atomic<int> wrong{0};
+    made.forward(x, out, [&](Index c0, Index c1) {
+      for (Index j = c0; j < c1; ++j) {
+        ++seen_out[std::size_t(j)];
+        if (out.col(j) != reference_out.col(j)) ++wrong;
+      }
+    });
+    zero_gradients(made);
+    made.backward(
+        grad_out, &grad_x, true,
+        [&](Index c0, Index c1) {
+          for (Index j = c0; j < c1; ++j) ++formed[std::size_t(j)];
+          grad_out.middleCols(c0, c1 - c0) = grad.middleCols(c0, c1 - c0);
+        },
+        [&](Index c0, Index c1) {
+          for (Index j = c0; j < c1; ++j) {
+            ++seen_grad[std::size_t(j)];
+            if (grad_x.col(j) != reference_grad_x.col(j)) ++wrong;
+          }
+        });
+    for (Index j = 0; j < n; ++j) {
+      REQUIRE(seen_out[std::size_t(j)] == 1);
+      REQUIRE(formed[std::size_t(j)] == 1);
+      REQUIRE(seen_grad[std::size_t(j)] == 1);
+    }
+    CHECK(wrong == 0);
+    CHECK(out == reference_out);
+    CHECK(grad_x == reference_grad_x);
+    CHECK(Eigen::Map<const Vector<T>>(made.gradients().data(), Index(made.gradients().size())) ==
+          reference_gradients);
+  }
+}

@@ -78,18 +78,31 @@ class Maf {
     });
     made_.end_incremental(n);
     log_det = log_scale_.colwise().sum();  // α_i collected at the step that set x_i
+    exp_neg_log_scale_ = (-log_scale_).array().exp();
     finish_pass(function, x, log_det, Direction::forward);
   }
 
   void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
     constexpr std::string_view function = "Maf::inverse_and_log_det";
     start_pass(function, x);
-    const Index d = dim_;
-    made_.forward(x, conditioner_);
-    guard_.apply(conditioner_.bottomRows(d), log_scale_);
-    u = (x - conditioner_.topRows(d)).cwiseProduct((-log_scale_).array().exp().matrix());
-    log_det = -log_scale_.colwise().sum();
-    u_ = u;
+    const Index d = dim_, n = x.cols();
+    u.resize(d, n);
+    u_.resize(d, n);
+    log_scale_.resize(d, n);
+    exp_neg_log_scale_.resize(d, n);
+    log_det.resize(n);
+    // The elementwise rest of the pass runs on each thread's columns inside MADE's job.
+    made_.forward(x, conditioner_, [&](Index c0, Index c1) {
+      const Index m = c1 - c0;
+      auto alpha = log_scale_.middleCols(c0, m);
+      guard_.apply(conditioner_.bottomRows(d).middleCols(c0, m), alpha);
+      exp_neg_log_scale_.middleCols(c0, m) = (-alpha).array().exp();
+      // u = (x − μ) e^{−α}
+      u.middleCols(c0, m) = (x.middleCols(c0, m) - conditioner_.topRows(d).middleCols(c0, m))
+                                .cwiseProduct(exp_neg_log_scale_.middleCols(c0, m));
+      u_.middleCols(c0, m) = u.middleCols(c0, m);
+      log_det.segment(c0, m) = -alpha.colwise().sum();
+    });
     finish_pass(function, u, log_det, Direction::inverse);
   }
 
@@ -98,13 +111,18 @@ class Maf {
       detail::fail<std::logic_error>("Maf::backward",
                                      "no forward or inverse pass to differentiate; call "
                                      "forward_and_log_det or inverse_and_log_det first");
-    detail::check_backward("Maf::backward", grad_out, grad_log_det, dim_, u_.cols());
-    exp_neg_log_scale_ = (-log_scale_).array().exp();
-    guard_.derivative(conditioner_.bottomRows(dim_), log_scale_, guard_slope_);
+    const Index d = dim_, n = u_.cols();
+    detail::check_backward("Maf::backward", grad_out, grad_log_det, d, n);
+    guard_slope_.resize(d, n);
+    grad_in.resize(d, n);
     if (last_ == Direction::inverse) {
       // u = (x − μ) e^{−α}: ∂L/∂x = e^{−α} ∂L/∂u + the path through MADE (see conditioner_vjp)
-      conditioner_vjp(grad_out, grad_log_det, T(1), &grad_x_made_, true);
-      grad_in = grad_out.cwiseProduct(exp_neg_log_scale_) + grad_x_made_;
+      conditioner_vjp(grad_out, grad_log_det, T(1), &grad_x_made_, true, true, [&](Index c0, Index c1) {
+        const Index m = c1 - c0;
+        grad_in.middleCols(c0, m) =
+            grad_out.middleCols(c0, m).cwiseProduct(exp_neg_log_scale_.middleCols(c0, m)) +
+            grad_x_made_.middleCols(c0, m);
+      });
       return;
     }
     // Forward (sequential) pass, by implicit differentiation: no need to keep D MADE passes,
@@ -120,12 +138,14 @@ class Maf {
     // is v ← e^{α} (g − R(v)); and g − R(v) = ∂L/∂x − conditioner_vjp(v, ∂L/∂ld), one MADE
     // backward pass per sweep (inputs only).
     scale_ = log_scale_.array().exp();
-    v_.setZero(dim_, u_.cols());
-    for (Index sweep = 0; sweep < dim_; ++sweep) {
-      conditioner_vjp(v_, grad_log_det, T(1), &grad_x_made_, false);
-      v_ = (grad_out - grad_x_made_).cwiseProduct(scale_);
-    }
-    conditioner_vjp(v_, grad_log_det, T(-1), nullptr, true);
+    v_.setZero(d, n);
+    for (Index sweep = 0; sweep < d; ++sweep)
+      conditioner_vjp(v_, grad_log_det, T(1), &grad_x_made_, false, sweep == 0, [&](Index c0, Index c1) {
+        const Index m = c1 - c0;
+        v_.middleCols(c0, m) = (grad_out.middleCols(c0, m) - grad_x_made_.middleCols(c0, m))
+                                   .cwiseProduct(scale_.middleCols(c0, m));
+      });
+    conditioner_vjp(v_, grad_log_det, T(-1), nullptr, true, false, NoColumns{});
     grad_in = v_;
   }
 
@@ -162,27 +182,40 @@ class Maf {
   ///   u = (x − μ) e^{−α}, ld_inv = −Σ_i α_i, α = guard(a):
   ///   ∂L/∂μ = −s ∂L/∂u e^{−α},   ∂L/∂a = −s (∂L/∂u u + ∂L/∂ld_inv) guard'(a),
   /// writing MADE's ∂L/∂x into *grad_x (without the direct term e^{−α} ∂L/∂u) and adding ∂L/∂θ
-  /// when `accumulate`.
+  /// when `accumulate`. guard'(a) is computed first when `new_slope`. The cotangents of MADE's
+  /// outputs are formed on each thread's columns inside MADE's backward job, and then(c0, c1) runs
+  /// on each thread's columns of *grad_x when they are done.
+  template <class ColumnsDone>
   void conditioner_vjp(MatrixCRef<T> grad_u, RowVectorCRef<T> grad_log_det, T s, Matrix<T>* grad_x,
-                       bool accumulate) {
+                       bool accumulate, bool new_slope, ColumnsDone&& then) {
     const Index d = dim_;
     grad_conditioner_.resize(2 * d, u_.cols());
-    grad_conditioner_.topRows(d) = (-s) * grad_u.cwiseProduct(exp_neg_log_scale_);
-    auto grad_a = grad_conditioner_.bottomRows(d);
-    grad_a = grad_u.cwiseProduct(u_);
-    grad_a.rowwise() += grad_log_det;
-    grad_a.array() *= (-s) * guard_slope_.array();
-    made_.backward(grad_conditioner_, grad_x, accumulate);
+    made_.backward(
+        grad_conditioner_, grad_x, accumulate,
+        [&](Index c0, Index c1) {
+          const Index m = c1 - c0;
+          if (new_slope)
+            guard_.derivative(conditioner_.bottomRows(d).middleCols(c0, m), log_scale_.middleCols(c0, m),
+                              guard_slope_.middleCols(c0, m));
+          grad_conditioner_.topRows(d).middleCols(c0, m) =
+              (-s) * grad_u.middleCols(c0, m).cwiseProduct(exp_neg_log_scale_.middleCols(c0, m));
+          auto grad_a = grad_conditioner_.bottomRows(d).middleCols(c0, m);
+          grad_a = grad_u.middleCols(c0, m).cwiseProduct(u_.middleCols(c0, m));
+          grad_a.rowwise() += grad_log_det.segment(c0, m);
+          grad_a.array() *= (-s) * guard_slope_.middleCols(c0, m).array();
+        },
+        then);
   }
 
   Made<T> made_;
   LogScaleGuard<T> guard_;
   Index dim_;
   mutable Direction last_ = Direction::none;
-  mutable Matrix<T> u_;            // noise side of the last pass (its input or its output)
-  mutable Matrix<T> conditioner_;  // MADE output [μ; a] at the data side of the last pass
-  mutable Matrix<T> log_scale_;    // α = guard(a) of the last pass
-  Matrix<T> scale_, exp_neg_log_scale_, guard_slope_, grad_conditioner_, grad_x_made_, v_;
+  mutable Matrix<T> u_;                  // noise side of the last pass (its input or its output)
+  mutable Matrix<T> conditioner_;        // MADE output [μ; a] at the data side of the last pass
+  mutable Matrix<T> log_scale_;          // α = guard(a) of the last pass
+  mutable Matrix<T> exp_neg_log_scale_;  // e^{−α}
+  Matrix<T> scale_, guard_slope_, grad_conditioner_, grad_x_made_, v_;
 };
 
 static_assert(check_bijector<Maf<double>>());

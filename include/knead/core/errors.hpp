@@ -3,6 +3,7 @@
 /// Argument checks shared by every public call. Each error names the function and the bad value.
 
 #include <cmath>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -44,10 +45,20 @@ void check_per_sample(std::string_view function, const Eigen::MatrixBase<Derived
 
 template <class Derived>
 void check_finite(std::string_view function, std::string_view what, const Eigen::DenseBase<Derived>& values) {
-  for (Index j = 0; j < values.cols(); ++j)
-    for (Index i = 0; i < values.rows(); ++i)
-      if (!std::isfinite(static_cast<double>(values(i, j))))
-        fail(function, what, " has a non-finite value ", values(i, j), " at (", i, ", ", j, ")");
+  // |v| ≤ max is false exactly for ±inf and NaN: an or-reduction without branches, which
+  // vectorises (every pass checks its input and result, so this runs on every call). The position
+  // of the first bad value is looked for only when there is one.
+  using Scalar = typename Derived::Scalar;
+  const Derived& v = values.derived();
+  int bad = 0;
+  for (Index j = 0; j < v.cols(); ++j)
+    for (Index i = 0; i < v.rows(); ++i)
+      bad |= int(!(std::abs(v.coeff(i, j)) <= std::numeric_limits<Scalar>::max()));
+  if (bad == 0) return;
+  for (Index j = 0; j < v.cols(); ++j)
+    for (Index i = 0; i < v.rows(); ++i)
+      if (!std::isfinite(static_cast<double>(v.coeff(i, j))))
+        fail(function, what, " has a non-finite value ", v.coeff(i, j), " at (", i, ", ", j, ")");
 }
 
 inline void check_positive(std::string_view function, std::string_view what, Index value) {

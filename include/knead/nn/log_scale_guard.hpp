@@ -46,6 +46,12 @@ struct LogScaleGuard {
   /// its SIMD tanh, within a few ulp of std::tanh), into `alpha`, resized to a's shape.
   template <class Derived>
   void apply(const Eigen::MatrixBase<Derived>& a, Matrix<T>& alpha) const {
+    alpha.resize(a.rows(), a.cols());
+    apply(a, Eigen::Ref<Matrix<T>>(alpha));
+  }
+  /// The same into a block of a's shape (such as some columns of a matrix).
+  template <class Derived>
+  void apply(const Eigen::MatrixBase<Derived>& a, Eigen::Ref<Matrix<T>> alpha) const {
     switch (kind) {
       case LogScaleGuardKind::clamp:
         alpha = a.cwiseMax(-bound).cwiseMin(bound);
@@ -64,6 +70,13 @@ struct LogScaleGuard {
   template <class DerivedA, class DerivedAlpha>
   void derivative(const Eigen::MatrixBase<DerivedA>& a, const Eigen::MatrixBase<DerivedAlpha>& alpha,
                   Matrix<T>& slope) const {
+    slope.resize(a.rows(), a.cols());
+    derivative(a, alpha, Eigen::Ref<Matrix<T>>(slope));
+  }
+  /// The same into a block of a's shape.
+  template <class DerivedA, class DerivedAlpha>
+  void derivative(const Eigen::MatrixBase<DerivedA>& a, const Eigen::MatrixBase<DerivedAlpha>& alpha,
+                  Eigen::Ref<Matrix<T>> slope) const {
     switch (kind) {
       case LogScaleGuardKind::clamp:
         slope = (a.array().abs() < bound).template cast<T>().matrix();
@@ -74,7 +87,7 @@ struct LogScaleGuard {
       case LogScaleGuardKind::none:
         break;
     }
-    slope.setOnes(a.rows(), a.cols());
+    slope.setOnes();
   }
 
   /// dα/da at a: 1 − tanh²(a/c) for the soft clamp, the indicator of |a| < c for the clamp.

@@ -153,21 +153,26 @@ class Made {
   [[nodiscard]] Mlp<T>& mlp() { return mlp_; }
 
   /// out (2D × N) = [μ; a] for the D × N batch x. Keeps the activations for backward().
-  void forward(MatrixCRef<T> x, Matrix<T>& out) const {
+  /// `then(c0, c1)`: the caller's work on columns [c0, c1) of out, run as in Mlp::forward().
+  template <class ColumnsDone = NoColumns>
+  void forward(MatrixCRef<T> x, Matrix<T>& out, ColumnsDone&& then = {}) const {
     detail::check_batch("Made::forward", x, dim_);
-    mlp_.forward(x, out);
+    mlp_.forward(x, out, then);
     last_cols_ = x.cols();
   }
 
   /// Given ∂L/∂out (2D × N) of the last forward(), adds ∂L/∂θ into gradients() when
-  /// `accumulate_parameters` and writes ∂L/∂x into *grad_in unless it is null.
-  void backward(MatrixCRef<T> grad_out, Matrix<T>* grad_in, bool accumulate_parameters = true) {
+  /// `accumulate_parameters` and writes ∂L/∂x into *grad_in unless it is null. `first` and
+  /// `then`: the caller's work on columns of grad_out and *grad_in, run as in Mlp::backward().
+  template <class ColumnsFirst = NoColumns, class ColumnsDone = NoColumns>
+  void backward(MatrixCRef<T> grad_out, Matrix<T>* grad_in, bool accumulate_parameters = true,
+                ColumnsFirst&& first = {}, ColumnsDone&& then = {}) {
     if (last_cols_ < 0) detail::fail<std::logic_error>("Made::backward", "no forward pass to differentiate");
     if (grad_out.rows() != 2 * dim_ || grad_out.cols() != last_cols_)
       detail::fail("Made::backward", "expected a ", 2 * dim_, "x", last_cols_,
                    " output gradient (the shape of the last forward), got ", grad_out.rows(), "x",
                    grad_out.cols());
-    mlp_.backward(grad_out, grad_in, accumulate_parameters);
+    mlp_.backward(grad_out, grad_in, accumulate_parameters, first, then);
   }
 
   // ---- incremental evaluation (sequential sampling) -------------------------------------------

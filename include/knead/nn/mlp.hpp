@@ -13,6 +13,7 @@
 #include <cmath>
 #include <random>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "knead/core/errors.hpp"
@@ -21,6 +22,11 @@
 #include "knead/nn/masked_linear.hpp"
 
 namespace knead {
+
+/// The default of the column callbacks of Mlp::forward() and Mlp::backward(): nothing to do.
+struct NoColumns {
+  void operator()(Index, Index) const {}
+};
 
 template <class T>
 class Mlp : public LeafParameters<T> {
@@ -79,15 +85,20 @@ class Mlp : public LeafParameters<T> {
   /// out = W_L(… relu(W_1 in + b_1) …) + b_L. Keeps the activations for backward().
   /// Masked layers only compute the blocks of W that are not structurally zero (see
   /// MaskedLinearPlan); the batch is split over knead::num_threads() threads by columns.
-  void forward(MatrixCRef<T> input, Matrix<T>& output) const {
+  /// `then(c0, c1)` is called on each thread's columns [c0, c1) of `output` as soon as they are
+  /// done, in the same parallel job: a caller's elementwise work on the output runs on the threads
+  /// without a job of its own (each job ends waiting for its slowest thread).
+  template <class ColumnsDone = NoColumns>
+  void forward(MatrixCRef<T> input, Matrix<T>& output, ColumnsDone&& then = {}) const {
     if (input.rows() != inputs())
       detail::fail("Mlp::forward", "expected ", inputs(), " input rows, got ", input.rows());
     const Index n = input.cols();
-    Matrix<T>& in = begin_partial(n, output);
-    in = input;
+    size_workspaces(n, output);
     const int chunks = detail::column_chunks(n, min_chunk);
     pack(false, chunks, true, false);
     detail::parallel_columns(n, chunks, [&](Index c0, Index c1, int) {
+      if (c1 <= c0) return;
+      activations_[0].middleCols(c0, c1 - c0) = input.middleCols(c0, c1 - c0);  // kept for ∂W of layer 0
       for (Index l = 0; l < layers(); ++l) {
         const Matrix<T>& x = activations_[std::size_t(l)];
         Matrix<T>& y = l == layers() - 1 ? output : activations_[std::size_t(l + 1)];
@@ -95,13 +106,20 @@ class Mlp : public LeafParameters<T> {
                                               x.data() + c0 * x.rows(), x.rows(), y.data() + c0 * y.rows(),
                                               y.rows(), c1 - c0, l < layers() - 1);
       }
+      then(c0, c1);
     });
     forwarded_cols_ = n;
   }
 
   /// Given ∂L/∂out of the last forward(), adds ∂L/∂θ into gradients() when
   /// `accumulate_parameters`, and writes ∂L/∂in into *grad_input unless it is null.
-  void backward(MatrixCRef<T> grad_output, Matrix<T>* grad_input, bool accumulate_parameters = true) {
+  /// As in forward(), a caller's elementwise work runs on the threads inside backward's own jobs:
+  /// `first(c0, c1)` on each thread's columns before anything reads them (it may compute those
+  /// columns of `grad_output`, which must already have its final shape), and `then(c0, c1)` on
+  /// each thread's columns of *grad_input as soon as they are done.
+  template <class ColumnsFirst = NoColumns, class ColumnsDone = NoColumns>
+  void backward(MatrixCRef<T> grad_output, Matrix<T>* grad_input, bool accumulate_parameters = true,
+                ColumnsFirst&& first = {}, ColumnsDone&& then = {}) {
     if (forwarded_cols_ < 0)
       detail::fail<std::logic_error>("Mlp::backward", "no forward pass to differentiate");
     const Index n = forwarded_cols_;
@@ -115,8 +133,8 @@ class Mlp : public LeafParameters<T> {
     T* gradient = accumulate_parameters ? this->params_.gradient_data() : nullptr;
     // Several threads each need the whole batch for their share of ∂W: it is packed once for all.
     // One thread packs it slice by slice instead, into a buffer that stays in cache.
-    pack(true, chunks, grad_input != nullptr, gradient != nullptr && chunks > 1);
-    // One parallel region per layer. Thread t computes ∂L/∂(layer input) on its columns, and
+    pack(true, chunks, grad_input != nullptr, gradient != nullptr && chunks > 1, first);
+    // One parallel job per layer. Thread t computes ∂L/∂(layer input) on its columns, and
     // ∂L/∂W, ∂L/∂b of its share of the layer's weight blocks and rows over the whole batch: every
     // parameter gradient is summed by one thread in one order, so no per-thread copies are reduced
     // and the results are the same for any thread count.
@@ -127,6 +145,7 @@ class Mlp : public LeafParameters<T> {
           n, chunks,
           [&](Index c0, Index c1, int t) {
             backward_layer(l, grad_output, grad_input, gradient, c0, c1, t, chunks);
+            if (l == 0 && c1 > c0) then(c0, c1);
           },
           16, &balances[std::size_t(std::min<Index>(l, 3))]);
     }
@@ -138,11 +157,8 @@ class Mlp : public LeafParameters<T> {
   /// the caller fills while computing units with forward_units(). Then end_partial(n) makes the
   /// pass differentiable by backward() as if forward() had run on the final input.
   Matrix<T>& begin_partial(Index n, Matrix<T>& output) const {
-    activations_.resize(std::size_t(layers()));
-    activations_[0].setZero(inputs(), n);
-    for (Index l = 1; l < layers(); ++l) activations_[std::size_t(l)].resize(in(l), n);
-    output.resize(outputs(), n);
-    forwarded_cols_ = -1;
+    size_workspaces(n, output);
+    activations_[0].setZero();
     return activations_[0];
   }
 
@@ -191,6 +207,14 @@ class Mlp : public LeafParameters<T> {
   /// Batches narrower than this per thread are not split.
   static constexpr Index min_chunk = 32;
 
+  /// Activations and output sized for a pass on n columns (values left as they are).
+  void size_workspaces(Index n, Matrix<T>& output) const {
+    activations_.resize(std::size_t(layers()));
+    for (Index l = 0; l < layers(); ++l) activations_[std::size_t(l)].resize(in(l), n);
+    output.resize(outputs(), n);
+    forwarded_cols_ = -1;
+  }
+
   [[nodiscard]] const T* mask_data(Index l) const {
     return masked() ? masks_[std::size_t(l)].data() : nullptr;
   }
@@ -233,8 +257,10 @@ class Mlp : public LeafParameters<T> {
   /// Packs, once per pass, W⊙M of every layer (or (W⊙M)ᵀ when `transposed`, for the input
   /// gradients; layer 0's only if `first_layer`) into packed_, and, when `inputs`, every layer's
   /// input batch as the weight gradients read it into packed_inputs_. The `chunks` threads each pack
-  /// a share, then all of them read the whole.
-  void pack(bool transposed, int chunks, bool first_layer, bool inputs) const {
+  /// a share, then all of them read the whole. Each thread first calls columns(c0, c1) on its share
+  /// of the batch's columns.
+  template <class Columns = NoColumns>
+  void pack(bool transposed, int chunks, bool first_layer, bool inputs, Columns&& columns = {}) const {
     packed_.resize(std::size_t(layers()));
     packed_inputs_.resize(std::size_t(layers()));
     const Index n = activations_[0].cols();
@@ -249,6 +275,10 @@ class Mlp : public LeafParameters<T> {
         chunks,
         [&](int t) {
           const detail::Share share = detail::thread_share(t, chunks);
+          if constexpr (!std::is_same_v<std::remove_cvref_t<Columns>, NoColumns>) {
+            const auto [c0, c1] = share.of(n, 16);
+            if (c1 > c0) columns(c0, c1);
+          }
           for (Index l = 0; l < layers(); ++l) {
             const auto& plan = plans_[std::size_t(l)];
             if (l > 0 || first_layer)
