@@ -221,3 +221,33 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan packs the same weights whole or in parts", 
     }
   }
 }
+
+TEMPLATE_TEST_CASE("MaskedLinearPlan shares the packing of one large block between threads",
+                   "[nn][masked_linear]", float, double) {
+  // An unmasked layer is a single block: the shares cut it by row panels, about in proportion.
+  Rng rng(9);
+  for (const auto& [out, in] : std::vector<std::pair<Index, Index>>{{512, 512}, {130, 70}, {4, 64}}) {
+    const MaskedLinearPlan plan(out, in);
+    const Matrix<TestType> w = test::random_batch<TestType>(out, in, rng);
+    for (const bool transposed : {false, true}) {
+      INFO(out << "x" << in << (transposed ? ", transposed" : ""));
+      const auto size = std::size_t(plan.packed_size(transposed));
+      std::vector<TestType, Eigen::aligned_allocator<TestType>> whole(size, TestType(0)),
+          parts(size, TestType(0)), half(size, TestType(0));
+      plan.pack_weights(w.data(), out, static_cast<const TestType*>(nullptr), transposed, whole.data());
+      for (const auto& share : {detail::Share{0, 0.3}, detail::Share{0.3, 0.5}, detail::Share{0.5, 1}})
+        plan.pack_weights(w.data(), out, static_cast<const TestType*>(nullptr), transposed, parts.data(),
+                          share);
+      CHECK(whole == parts);
+      plan.pack_weights(w.data(), out, static_cast<const TestType*>(nullptr), transposed, half.data(),
+                        detail::Share{0, 0.5});
+      const double packed_by_first =
+          double(std::count_if(half.begin(), half.end(), [](TestType v) { return v != TestType(0); })) /
+          double(w.size());
+      // whole row panels (48 rows with AVX-512 floats, fewer otherwise): within one panel of half
+      const double panel = double(detail::PackedGemm<TestType>::Traits::mr) / double(transposed ? in : out);
+      CHECK(packed_by_first >= 0.5 - panel);
+      CHECK(packed_by_first <= 0.5 + panel);
+    }
+  }
+}

@@ -69,17 +69,22 @@ class MaskedLinearPlan {
 
   /// Packs the blocks of W⊙M (out × in, leading dimension ldw) for forward_packed(), or of (W⊙M)ᵀ
   /// for backward_input_packed() when `transposed`, into `packed` (packed_size(transposed) entries,
-  /// aligned as Eigen allocates). Only the blocks in `share` of the packed entries, so that threads
-  /// share the packing of weights that all of them then read.
+  /// aligned as Eigen allocates). Only the kernel's row panels (Traits::mr rows from a block's top)
+  /// whose middle falls in `share` of the packed entries, so that threads share the packing of
+  /// weights that all of them then read, even when one block holds most of them (an unmasked
+  /// layer is a single block).
   template <class T>
   void pack_weights(const T* w, Index ldw, const T* mask, bool transposed, T* packed,
                     Share share = {}) const {
+    constexpr Index mr = PackedGemm<T>::Traits::mr;
     const auto& blocks = transposed ? by_cols_ : by_rows_;
     const auto& offsets = transposed ? col_offsets_ : row_offsets_;
-    const auto [first, last] = part_of(offsets, share);
-    for (std::size_t i = first; i < last; ++i) {
+    const double total = double(offsets.back());
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
       // by_cols_ blocks are in transposed coordinates: row = input index, col = output index
       const MaskBlock& b = blocks[i];
+      const auto [top, bottom] = panels_in(b.rows, b.cols, double(offsets[i]), total, mr, share);
+      if (bottom <= top) continue;
       const MaskBlock in_w = transposed ? MaskBlock{b.col, b.cols, b.row, b.rows, b.partial} : b;
       const T* a = w + in_w.row + in_w.col * ldw;
       Index lda = ldw;
@@ -87,7 +92,10 @@ class MaskedLinearPlan {
         a = masked_copy(w, ldw, mask, in_w);
         lda = in_w.rows;
       }
-      PackedGemm<T>::pack_lhs(packed + offsets[i], a, lda, b.rows, b.cols, transposed);
+      // Eigen packs rows in panels of mr, each depth-major: rows [top, bottom) start at top · depth.
+      // Row r of the block is column r of the stored matrix when transposed.
+      a += transposed ? top * lda : top;
+      PackedGemm<T>::pack_lhs(packed + offsets[i] + top * b.cols, a, lda, bottom - top, b.cols, transposed);
     }
   }
 
@@ -189,22 +197,10 @@ class MaskedLinearPlan {
     const double total = double(computed_macs());
     double before = 0;  // multiply-adds of the blocks before this one
     for (const MaskBlock& whole : by_rows_) {
-      // the block's row panels whose middle falls in the share
-      const Index panels = (whole.rows + mr - 1) / mr;
-      auto mine = [&](Index k) {
-        const double middle =
-            before + (double(k * mr) + double(std::min(mr, whole.rows - k * mr)) / 2) * double(whole.cols);
-        return (share.begin <= 0 || middle >= share.begin * total) &&
-               (share.end >= 1 || middle < share.end * total);
-      };
-      Index k0 = 0;
-      while (k0 < panels && !mine(k0)) ++k0;
-      Index k1 = k0;
-      while (k1 < panels && mine(k1)) ++k1;
+      const auto [first, end] = panels_in(whole.rows, whole.cols, before, total, mr, share);
       before += double(whole.rows * whole.cols);
-      if (k1 <= k0) continue;
-      const Index top = whole.row + k0 * mr, bottom = std::min(whole.row + whole.rows, whole.row + k1 * mr);
-      const MaskBlock b{top, bottom - top, whole.col, whole.cols, whole.partial};
+      if (end <= first) continue;
+      const MaskBlock b{whole.row + first, end - first, whole.col, whole.cols, whole.partial};
       const Index c0 = b.col / nr * nr, c1 = std::min(in_, (b.col + b.cols + nr - 1) / nr * nr);
       T* packed_g = KernelScratch<T>::ensure(s.pack_a, b.rows * depth);
       PackedGemm<T>::pack_lhs(packed_g, g + b.row, ldg, b.rows, depth, false);
@@ -255,14 +251,22 @@ class MaskedLinearPlan {
     return std::clamp<Index>(131072 / std::max<Index>(depth, 1), 16, 512);
   }
 
-  /// Blocks [first, last) in `share` of the packed entries: contiguous runs.
-  static std::pair<std::size_t, std::size_t> part_of(const std::vector<Index>& offsets, Share share) {
-    auto boundary = [&](double f) {
-      if (f >= 1) return offsets.size() - 1;
-      const auto target = Index(std::llround(f * double(offsets.back())));
-      return std::size_t(std::lower_bound(offsets.begin(), offsets.end() - 1, target) - offsets.begin());
+  /// The rows [top, bottom) of a rows × cols block, starting at `before` of `total` entries, whose
+  /// mr-row panels have their middle entry in `share`: a contiguous run of whole panels.
+  static std::pair<Index, Index> panels_in(Index rows, Index cols, double before, double total, Index mr,
+                                           Share share) {
+    const Index panels = (rows + mr - 1) / mr;
+    auto mine = [&](Index k) {
+      const double middle =
+          before + (double(k * mr) + double(std::min(mr, rows - k * mr)) / 2) * double(cols);
+      return (share.begin <= 0 || middle >= share.begin * total) &&
+             (share.end >= 1 || middle < share.end * total);
     };
-    return {boundary(share.begin), std::max(boundary(share.begin), boundary(share.end))};
+    Index k0 = 0;
+    while (k0 < panels && !mine(k0)) ++k0;
+    Index k1 = k0;
+    while (k1 < panels && mine(k1)) ++k1;
+    return {k0 * mr, std::min(rows, k1 * mr)};
   }
 
   /// W⊙M restricted to block b, into the thread's scratch (b.rows × b.cols, column-major).
