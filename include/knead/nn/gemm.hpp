@@ -9,11 +9,13 @@
 /// packed weight block by a depth range of the packed batch. Eigen's own GEMM would repack the
 /// batch for every block and every thread would repack the weights.
 
+#include <type_traits>
 #include <vector>
 
 #include <Eigen/Core>
 
 #include "knead/core/types.hpp"
+#include "knead/nn/avx512_sgemm.hpp"
 
 namespace knead::detail {
 
@@ -67,8 +69,11 @@ void gemm(Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b,
                                                                                                  nullptr);
 }
 
-/// Eigen's packing routines and micro-kernel for C (column-major) += A·B, A given column-major
-/// (or row-major: the transpose of a column-major matrix) and B column-major.
+/// The packing routines and micro-kernels for C (column-major) += A·B, A given column-major (or
+/// row-major: the transpose of a column-major matrix) and B column-major: Eigen's (gebp), or, when
+/// the caller asks for it (`own`) and it is available (float, a CPU with AVX-512F), knead's
+/// AVX-512 kernel (avx512_sgemm.hpp). The packed layouts belong to the kernel: pack and multiply
+/// with the same choice.
 template <class T>
 struct PackedGemm {
   using Traits = Eigen::internal::gebp_traits<T, T>;
@@ -76,14 +81,37 @@ struct PackedGemm {
   using RowMapper = Eigen::internal::const_blas_data_mapper<T, Index, Eigen::RowMajor>;
   using ResMapper = Eigen::internal::blas_data_mapper<T, Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
 
-  // The micro-kernel reads packed A with aligned SIMD loads; MaskedLinearPlan starts every packed
-  // block at a multiple of 16 entries from an Eigen-aligned buffer.
+  // Eigen's micro-kernel reads packed A with aligned SIMD loads; MaskedLinearPlan starts every
+  // packed block at a multiple of 16 entries from an Eigen-aligned buffer.
   static_assert(16 * sizeof(T) % EIGEN_DEFAULT_ALIGN_BYTES == 0,
                 "MaskedLinearPlan starts packed blocks at multiples of 16 entries");
 
+  /// Whether knead's AVX-512 kernel can run: float on a CPU with AVX-512F.
+  static bool own_kernel_available() {
+    if constexpr (std::is_same_v<T, float>)
+      return Avx512Sgemm::available();
+    else
+      return false;
+  }
+  /// Rows of the kernel's row panel: work split at multiples of it from a block's top is computed
+  /// alike by every part.
+  static Index mr(bool own) { return own ? Avx512Sgemm::mr : Index(Traits::mr); }
+  /// Columns of the kernel's panels of B: pack_rhs() of columns [c0, c1) with c0 a multiple of it
+  /// (and c1 one, or the end) lands where packing all the columns would put them.
+  static Index nr(bool own) { return own ? Avx512Sgemm::nr : Index(Traits::nr); }
+  /// Entries pack_lhs() may write for a rows × depth block, either kernel: rows rounded up to 16,
+  /// × depth.
+  static constexpr Index packed_lhs_size(Index rows, Index depth) {
+    return Avx512Sgemm::packed_lhs_size(rows, depth);
+  }
+
   /// Packs the rows × depth block A (column-major at a with leading dimension lda, or, when
-  /// `transposed`, A = Sᵀ for S column-major at a, depth × rows) into rows · depth entries at packed.
-  static void pack_lhs(T* packed, const T* a, Index lda, Index rows, Index depth, bool transposed) {
+  /// `transposed`, A = Sᵀ for S column-major at a, depth × rows) into at most
+  /// packed_lhs_size(rows, depth) entries at packed.
+  static void pack_lhs(bool own, T* packed, const T* a, Index lda, Index rows, Index depth, bool transposed) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (own) return Avx512Sgemm::pack_lhs(packed, a, lda, rows, depth, transposed);
+    }
     if (transposed) {
       Eigen::internal::gemm_pack_lhs<T, Index, RowMapper, Traits::mr, Traits::LhsProgress,
                                      typename Traits::LhsPacket4Packing, Eigen::RowMajor>
@@ -98,9 +126,13 @@ struct PackedGemm {
   }
 
   /// Packs the depth × cols matrix B (column-major at b with leading dimension ldb, or, when
-  /// `transposed`, B = Sᵀ for S column-major at b, cols × depth) into depth · cols entries: panels
-  /// of Traits::nr columns, each depth-major, then the remaining columns one by one.
-  static void pack_rhs(T* packed, const T* b, Index ldb, Index depth, Index cols, bool transposed = false) {
+  /// `transposed`, B = Sᵀ for S column-major at b, cols × depth) into depth · cols entries, in
+  /// panels of nr(own) columns.
+  static void pack_rhs(bool own, T* packed, const T* b, Index ldb, Index depth, Index cols,
+                       bool transposed = false) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (own) return Avx512Sgemm::pack_rhs(packed, b, ldb, depth, cols, transposed);
+    }
     if (transposed) {
       Eigen::internal::gemm_pack_rhs<T, Index, RowMapper, Traits::nr, Eigen::RowMajor> pack;
       pack(packed, RowMapper(b, ldb), depth, cols);
@@ -112,9 +144,14 @@ struct PackedGemm {
 
   /// C(rows × cols) += A·B(first .. first + depth, :) for A packed by pack_lhs (rows × depth) and B
   /// packed whole by pack_rhs (full_depth × cols): a depth range of B needs no repacking.
-  static void multiply_packed(T* c, Index ldc, const T* packed_a, Index rows, Index depth, const T* packed_b,
-                              Index full_depth, Index first, Index cols) {
+  static void multiply_packed(bool own, T* c, Index ldc, const T* packed_a, Index rows, Index depth,
+                              const T* packed_b, Index full_depth, Index first, Index cols) {
     if (rows <= 0 || depth <= 0 || cols <= 0) return;
+#if KNEAD_HAS_AVX512_SGEMM
+    if constexpr (std::is_same_v<T, float>) {
+      if (own) return Avx512Sgemm::multiply(c, ldc, packed_a, rows, depth, packed_b, full_depth, first, cols);
+    }
+#endif
     Eigen::internal::gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false> kernel;
     kernel(ResMapper(c, ldc), packed_a, packed_b, rows, depth, cols, T(1), depth, full_depth, 0, first);
   }
