@@ -103,22 +103,39 @@ struct Avx512Sgemm {
 
 #if KNEAD_HAS_AVX512_SGEMM
   /// C(rows × cols) += A · B(first .. first + depth, :), for A packed by pack_lhs (rows × depth) and
-  /// B packed whole by pack_rhs (full_depth × cols).
+  /// B packed whole by pack_rhs (full_depth × cols). With `bias`, C's old values are not read:
+  /// C = A · B + bias (one entry per row; starting a layer's output without a pass of its own);
+  /// with `relu`, C = max(C, 0) after.
   KNEAD_AVX512 static void multiply(float* c, Index ldc, const float* packed_a, Index rows, Index depth,
-                                    const float* packed_b, Index full_depth, Index first, Index cols) {
+                                    const float* packed_b, Index full_depth, Index first, Index cols,
+                                    const float* bias = nullptr, bool relu = false) {
+    if (bias != nullptr)
+      relu ? tiles<true, true>(c, ldc, packed_a, rows, depth, packed_b, full_depth, first, cols, bias)
+           : tiles<true, false>(c, ldc, packed_a, rows, depth, packed_b, full_depth, first, cols, bias);
+    else
+      relu ? tiles<false, true>(c, ldc, packed_a, rows, depth, packed_b, full_depth, first, cols, bias)
+           : tiles<false, false>(c, ldc, packed_a, rows, depth, packed_b, full_depth, first, cols, bias);
+  }
+
+ private:
+  template <bool Start, bool Relu>
+  KNEAD_AVX512 static void tiles(float* c, Index ldc, const float* packed_a, Index rows, Index depth,
+                                 const float* packed_b, Index full_depth, Index first, Index cols,
+                                 const float* bias) {
     for (Index p0 = 0; p0 < rows; p0 += mr) {
       const Index h = std::min(mr, rows - p0);
       const int vectors = int((h + row_step - 1) / row_step);
       const auto last = __mmask16((1u << (h - (vectors - 1) * row_step)) - 1u);
       const float* a = packed_a + p0 * depth;
+      const float* tile_bias = Start ? bias + p0 : nullptr;
       for (Index q0 = 0; q0 < cols; q0 += nr) {
         const Index w = std::min(nr, cols - q0);
         const float* b = packed_b + q0 * full_depth + first * w;
         float* ct = c + p0 + q0 * ldc;
         switch (vectors * 8 + int(w)) {
-#define KNEAD_TILE(R, W)                    \
-  case R * 8 + W:                           \
-    tile<R, W>(a, b, depth, ct, ldc, last); \
+#define KNEAD_TILE(R, W)                                            \
+  case R * 8 + W:                                                   \
+    tile<R, W, Start, Relu>(a, b, depth, ct, ldc, last, tile_bias); \
     break;
 #define KNEAD_TILES(R) \
   KNEAD_TILE(R, 1) KNEAD_TILE(R, 2) KNEAD_TILE(R, 3) KNEAD_TILE(R, 4) KNEAD_TILE(R, 5) KNEAD_TILE(R, 6)
@@ -135,11 +152,11 @@ struct Avx512Sgemm {
     }
   }
 
- private:
-  /// One tile: R vectors of 16 rows (the last one masked by `last`) × W columns, over depth.
-  template <int R, int W>
+  /// One tile: R vectors of 16 rows (the last one masked by `last`) × W columns, over depth; then
+  /// C = acc + bias (Start) or C + acc, and ReLU (Relu).
+  template <int R, int W, bool Start, bool Relu>
   KNEAD_AVX512 static void tile(const float* a, const float* b, Index depth, float* c, Index ldc,
-                                __mmask16 last) {
+                                __mmask16 last, const float* bias) {
     constexpr Index stride = R * 16;  // floats per k in the panel
     __m512 acc[R][W];
     for (int j = 0; j < W; ++j)
@@ -154,12 +171,21 @@ struct Avx512Sgemm {
       a += stride;
       b += W;
     }
+    __m512 start[R];
+    if constexpr (Start) {
+      for (int r = 0; r + 1 < R; ++r) start[r] = _mm512_loadu_ps(bias + r * 16);
+      start[R - 1] = _mm512_maskz_loadu_ps(last, bias + (R - 1) * 16);
+    }
     for (int j = 0; j < W; ++j) {
       float* cj = c + j * ldc;
-      for (int r = 0; r + 1 < R; ++r)
-        _mm512_storeu_ps(cj + r * 16, _mm512_add_ps(_mm512_loadu_ps(cj + r * 16), acc[r][j]));
-      float* tail = cj + (R - 1) * 16;
-      _mm512_mask_storeu_ps(tail, last, _mm512_add_ps(_mm512_maskz_loadu_ps(last, tail), acc[R - 1][j]));
+      for (int r = 0; r < R; ++r) {
+        const __mmask16 m = r + 1 < R ? __mmask16(0xffff) : last;
+        // bias + acc, or c + acc: the same sums as starting C at the bias and adding
+        __m512 v = _mm512_add_ps(Start ? start[r] : _mm512_maskz_loadu_ps(m, cj + r * 16), acc[r][j]);
+        // (masked form: the plain _mm512_max_ps trips GCC 12's -Wuninitialized in its header)
+        if constexpr (Relu) v = _mm512_maskz_max_ps(__mmask16(0xffff), v, _mm512_setzero_ps());
+        _mm512_mask_storeu_ps(cj + r * 16, m, v);
+      }
     }
   }
 #endif

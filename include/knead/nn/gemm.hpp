@@ -9,6 +9,7 @@
 /// packed weight block by a depth range of the packed batch. Eigen's own GEMM would repack the
 /// batch for every block and every thread would repack the weights.
 
+#include <algorithm>
 #include <type_traits>
 #include <vector>
 
@@ -143,17 +144,29 @@ struct PackedGemm {
   }
 
   /// C(rows × cols) += A·B(first .. first + depth, :) for A packed by pack_lhs (rows × depth) and B
-  /// packed whole by pack_rhs (full_depth × cols): a depth range of B needs no repacking.
+  /// packed whole by pack_rhs (full_depth × cols): a depth range of B needs no repacking. With
+  /// `bias` (one entry per row), C's old values are replaced: C = A·B + bias; with `relu`, C =
+  /// max(C, 0) after. knead's kernel does both in the tile's store.
   static void multiply_packed(bool own, T* c, Index ldc, const T* packed_a, Index rows, Index depth,
-                              const T* packed_b, Index full_depth, Index first, Index cols) {
-    if (rows <= 0 || depth <= 0 || cols <= 0) return;
+                              const T* packed_b, Index full_depth, Index first, Index cols,
+                              const T* bias = nullptr, bool relu = false) {
+    if (rows <= 0 || cols <= 0) return;
 #if KNEAD_HAS_AVX512_SGEMM
     if constexpr (std::is_same_v<T, float>) {
-      if (own) return Avx512Sgemm::multiply(c, ldc, packed_a, rows, depth, packed_b, full_depth, first, cols);
+      if (own && depth > 0)
+        return Avx512Sgemm::multiply(c, ldc, packed_a, rows, depth, packed_b, full_depth, first, cols, bias,
+                                     relu);
     }
 #endif
-    Eigen::internal::gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false> kernel;
-    kernel(ResMapper(c, ldc), packed_a, packed_b, rows, depth, cols, T(1), depth, full_depth, 0, first);
+    if (bias != nullptr)
+      for (Index j = 0; j < cols; ++j) std::copy(bias, bias + rows, c + j * ldc);
+    if (depth > 0) {
+      Eigen::internal::gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false> kernel;
+      kernel(ResMapper(c, ldc), packed_a, packed_b, rows, depth, cols, T(1), depth, full_depth, 0, first);
+    }
+    if (relu)
+      for (Index j = 0; j < cols; ++j)
+        for (T *p = c + j * ldc, *e = p + rows; p != e; ++p) *p = std::max(*p, T(0));
   }
 };
 

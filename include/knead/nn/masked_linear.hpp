@@ -113,14 +113,17 @@ class MaskedLinearPlan {
   }
 
   /// y(:, 0..n) = (W⊙M) x + b, then ReLU when `relu`, for W⊙M packed by pack_weights(…, false, …).
+  /// The bias and the ReLU are applied by the blocks' products where they can (see
+  /// mark_first_and_last()): the output is not swept once more for each.
   template <class T>
   void forward_packed(const T* packed, const T* bias, const T* x, Index ldx, T* y, Index ldy, Index n,
                       bool relu) const {
-    for (Index j = 0; j < n; ++j) std::copy(bias, bias + out_, y + j * ldy);
-    multiply_blocks(by_rows_, row_offsets_, packed, x, ldx, in_, y, ldy, n);
+    for (Index j = 0; j < n; ++j)
+      for (const Index r : unstarted_rows_) y[r + j * ldy] = bias[r];
+    multiply_blocks(by_rows_, row_offsets_, packed, x, ldx, in_, y, ldy, n, bias, relu);
     if (relu)
       for (Index j = 0; j < n; ++j)
-        for (T *p = y + j * ldy, *e = p + out_; p != e; ++p) *p = std::max(*p, T(0));
+        for (const Index r : unfinished_rows_) y[r + j * ldy] = std::max(y[r + j * ldy], T(0));
   }
 
   /// gx(:, 0..n) = (W⊙M)ᵀ g for (W⊙M)ᵀ packed by pack_weights(…, true, …).
@@ -245,8 +248,11 @@ class MaskedLinearPlan {
   /// (rows of c = block rows, depth = block columns). The batch b (depth × n) is packed once per
   /// slice of columns, for all blocks: Eigen's GEMM would repack it for every block.
   template <class T>
+  /// With `bias` (by_rows_ only), the blocks that start their rows write A·B + bias instead of
+  /// adding to the output, and with `relu` the blocks that finish their rows apply it.
   void multiply_blocks(const std::vector<MaskBlock>& blocks, const std::vector<Index>& offsets,
-                       const T* packed, const T* b, Index ldb, Index depth, T* c, Index ldc, Index n) const {
+                       const T* packed, const T* b, Index ldb, Index depth, T* c, Index ldc, Index n,
+                       const T* bias = nullptr, bool relu = false) const {
     const bool own = own_kernel<T>();
     const Index slice = batch_slice(depth);
     T* packed_b = KernelScratch<T>::ensure(KernelScratch<T>::local().pack_b, depth * std::min(n, slice));
@@ -255,8 +261,10 @@ class MaskedLinearPlan {
       PackedGemm<T>::pack_rhs(own, packed_b, b + j0 * ldb, ldb, depth, cols);
       for (std::size_t i = 0; i < blocks.size(); ++i) {
         const MaskBlock& k = blocks[i];
+        const bool starts = bias != nullptr && first_[i], finishes = relu && last_[i];
         PackedGemm<T>::multiply_packed(own, c + k.row + j0 * ldc, ldc, packed + offsets[i], k.rows, k.cols,
-                                       packed_b, depth, k.col, cols);
+                                       packed_b, depth, k.col, cols, starts ? bias + k.row : nullptr,
+                                       finishes);
       }
     }
   }
@@ -420,9 +428,38 @@ class MaskedLinearPlan {
     }
   };
 
+  /// For y = (W⊙M) x + b: which blocks of by_rows_ are the first to touch all their rows (they
+  /// start them at b + their product, without reading y) and the last (they apply the ReLU), and
+  /// the rows left to do apart: those without such a block, or outside every block.
+  void mark_first_and_last() {
+    std::vector<Index> first(std::size_t(out_), -1), last(std::size_t(out_), -1);
+    for (std::size_t i = 0; i < by_rows_.size(); ++i)
+      for (Index r = by_rows_[i].row; r < by_rows_[i].row + by_rows_[i].rows; ++r) {
+        if (first[std::size_t(r)] < 0) first[std::size_t(r)] = Index(i);
+        last[std::size_t(r)] = Index(i);
+      }
+    first_.assign(by_rows_.size(), 1);
+    last_.assign(by_rows_.size(), 1);
+    for (std::size_t i = 0; i < by_rows_.size(); ++i)
+      for (Index r = by_rows_[i].row; r < by_rows_[i].row + by_rows_[i].rows; ++r) {
+        if (first[std::size_t(r)] != Index(i)) first_[i] = 0;
+        if (last[std::size_t(r)] != Index(i)) last_[i] = 0;
+      }
+    unstarted_rows_.clear();
+    unfinished_rows_.clear();
+    for (Index r = 0; r < out_; ++r) {
+      const Index f = first[std::size_t(r)], l = last[std::size_t(r)];
+      if (f < 0 || first_[std::size_t(f)] == 0) unstarted_rows_.push_back(r);
+      if (l < 0 || last_[std::size_t(l)] == 0) unfinished_rows_.push_back(r);
+    }
+  }
+
   /// Where each block starts in the packed weights: at multiples of 16 entries (64 bytes or more,
-  /// the alignment of the micro-kernel's loads).
+  /// the alignment of Eigen's micro-kernel's loads), each block sized for either kernel
+  /// (PackedGemm::packed_lhs_size: knead's AVX-512 kernel rounds rows up to 16). Also marks the
+  /// blocks that start and finish their rows.
   void count_offsets() {
+    mark_first_and_last();
     for (auto [blocks, offsets] :
          {std::pair{&by_rows_, &row_offsets_}, std::pair{&by_cols_, &col_offsets_}}) {
       offsets->assign(1, 0);
@@ -433,7 +470,9 @@ class MaskedLinearPlan {
 
   Index out_ = 0, in_ = 0;
   std::vector<MaskBlock> by_rows_, by_cols_;
-  std::vector<Index> row_offsets_{0}, col_offsets_{0};  // block starts in the packed weights
+  std::vector<Index> row_offsets_{0}, col_offsets_{0};   // block starts in the packed weights
+  std::vector<char> first_, last_;                       // by_rows_ blocks that start / finish all their rows
+  std::vector<Index> unstarted_rows_, unfinished_rows_;  // rows given the bias / ReLU apart
 };
 
 }  // namespace knead::detail
