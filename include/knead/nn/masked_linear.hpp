@@ -247,9 +247,9 @@ class MaskedLinearPlan {
   /// c(:, 0..n) += Σ_blocks A_block · b(block's depth range, :) for the blocks packed at `offsets`
   /// (rows of c = block rows, depth = block columns). The batch b (depth × n) is packed once per
   /// slice of columns, for all blocks: Eigen's GEMM would repack it for every block.
-  template <class T>
   /// With `bias` (by_rows_ only), the blocks that start their rows write A·B + bias instead of
   /// adding to the output, and with `relu` the blocks that finish their rows apply it.
+  template <class T>
   void multiply_blocks(const std::vector<MaskBlock>& blocks, const std::vector<Index>& offsets,
                        const T* packed, const T* b, Index ldb, Index depth, T* c, Index ldc, Index n,
                        const T* bias = nullptr, bool relu = false) const {
