@@ -48,16 +48,17 @@ struct Avx512Sgemm {
 #endif
   }
 
-  /// Entries of A packed (rows rounded up to 16).
-  static constexpr Index packed_lhs_size(Index rows, Index depth) {
-    return (rows + row_step - 1) / row_step * row_step * depth;
-  }
+  /// Rows of a packed panel of h rows: h rounded up to whole 16-float vectors.
+  static constexpr Index padded_rows(Index h) { return (h + row_step - 1) / row_step * row_step; }
+
+  /// Entries of A packed.
+  static constexpr Index packed_lhs_size(Index rows, Index depth) { return padded_rows(rows) * depth; }
 
   /// Packs A (rows × depth; column-major at a with leading dimension lda, or, when `transposed`,
   /// A = Sᵀ for S column-major depth × rows at a).
   static void pack_lhs(float* packed, const float* a, Index lda, Index rows, Index depth, bool transposed) {
     for (Index p0 = 0; p0 < rows; p0 += mr) {
-      const Index h = std::min(mr, rows - p0), padded = (h + row_step - 1) / row_step * row_step;
+      const Index h = std::min(mr, rows - p0), padded = padded_rows(h);
       float* panel = packed + p0 * depth;
       if (!transposed) {
         for (Index k = 0; k < depth; ++k) {
@@ -86,7 +87,7 @@ struct Avx512Sgemm {
       float* panel = packed + q0 * depth;
       if (!transposed) {
         const float* src = b + q0 * ldb;
-        if (w == nr) {
+        if (w == nr) {  // the full panel with a constant width, which the compiler unrolls
           for (Index k = 0; k < depth; ++k)
             for (Index j = 0; j < nr; ++j) panel[k * nr + j] = src[k + j * ldb];
         } else {
@@ -124,7 +125,7 @@ struct Avx512Sgemm {
                                  const float* bias) {
     for (Index p0 = 0; p0 < rows; p0 += mr) {
       const Index h = std::min(mr, rows - p0);
-      const int vectors = int((h + row_step - 1) / row_step);
+      const int vectors = int(padded_rows(h) / row_step);
       const auto last = __mmask16((1u << (h - (vectors - 1) * row_step)) - 1u);
       const float* a = packed_a + p0 * depth;
       const float* tile_bias = Start ? bias + p0 : nullptr;

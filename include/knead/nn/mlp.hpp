@@ -13,7 +13,6 @@
 #include <cmath>
 #include <random>
 #include <span>
-#include <type_traits>
 #include <vector>
 
 #include "knead/core/errors.hpp"
@@ -275,10 +274,7 @@ class Mlp : public LeafParameters<T> {
         chunks,
         [&](int t) {
           const detail::Share share = detail::thread_share(t, chunks);
-          if constexpr (!std::is_same_v<std::remove_cvref_t<Columns>, NoColumns>) {
-            const auto [c0, c1] = share.of(n, 16);
-            if (c1 > c0) columns(c0, c1);
-          }
+          if (const auto [c0, c1] = share.of(n, 16); c1 > c0) columns(c0, c1);
           for (Index l = 0; l < layers(); ++l) {
             const auto& plan = plans_[std::size_t(l)];
             if (l > 0 || first_layer)
