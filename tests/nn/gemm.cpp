@@ -13,11 +13,16 @@ namespace {
 template <class T>
 using Buffer = std::vector<T, Eigen::aligned_allocator<T>>;
 
-/// C += A · B(first .. first + depth, :) through pack_lhs, pack_rhs and multiply_packed of the chosen
-/// kernel, with A and B given as stored (transposed or not), against the plain product in double.
+/// How check_product() stores the product: C += A·B; C = max(A·B + bias, 0); C = A·B where a gate
+/// is positive, else 0.
+enum class Stored { add, bias_relu, gated };
+
+/// C (+)= A · B(first .. first + depth, :) through pack_lhs and the chosen kernel, with B packed by
+/// pack_rhs or (knead's kernel) read as stored, and so A where the kernel can, A and B given as
+/// stored (transposed or not), against the plain product in double.
 template <class T>
-void check_product(bool own, Index rows, Index depth, Index cols, Index first, bool a_transposed,
-                   bool b_transposed, Rng& rng) {
+void check_product(bool own, bool b_packed, Index rows, Index depth, Index cols, Index first,
+                   bool a_transposed, bool b_transposed, Stored stored, Rng& rng) {
   const Index full_depth = first + depth + 3;
   const Matrix<T> a = test::random_batch<T>(rows, depth, rng);       // A
   const Matrix<T> b = test::random_batch<T>(full_depth, cols, rng);  // B, all of its depth
@@ -28,16 +33,32 @@ void check_product(bool own, Index rows, Index depth, Index cols, Index first, b
   PackedGemm<T>::pack_lhs(own, packed_a.data(), a_stored.data(), a_stored.rows(), rows, depth, a_transposed);
   PackedGemm<T>::pack_rhs(own, packed_b.data(), b_stored.data(), b_stored.rows(), full_depth, cols,
                           b_transposed);
+  // B(k, j) stored at b_stored[k·k_stride + j·col_stride], from row `first`
+  const Index ld = b_stored.rows(), k_stride = b_transposed ? ld : 1, col_stride = b_transposed ? 1 : ld;
+  const auto rhs = b_packed
+                       ? detail::RhsView<T>::packed(packed_b.data(), full_depth, first)
+                       : detail::RhsView<T>::stored(b_stored.data() + first * k_stride, k_stride, col_stride);
   // C starts non-zero and has a leading dimension larger than its rows: the product is added, and
   // nothing outside C's rows may be touched.
   const Index ldc = rows + 5;
   Matrix<T> c = test::random_batch<T>(ldc, cols, rng);
   const Matrix<T> before = c;
-  PackedGemm<T>::multiply_packed(own, c.data(), ldc, packed_a.data(), rows, depth, packed_b.data(),
-                                 full_depth, first, cols);
-  const Eigen::MatrixXd expected =
-      before.topRows(rows).template cast<double>() +
+  const Vector<T> bias = test::random_batch<T>(rows, 1, rng);
+  const Matrix<T> gate = test::random_batch<T>(rows + 2, cols, rng);  // leading dimension rows + 2
+  detail::Store<T> store;
+  if (stored == Stored::bias_relu) store = {true, bias.data(), true, nullptr, 0};
+  if (stored == Stored::gated) store = {true, nullptr, false, gate.data(), gate.rows()};
+  // knead's kernel with B as stored also reads A as stored where it can (whole 16-row vectors)
+  const bool a_as_stored = own && !b_packed && !a_transposed && rows % 16 == 0;
+  PackedGemm<T>::multiply(own, c.data(), ldc, a_as_stored ? a_stored.data() : packed_a.data(),
+                          a_as_stored ? a_stored.rows() : 0, rows, depth, rhs, cols, store);
+  const Eigen::MatrixXd product =
       a.template cast<double>() * b.middleRows(first, depth).template cast<double>();
+  Eigen::MatrixXd expected = before.topRows(rows).template cast<double>() + product;
+  if (stored == Stored::bias_relu)
+    expected = (product.colwise() + bias.template cast<double>()).cwiseMax(0.0);
+  if (stored == Stored::gated)
+    expected = (gate.topRows(rows).array() > T(0)).template cast<double>() * product.array();
   // rounding: about one ulp of |c| ≈ √depth per multiply-add, depth of them
   const double tolerance = 4 * double(std::numeric_limits<T>::epsilon()) * double(depth + 4);
   CHECK((c.topRows(rows).template cast<double>() - expected).cwiseAbs().maxCoeff() <= tolerance);
@@ -49,23 +70,28 @@ void check_product(bool own, Index rows, Index depth, Index cols, Index first, b
 TEMPLATE_TEST_CASE("PackedGemm multiplies every shape of tile, with either kernel", "[nn][gemm]", float,
                    double) {
   // knead's AVX-512 kernel covers A in panels of 64 rows (the last rounded up to 16, masked) and B in
-  // panels of 6 columns (the last narrower): rows and columns on each side of those edges.
+  // panels of 6 columns (the last narrower): rows and columns on each side of those edges. It reads
+  // B packed or as stored; Eigen's reads it packed.
   Rng rng(3);
-  std::vector<bool> kernels{false};
-  if (PackedGemm<TestType>::own_kernel_available()) kernels.push_back(true);
-  for (const bool own : kernels)
+  std::vector<std::pair<bool, bool>> kernels{{false, true}};  // {own, B packed}
+  if (PackedGemm<TestType>::own_kernel_available())
+    kernels.insert(kernels.end(), {{true, true}, {true, false}});
+  for (const auto& [own, b_packed] : kernels)
     for (const Index rows : {1, 15, 16, 17, 48, 63, 64, 65, 100, 130})
       for (const Index cols : {1, 5, 6, 7, 12, 13, 25})
         for (const auto& [depth, first] :
              std::vector<std::pair<Index, Index>>{{1, 0}, {7, 2}, {64, 0}, {300, 9}})
           for (const bool a_transposed : {false, true})
-            for (const bool b_transposed : {false, true}) {
-              INFO((own ? "knead's kernel" : "Eigen's kernel")
-                   << ", " << rows << "x" << depth << " times " << depth << "x" << cols << " from depth "
-                   << first << (a_transposed ? ", A transposed" : "")
-                   << (b_transposed ? ", B transposed" : ""));
-              check_product<TestType>(own, rows, depth, cols, first, a_transposed, b_transposed, rng);
-            }
+            for (const bool b_transposed : {false, true})
+              for (const Stored stored : {Stored::add, Stored::bias_relu, Stored::gated}) {
+                INFO((own ? "knead's kernel" : "Eigen's kernel")
+                     << (b_packed ? ", B packed" : ", B as stored") << ", " << rows << "x" << depth
+                     << " times " << depth << "x" << cols << " from depth " << first
+                     << (a_transposed ? ", A transposed" : "") << (b_transposed ? ", B transposed" : "")
+                     << ", stored as " << int(stored));
+                check_product<TestType>(own, b_packed, rows, depth, cols, first, a_transposed, b_transposed,
+                                        stored, rng);
+              }
 }
 
 TEST_CASE("knead's AVX-512 kernel gives every entry the same sum however rows and columns are split",
@@ -82,16 +108,22 @@ TEST_CASE("knead's AVX-512 kernel gives every entry the same sum however rows an
   const Matrix<float> b = test::random_batch<float>(depth, cols, rng);
   Buffer<float> packed_b(std::size_t(depth * cols));
   PackedGemm<float>::pack_rhs(true, packed_b.data(), b.data(), depth, depth, cols);
-  auto product = [&](Index r0, Index r1, Index c0, Index c1, Matrix<float>& c) {
+  auto product = [&](Index r0, Index r1, Index c0, Index c1, Matrix<float>& c, bool b_packed) {
     Buffer<float> packed_a(std::size_t(PackedGemm<float>::packed_lhs_size(r1 - r0, depth)));
     PackedGemm<float>::pack_lhs(true, packed_a.data(), a.data() + r0, rows, r1 - r0, depth, false);
-    PackedGemm<float>::multiply_packed(true, c.data() + r0 + c0 * rows, rows, packed_a.data(), r1 - r0, depth,
-                                       packed_b.data() + c0 * depth, depth, 0, c1 - c0);
+    const auto rhs = b_packed ? detail::RhsView<float>::packed(packed_b.data() + c0 * depth, depth)
+                              : detail::RhsView<float>::stored(b.data() + c0 * depth, 1, depth);
+    PackedGemm<float>::multiply(true, c.data() + r0 + c0 * rows, rows, packed_a.data(), 0, r1 - r0, depth,
+                                rhs, c1 - c0);
   };
-  Matrix<float> whole = Matrix<float>::Zero(rows, cols), parts = Matrix<float>::Zero(rows, cols);
-  product(0, rows, 0, cols, whole);
-  for (const auto& [r0, r1] : std::vector<std::pair<Index, Index>>{{0, 64}, {64, 80}, {80, 150}})
-    for (const auto& [c0, c1] : std::vector<std::pair<Index, Index>>{{0, 12}, {12, 18}, {18, 40}})
-      product(r0, r1, c0, c1, parts);
-  CHECK(whole == parts);
+  // B read packed or as stored gives the same sums too.
+  Matrix<float> whole = Matrix<float>::Zero(rows, cols);
+  product(0, rows, 0, cols, whole, true);
+  for (const bool b_packed : {true, false}) {
+    Matrix<float> parts = Matrix<float>::Zero(rows, cols);
+    for (const auto& [r0, r1] : std::vector<std::pair<Index, Index>>{{0, 64}, {64, 80}, {80, 150}})
+      for (const auto& [c0, c1] : std::vector<std::pair<Index, Index>>{{0, 12}, {12, 18}, {18, 40}})
+        product(r0, r1, c0, c1, parts, b_packed);
+    CHECK(whole == parts);
+  }
 }

@@ -170,7 +170,7 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan's weight gradient in shares is the whole on
         INFO("mask " << out << "x" << in << ", " << cuts.size() - 1 << " shares, first cut " << cuts[1]);
         // packing the batch itself, or reading it packed in shares by pack_inputs()
         std::vector<TestType, Eigen::aligned_allocator<TestType>> packed(
-            std::size_t(plan.packed_inputs_size(n)));
+            std::size_t(plan.template packed_inputs_size<TestType>(n)));
         for (std::size_t k = 0; k + 1 < cuts.size(); ++k)
           plan.pack_inputs(x.data(), in, n, packed.data(), {cuts[k], cuts[k + 1]});
         Matrix<TestType> own = Matrix<TestType>::Zero(out, in), shared = own;
@@ -246,8 +246,9 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan shares the packing of one large block betwe
           double(w.size());
       // whole row panels (64 rows in knead's AVX-512 kernel, 48 or fewer in Eigen's): within one panel of
       // half
-      const double panel = double(detail::PackedGemm<TestType>::mr(plan.own_kernel<TestType>())) /
-                           double(transposed ? in : out);
+      const double panel =
+          double(detail::PackedGemm<TestType>::mr(plan.template own_kernel<TestType>(transposed))) /
+          double(transposed ? in : out);
       CHECK(packed_by_first >= 0.5 - panel);
       CHECK(packed_by_first <= 0.5 + panel);
     }

@@ -1,8 +1,8 @@
 #pragma once
 /// @file
 /// Avx512Sgemm: knead's own float GEMM micro-kernel for AVX-512 (x86-64), which PackedGemm<float>
-/// (gemm.hpp) runs for the layers that ask for it (MaskedLinearPlan::own_kernel: wide layers) when
-/// the CPU has AVX-512F, whatever the compiler flags: the functions are compiled for AVX-512 by
+/// (gemm.hpp) runs for the layers that ask for it (MaskedLinearPlan::own_kernel: layers of 16 rows or more)
+/// when the CPU has AVX-512F, whatever the compiler flags: the functions are compiled for AVX-512 by
 /// attribute and chosen at run time.
 ///
 /// Why not Eigen's: Eigen 3.4's kernel computes 48 × 4 tiles (12 accumulators); on AMD Zen 4, which
@@ -12,11 +12,14 @@
 /// the same run.
 ///
 /// Layouts. A (rows × depth) is packed in panels of 64 rows, the last one rounded up to a multiple of
-/// 16 rows with zeros; a panel of h rows holds entry (i, k) at k·h + i. B (depth × cols) is packed in
-/// panels of 6 columns (the last one narrower); a panel of w columns holds (k, j) at k·w + j, so a
-/// depth range of B is a plain offset into every panel. Every output entry is one chain of FMAs over
-/// k in order, whichever tile computes it: results do not depend on how the rows or columns are
-/// split among calls or threads.
+/// 16 rows with zeros; a panel of h rows holds entry (i, k) at k·h + i. B (depth × cols) is read
+/// where it is stored (RhsView::stored) or packed by pack_rhs() in panels of 6 columns (the last
+/// one narrower), a panel of w columns holding (k, j) at k·w + j, so that a depth range of B is a
+/// plain offset into every panel. A tile reads 6 columns of B, which a column-major batch holds in
+/// one contiguous run: packing a layer's input batch (a scalar transpose, 10–15 % of a small
+/// network's time) buys nothing; a transposed B (the batch xᵀ of a weight gradient, one row per
+/// sample) is packed. Every output entry is one chain of FMAs over k in order, whichever tile
+/// computes it: results do not depend on how the rows or columns are split among calls or threads.
 
 #include <algorithm>
 #include <cstddef>
@@ -33,9 +36,40 @@
 
 namespace knead::detail {
 
+/// B (depth × cols) as a GEMM micro-kernel reads it: packed by the kernel's pack_rhs() (all
+/// `full_depth` rows of it; the product reads rows first .. first + depth), or, for knead's kernel
+/// only, as stored: entry (k, j) at data[k·k_stride + j·col_stride].
+template <class T>
+struct RhsView {
+  const T* data = nullptr;
+  Index full_depth = 0, first = 0;     // packed
+  Index k_stride = 0, col_stride = 0;  // stored
+  static RhsView packed(const T* data, Index full_depth, Index first = 0) {
+    return {data, full_depth, first, 0, 0};
+  }
+  static RhsView stored(const T* data, Index k_stride, Index col_stride) {
+    return {data, 0, 0, k_stride, col_stride};
+  }
+  [[nodiscard]] bool is_packed() const { return full_depth > 0; }
+};
+
+/// How a product C (rows × cols) = or += A·B is stored: C += A·B by default; with `start`, C's old
+/// values are not read: C = A·B + bias (one entry per row; none when bias is null). Then, with
+/// `relu`, C = max(C, 0); with `gate` (rows × cols, leading dimension ld_gate), C = 0 where
+/// gate ≤ 0 (the derivative of a ReLU whose output is `gate`). So a layer's output or input
+/// gradient is written in the product's own pass instead of more passes over it.
+template <class T>
+struct Store {
+  bool start = false;
+  const T* bias = nullptr;
+  bool relu = false;
+  const T* gate = nullptr;
+  Index ld_gate = 0;
+};
+
 struct Avx512Sgemm {
   static constexpr Index mr = 64;        ///< rows of a full panel of A (four 16-float vectors)
-  static constexpr Index nr = 6;         ///< columns of a panel of B
+  static constexpr Index nr = 6;         ///< columns of a tile (of B and C)
   static constexpr Index row_step = 16;  ///< the last panel of A is rounded up to this
 
   /// True when the CPU runs AVX-512F (checked once).
@@ -57,6 +91,9 @@ struct Avx512Sgemm {
   /// Packs A (rows × depth; column-major at a with leading dimension lda, or, when `transposed`,
   /// A = Sᵀ for S column-major depth × rows at a).
   static void pack_lhs(float* packed, const float* a, Index lda, Index rows, Index depth, bool transposed) {
+#if KNEAD_HAS_AVX512_SGEMM
+    if (available()) return pack_lhs_avx512(packed, a, lda, rows, depth, transposed);
+#endif
     for (Index p0 = 0; p0 < rows; p0 += mr) {
       const Index h = std::min(mr, rows - p0), padded = padded_rows(h);
       float* panel = packed + p0 * depth;
@@ -103,40 +140,110 @@ struct Avx512Sgemm {
   }
 
 #if KNEAD_HAS_AVX512_SGEMM
-  /// C(rows × cols) += A · B(first .. first + depth, :), for A packed by pack_lhs (rows × depth) and
-  /// B packed whole by pack_rhs (full_depth × cols). With `bias`, C's old values are not read:
-  /// C = A · B + bias (one entry per row; starting a layer's output without a pass of its own);
-  /// with `relu`, C = max(C, 0) after.
-  KNEAD_AVX512 static void multiply(float* c, Index ldc, const float* packed_a, Index rows, Index depth,
-                                    const float* packed_b, Index full_depth, Index first, Index cols,
-                                    const float* bias = nullptr, bool relu = false) {
-    if (bias != nullptr)
-      relu ? tiles<true, true>(c, ldc, packed_a, rows, depth, packed_b, full_depth, first, cols, bias)
-           : tiles<true, false>(c, ldc, packed_a, rows, depth, packed_b, full_depth, first, cols, bias);
-    else
-      relu ? tiles<false, true>(c, ldc, packed_a, rows, depth, packed_b, full_depth, first, cols, bias)
-           : tiles<false, false>(c, ldc, packed_a, rows, depth, packed_b, full_depth, first, cols, bias);
+  /// pack_lhs() in 16-row vectors: masked loads read a panel's last rows and give the zeros of its
+  /// padding; the transposed layout (weights for input gradients, each pass) moves 16 × 16 blocks
+  /// through registers instead of one strided store per entry.
+  KNEAD_AVX512 static void pack_lhs_avx512(float* packed, const float* a, Index lda, Index rows, Index depth,
+                                           bool transposed) {
+    for (Index p0 = 0; p0 < rows; p0 += mr) {
+      const Index h = std::min(mr, rows - p0), padded = padded_rows(h);
+      float* panel = packed + p0 * depth;
+      auto live = [&](Index v, Index n) { return __mmask16((1u << std::clamp<Index>(n - v, 0, 16)) - 1u); };
+      if (!transposed) {
+        for (Index k = 0; k < depth; ++k)
+          for (Index v = 0; v < padded; v += 16)
+            _mm512_storeu_ps(panel + k * padded + v, _mm512_maskz_loadu_ps(live(v, h), a + p0 + v + k * lda));
+        continue;
+      }
+      // A(i, k) = S(k, i) = a[k + i·lda]: 16 columns of S, 16 entries each, transposed in registers
+      for (Index v = 0; v < padded; v += 16)
+        for (Index k0 = 0; k0 < depth; k0 += 16) {
+          const __mmask16 ks = live(k0, depth);
+          __m512 r[16];
+          for (Index i = 0; i < 16; ++i)
+            r[i] = v + i < h ? _mm512_maskz_loadu_ps(ks, a + k0 + (p0 + v + i) * lda) : _mm512_setzero_ps();
+          transpose16(r);
+          for (Index k = 0; k < std::min<Index>(16, depth - k0); ++k)
+            _mm512_storeu_ps(panel + (k0 + k) * padded + v, r[k]);
+        }
+    }
+  }
+
+  /// Transposes the 16 × 16 block whose rows are r[0..15], in place: four rounds of shuffles,
+  /// interleaving entries, pairs, 128-bit quarters and halves. (Masked forms with every lane on:
+  /// the plain ones trip GCC 12's -Wmaybe-uninitialized inside its header.)
+  KNEAD_AVX512 static void transpose16(__m512 (&r)[16]) {
+    constexpr __mmask16 all = 0xFFFF;
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+      t[i] = _mm512_maskz_unpacklo_ps(all, r[i], r[i + 1]);
+      t[i + 1] = _mm512_maskz_unpackhi_ps(all, r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+      r[i] = _mm512_maskz_shuffle_ps(all, t[i], t[i + 2], 0x44);
+      r[i + 1] = _mm512_maskz_shuffle_ps(all, t[i], t[i + 2], 0xEE);
+      r[i + 2] = _mm512_maskz_shuffle_ps(all, t[i + 1], t[i + 3], 0x44);
+      r[i + 3] = _mm512_maskz_shuffle_ps(all, t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 16; i += 8)
+      for (int j = 0; j < 4; ++j) {
+        t[i + j] = _mm512_maskz_shuffle_f32x4(all, r[i + j], r[i + j + 4], 0x88);
+        t[i + j + 4] = _mm512_maskz_shuffle_f32x4(all, r[i + j], r[i + j + 4], 0xDD);
+      }
+    for (int j = 0; j < 8; ++j) {
+      r[j] = _mm512_maskz_shuffle_f32x4(all, t[j], t[j + 8], 0x88);
+      r[j + 8] = _mm512_maskz_shuffle_f32x4(all, t[j], t[j + 8], 0xDD);
+    }
+  }
+
+  /// C(rows × cols) (+)= A · B for A (rows × depth) packed by pack_lhs (lda 0) or as stored
+  /// (column-major, leading dimension lda, rows a multiple of 16: the tiles read whole vectors), and
+  /// B (depth × cols, packed or as stored), stored as `store` says, in the tiles' own stores.
+  KNEAD_AVX512 static void multiply(float* c, Index ldc, const float* a, Index lda, Index rows, Index depth,
+                                    const RhsView<float>& b, Index cols, const Store<float>& store) {
+    const int finish = store.relu ? relu : store.gate != nullptr ? gate : keep;
+    switch (int(store.start) * 4 + finish) {
+      case 0 + keep:
+        return tiles<false, keep>(c, ldc, a, lda, rows, depth, b, cols, store);
+      case 0 + relu:
+        return tiles<false, relu>(c, ldc, a, lda, rows, depth, b, cols, store);
+      case 0 + gate:
+        return tiles<false, gate>(c, ldc, a, lda, rows, depth, b, cols, store);
+      case 4 + keep:
+        return tiles<true, keep>(c, ldc, a, lda, rows, depth, b, cols, store);
+      case 4 + relu:
+        return tiles<true, relu>(c, ldc, a, lda, rows, depth, b, cols, store);
+      default:
+        return tiles<true, gate>(c, ldc, a, lda, rows, depth, b, cols, store);
+    }
   }
 
  private:
-  template <bool Start, bool Relu>
-  KNEAD_AVX512 static void tiles(float* c, Index ldc, const float* packed_a, Index rows, Index depth,
-                                 const float* packed_b, Index full_depth, Index first, Index cols,
-                                 const float* bias) {
+  enum Finish : int { keep = 0, relu = 1, gate = 2 };  ///< what a tile does to C after the sum
+
+  template <bool Start, int Finish>
+  KNEAD_AVX512 static void tiles(float* c, Index ldc, const float* a, Index lda, Index rows, Index depth,
+                                 const RhsView<float>& b, Index cols, const Store<float>& store) {
     for (Index p0 = 0; p0 < rows; p0 += mr) {
       const Index h = std::min(mr, rows - p0);
       const int vectors = int(padded_rows(h) / row_step);
       const auto last = __mmask16((1u << (h - (vectors - 1) * row_step)) - 1u);
-      const float* a = packed_a + p0 * depth;
-      const float* tile_bias = Start ? bias + p0 : nullptr;
+      // this panel of A: (i, k) at ap[k·as + i]
+      const float* ap = lda == 0 ? a + p0 * depth : a + p0;
+      const Index as = lda == 0 ? padded_rows(h) : lda;
+      const float* bias = Start && store.bias != nullptr ? store.bias + p0 : nullptr;
       for (Index q0 = 0; q0 < cols; q0 += nr) {
         const Index w = std::min(nr, cols - q0);
-        const float* b = packed_b + q0 * full_depth + first * w;
+        // this tile's columns of B: (k, j) at bq[k·ks + j·cs]
+        const bool packed = b.is_packed();
+        const float* bq = packed ? b.data + q0 * b.full_depth + b.first * w : b.data + q0 * b.col_stride;
+        const Index ks = packed ? w : b.k_stride, cs = packed ? 1 : b.col_stride;
         float* ct = c + p0 + q0 * ldc;
+        const float* gt = Finish == gate ? store.gate + p0 + q0 * store.ld_gate : nullptr;
         switch (vectors * 8 + int(w)) {
-#define KNEAD_TILE(R, W)                                            \
-  case R * 8 + W:                                                   \
-    tile<R, W, Start, Relu>(a, b, depth, ct, ldc, last, tile_bias); \
+#define KNEAD_TILE(R, W)                                                                          \
+  case R * 8 + W:                                                                                 \
+    tile<R, W, Start, Finish>(ap, as, bq, ks, cs, depth, ct, ldc, last, bias, gt, store.ld_gate); \
     break;
 #define KNEAD_TILES(R) \
   KNEAD_TILE(R, 1) KNEAD_TILE(R, 2) KNEAD_TILE(R, 3) KNEAD_TILE(R, 4) KNEAD_TILE(R, 5) KNEAD_TILE(R, 6)
@@ -154,11 +261,11 @@ struct Avx512Sgemm {
   }
 
   /// One tile: R vectors of 16 rows (the last one masked by `last`) × W columns, over depth; then
-  /// C = acc + bias (Start) or C + acc, and ReLU (Relu).
-  template <int R, int W, bool Start, bool Relu>
-  KNEAD_AVX512 static void tile(const float* a, const float* b, Index depth, float* c, Index ldc,
-                                __mmask16 last, const float* bias) {
-    constexpr Index stride = R * 16;  // floats per k in the panel
+  /// C = acc (+ bias) (Start) or C + acc, then the ReLU or the gate by g > 0 (Finish).
+  template <int R, int W, bool Start, int Finish>
+  KNEAD_AVX512 static void tile(const float* a, Index a_stride, const float* b, Index k_stride,
+                                Index col_stride, Index depth, float* c, Index ldc, __mmask16 last,
+                                const float* bias, const float* g, Index ldg) {
     __m512 acc[R][W];
     for (int j = 0; j < W; ++j)
       for (int r = 0; r < R; ++r) acc[r][j] = _mm512_setzero_ps();
@@ -166,25 +273,30 @@ struct Avx512Sgemm {
       __m512 ak[R];
       for (int r = 0; r < R; ++r) ak[r] = _mm512_loadu_ps(a + r * 16);
       for (int j = 0; j < W; ++j) {
-        const __m512 bj = _mm512_set1_ps(b[j]);
+        const __m512 bj = _mm512_set1_ps(b[j * col_stride]);
         for (int r = 0; r < R; ++r) acc[r][j] = _mm512_fmadd_ps(ak[r], bj, acc[r][j]);
       }
-      a += stride;
-      b += W;
+      a += a_stride;
+      b += k_stride;
     }
     __m512 start[R];
-    if constexpr (Start) {
-      for (int r = 0; r + 1 < R; ++r) start[r] = _mm512_loadu_ps(bias + r * 16);
-      start[R - 1] = _mm512_maskz_loadu_ps(last, bias + (R - 1) * 16);
-    }
+    if constexpr (Start)
+      for (int r = 0; r < R; ++r)
+        start[r] = bias == nullptr
+                       ? _mm512_setzero_ps()
+                       : _mm512_maskz_loadu_ps(r + 1 < R ? __mmask16(0xffff) : last, bias + r * 16);
     for (int j = 0; j < W; ++j) {
       float* cj = c + j * ldc;
       for (int r = 0; r < R; ++r) {
         const __mmask16 m = r + 1 < R ? __mmask16(0xffff) : last;
         // bias + acc, or c + acc: the same sums as starting C at the bias and adding
         __m512 v = _mm512_add_ps(Start ? start[r] : _mm512_maskz_loadu_ps(m, cj + r * 16), acc[r][j]);
-        // (masked form: the plain _mm512_max_ps trips GCC 12's -Wuninitialized in its header)
-        if constexpr (Relu) v = _mm512_maskz_max_ps(__mmask16(0xffff), v, _mm512_setzero_ps());
+        // (masked forms: the plain _mm512_max_ps trips GCC 12's -Wuninitialized in its header)
+        if constexpr (Finish == relu) v = _mm512_maskz_max_ps(__mmask16(0xffff), v, _mm512_setzero_ps());
+        if constexpr (Finish == gate) {
+          const __m512 gr = _mm512_maskz_loadu_ps(m, g + j * ldg + r * 16);
+          v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(gr, _mm512_setzero_ps(), _CMP_GT_OQ), v);
+        }
         _mm512_mask_storeu_ps(cj + r * 16, m, v);
       }
     }

@@ -10,6 +10,7 @@
 /// batch for every block and every thread would repack the weights.
 
 #include <algorithm>
+#include <stdexcept>
 #include <type_traits>
 #include <vector>
 
@@ -74,7 +75,7 @@ void gemm(Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b,
 /// row-major: the transpose of a column-major matrix) and B column-major: Eigen's (gebp), or, when
 /// the caller asks for it (`own`) and it is available (float, a CPU with AVX-512F), knead's
 /// AVX-512 kernel (avx512_sgemm.hpp). The packed layouts belong to the kernel: pack and multiply
-/// with the same choice.
+/// with the same choice. knead's kernel can also read B where it is stored (RhsView::stored).
 template <class T>
 struct PackedGemm {
   using Traits = Eigen::internal::gebp_traits<T, T>;
@@ -143,30 +144,43 @@ struct PackedGemm {
     }
   }
 
-  /// C(rows × cols) += A·B(first .. first + depth, :) for A packed by pack_lhs (rows × depth) and B
-  /// packed whole by pack_rhs (full_depth × cols): a depth range of B needs no repacking. With
-  /// `bias` (one entry per row), C's old values are replaced: C = A·B + bias; with `relu`, C =
-  /// max(C, 0) after. knead's kernel does both in the tile's store.
-  static void multiply_packed(bool own, T* c, Index ldc, const T* packed_a, Index rows, Index depth,
-                              const T* packed_b, Index full_depth, Index first, Index cols,
-                              const T* bias = nullptr, bool relu = false) {
+  /// C(rows × cols) (+)= A·B for A (rows × depth) packed by pack_lhs of the same kernel (lda 0) or, for
+  /// knead's kernel, as stored (column-major, leading dimension lda, rows a multiple of 16), and B
+  /// as `b` says: packed by
+  /// pack_rhs of the same kernel (a depth range of it needs no repacking), or as stored (knead's
+  /// kernel only); stored as `store` says (knead's kernel does it in the tiles' stores).
+  static void multiply(bool own, T* c, Index ldc, const T* a, Index lda, Index rows, Index depth,
+                       const RhsView<T>& b, Index cols, const Store<T>& store = {}) {
     if (rows <= 0 || cols <= 0) return;
 #if KNEAD_HAS_AVX512_SGEMM
     if constexpr (std::is_same_v<T, float>) {
-      if (own && depth > 0)
-        return Avx512Sgemm::multiply(c, ldc, packed_a, rows, depth, packed_b, full_depth, first, cols, bias,
-                                     relu);
+      if (own && depth > 0) {
+        if (lda != 0 && rows % Avx512Sgemm::row_step != 0)
+          throw std::logic_error("PackedGemm::multiply: A as stored needs a multiple of 16 rows");
+        return Avx512Sgemm::multiply(c, ldc, a, lda, rows, depth, b, cols, store);
+      }
     }
 #endif
-    if (bias != nullptr)
-      for (Index j = 0; j < cols; ++j) std::copy(bias, bias + rows, c + j * ldc);
-    if (depth > 0) {
-      Eigen::internal::gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false> kernel;
-      kernel(ResMapper(c, ldc), packed_a, packed_b, rows, depth, cols, T(1), depth, full_depth, 0, first);
+    for (Index j = 0; store.start && j < cols; ++j) {
+      if (store.bias != nullptr)
+        std::copy(store.bias, store.bias + rows, c + j * ldc);
+      else
+        std::fill(c + j * ldc, c + j * ldc + rows, T(0));
     }
-    if (relu)
-      for (Index j = 0; j < cols; ++j)
-        for (T *p = c + j * ldc, *e = p + rows; p != e; ++p) *p = std::max(*p, T(0));
+    if (depth > 0) {
+      if (lda != 0 || !b.is_packed())
+        throw std::logic_error("PackedGemm::multiply: Eigen's kernel reads A and B packed only");
+      Eigen::internal::gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false> kernel;
+      kernel(ResMapper(c, ldc), a, b.data, rows, depth, cols, T(1), depth, b.full_depth, 0, b.first);
+    }
+    for (Index j = 0; (store.relu || store.gate != nullptr) && j < cols; ++j) {
+      T* cj = c + j * ldc;
+      if (store.relu)
+        for (Index i = 0; i < rows; ++i) cj[i] = std::max(cj[i], T(0));
+      else if (store.gate != nullptr)
+        for (Index i = 0; i < rows; ++i)
+          if (!(store.gate[i + j * store.ld_gate] > T(0))) cj[i] = T(0);
+    }
   }
 };
 

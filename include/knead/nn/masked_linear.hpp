@@ -54,13 +54,14 @@ class MaskedLinearPlan {
 
   [[nodiscard]] const std::vector<MaskBlock>& by_rows() const { return by_rows_; }
   [[nodiscard]] const std::vector<MaskBlock>& by_cols() const { return by_cols_; }
-  /// Whether this layer's products run on knead's AVX-512 kernel (float, AVX-512F, and at least 64
-  /// inputs and outputs) rather than Eigen's: it is faster on wide layers (about 1.15× on MADE's
-  /// D=64 hidden 512 layers on AMD Zen 4) but slower on thin ones, whose 16-row vector tiles would
-  /// be mostly empty (MADE's D=2 input and output layers).
+  /// Whether this layer's forward products (y and ∂L/∂W, whose rows are the layer's outputs), or its
+  /// input gradients when `transposed` (rows: the inputs), run on knead's AVX-512 kernel (float,
+  /// AVX-512F) rather than Eigen's. It is faster (about 1.15× on MADE's D=64 hidden 512 layers on
+  /// AMD Zen 4), fuses the bias and ReLU into its tiles and reads the batch without packing it, but
+  /// fills its rows 16 at a time: products with fewer rows (MADE's D=2 output layer) run on Eigen's.
   template <class T>
-  [[nodiscard]] bool own_kernel() const {
-    return out_ >= 64 && in_ >= 64 && PackedGemm<T>::own_kernel_available();
+  [[nodiscard]] bool own_kernel(bool transposed = false) const {
+    return (transposed ? in_ : out_) >= 16 && PackedGemm<T>::own_kernel_available();
   }
 
   /// Multiply–adds per sample of the blocks (what the kernels compute) .
@@ -85,7 +86,7 @@ class MaskedLinearPlan {
   template <class T>
   void pack_weights(const T* w, Index ldw, const T* mask, bool transposed, T* packed,
                     Share share = {}) const {
-    const bool own = own_kernel<T>();
+    const bool own = own_kernel<T>(transposed);
     const Index mr = PackedGemm<T>::mr(own);
     const auto& blocks = transposed ? by_cols_ : by_rows_;
     const auto& offsets = transposed ? col_offsets_ : row_offsets_;
@@ -113,24 +114,34 @@ class MaskedLinearPlan {
   }
 
   /// y(:, 0..n) = (W⊙M) x + b, then ReLU when `relu`, for W⊙M packed by pack_weights(…, false, …).
-  /// The bias and the ReLU are applied by the blocks' products where they can (see
-  /// mark_first_and_last()): the output is not swept once more for each.
+  /// The bias and the ReLU are applied by the blocks' products where they can (see Edges): the
+  /// output is not swept once more for each.
   template <class T>
   void forward_packed(const T* packed, const T* bias, const T* x, Index ldx, T* y, Index ldy, Index n,
                       bool relu) const {
     for (Index j = 0; j < n; ++j)
-      for (const Index r : unstarted_rows_) y[r + j * ldy] = bias[r];
-    multiply_blocks(by_rows_, row_offsets_, packed, x, ldx, in_, y, ldy, n, bias, relu);
+      for (const Index r : row_edges_.unstarted) y[r + j * ldy] = bias[r];
+    multiply_blocks(own_kernel<T>(false), by_rows_, row_offsets_, row_edges_, packed, x, ldx, in_, y, ldy, n,
+                    Store<T>{true, bias, relu, nullptr, 0});
     if (relu)
       for (Index j = 0; j < n; ++j)
-        for (const Index r : unfinished_rows_) y[r + j * ldy] = std::max(y[r + j * ldy], T(0));
+        for (const Index r : row_edges_.unfinished) y[r + j * ldy] = std::max(y[r + j * ldy], T(0));
   }
 
-  /// gx(:, 0..n) = (W⊙M)ᵀ g for (W⊙M)ᵀ packed by pack_weights(…, true, …).
+  /// gx(:, 0..n) = (W⊙M)ᵀ g for (W⊙M)ᵀ packed by pack_weights(…, true, …); with `gate` (in × n,
+  /// leading dimension ld_gate: the layer's input, a ReLU's output), gx = 0 where gate ≤ 0, the
+  /// gradient through that ReLU. Like forward_packed(), in the blocks' products.
   template <class T>
-  void backward_input_packed(const T* packed, const T* g, Index ldg, T* gx, Index ldgx, Index n) const {
-    for (Index j = 0; j < n; ++j) std::fill(gx + j * ldgx, gx + j * ldgx + in_, T(0));
-    multiply_blocks(by_cols_, col_offsets_, packed, g, ldg, out_, gx, ldgx, n);
+  void backward_input_packed(const T* packed, const T* g, Index ldg, T* gx, Index ldgx, Index n,
+                             const T* gate = nullptr, Index ld_gate = 0) const {
+    for (Index j = 0; j < n; ++j)
+      for (const Index r : col_edges_.unstarted) gx[r + j * ldgx] = T(0);
+    multiply_blocks(own_kernel<T>(true), by_cols_, col_offsets_, col_edges_, packed, g, ldg, out_, gx, ldgx,
+                    n, Store<T>{true, nullptr, false, gate, ld_gate});
+    if (gate != nullptr)
+      for (Index j = 0; j < n; ++j)
+        for (const Index r : col_edges_.unfinished)
+          if (!(gate[r + j * ld_gate] > T(0))) gx[r + j * ldgx] = T(0);
   }
 
   /// forward_packed() with the weights packed on the spot (into the thread's scratch).
@@ -151,8 +162,20 @@ class MaskedLinearPlan {
     backward_input_packed(packed, g, ldg, gx, ldgx, n);
   }
 
-  /// Entries of the batch packed by pack_inputs() for n columns.
-  [[nodiscard]] Index packed_inputs_size(Index n) const { return in_ * n; }
+  /// Whether backward_weight() reads the layer's input batch as it is (knead's kernel, 64 inputs or
+  /// fewer) rather than packed: a sample's inputs then span at most four cache lines, and packing
+  /// (a transpose) would cost more than the product gains from it. Wider rows, with a leading
+  /// dimension of a large power of two, would map the rows a tile reads to a few cache sets.
+  template <class T>
+  [[nodiscard]] bool reads_inputs_unpacked() const {
+    return own_kernel<T>() && in_ <= 64;
+  }
+
+  /// Entries of the batch packed by pack_inputs() for n columns (none when reads_inputs_unpacked()).
+  template <class T>
+  [[nodiscard]] Index packed_inputs_size(Index n) const {
+    return reads_inputs_unpacked<T>() ? 0 : in_ * n;
+  }
 
   /// Packs the layer's input batch x (in × n, leading dimension ldx) transposed, as
   /// backward_weight() multiplies it (slice by slice of the batch), into `packed`
@@ -160,6 +183,7 @@ class MaskedLinearPlan {
   /// share the packing of a batch that all of them then read.
   template <class T>
   void pack_inputs(const T* x, Index ldx, Index n, T* packed, Share share = {}) const {
+    if (reads_inputs_unpacked<T>()) return;
     const Index nr = PackedGemm<T>::nr(own_kernel<T>());
     const auto [c0, c1] = share.of(in_, nr);
     if (c1 <= c0) return;
@@ -178,36 +202,52 @@ class MaskedLinearPlan {
   /// the kernel then treats every row alike however the work is split, so the sums come out bit
   /// for bit the same for any split, as from one thread.
   ///
-  /// xᵀ is packed once per slice of the batch for all blocks (or taken from `packed_x`, by
-  /// pack_inputs()), in panels of nr columns (Eigen's kernel width): a block whose columns do not
-  /// start and end on panel edges is widened to them and computed into a scratch, from which only
-  /// its own columns are added.
+  /// xᵀ is read as it is (reads_inputs_unpacked()) or packed once per slice of the batch for all
+  /// blocks (or taken from `packed_x`, by pack_inputs()), in panels of the kernel's nr columns: a
+  /// block whose columns do not start and end on panel edges is widened to them and computed into
+  /// a scratch, from which only its own columns are added.
   template <class T>
   void backward_weight(const T* mask, const T* g, Index ldg, const T* x, Index ldx, Index n, T* gw,
                        Index ldgw, Share share = {}, const T* packed_x = nullptr) const {
     auto& s = KernelScratch<T>::local();
     const Index slice = batch_slice(in_);
+    if (reads_inputs_unpacked<T>()) {
+      for (Index j0 = 0; j0 < n; j0 += slice)
+        weight_gradient_slice(mask, g + j0 * ldg, ldg, std::min(slice, n - j0), x + j0 * ldx, ldx, gw, ldgw,
+                              share);
+      return;
+    }
     if (packed_x == nullptr) {
       T* packed = KernelScratch<T>::ensure(s.pack_b, in_ * std::min(n, slice));
       for (Index j0 = 0; j0 < n; j0 += slice) {
         const Index depth = std::min(slice, n - j0);
         PackedGemm<T>::pack_rhs(own_kernel<T>(), packed, x + j0 * ldx, ldx, depth, in_, true);
-        weight_gradient_slice(mask, g + j0 * ldg, ldg, depth, packed, gw, ldgw, share);
+        weight_gradient_slice(mask, g + j0 * ldg, ldg, depth, packed, 0, gw, ldgw, share);
       }
       return;
     }
     for (Index j0 = 0; j0 < n; j0 += slice)
-      weight_gradient_slice(mask, g + j0 * ldg, ldg, std::min(slice, n - j0), packed_x + j0 * in_, gw, ldgw,
-                            share);
+      weight_gradient_slice(mask, g + j0 * ldg, ldg, std::min(slice, n - j0), packed_x + j0 * in_, 0, gw,
+                            ldgw, share);
   }
 
  private:
+  /// Which blocks of a layout are the first to touch all their rows (their products start those
+  /// rows: y = b + product, ∂L/∂x = product, without reading the output) and the last (they apply
+  /// the ReLU, or its derivative), and the rows left to do apart: those without such a block, or
+  /// outside every block.
+  struct Edges {
+    std::vector<char> first, last;
+    std::vector<Index> unstarted, unfinished;
+  };
+
   /// Smallest partial block height: below it the stair edge is covered by masked copies.
   static constexpr Index min_partial = 16;
 
-  /// backward_weight() on one slice of `depth` batch columns, xᵀ packed at packed_x.
+  /// backward_weight() on one slice of `depth` batch columns: x (in_ × depth) as stored with leading
+  /// dimension ldx, or, when ldx is 0, xᵀ packed at x.
   template <class T>
-  void weight_gradient_slice(const T* mask, const T* g, Index ldg, Index depth, const T* packed_x, T* gw,
+  void weight_gradient_slice(const T* mask, const T* g, Index ldg, Index depth, const T* x, Index ldx, T* gw,
                              Index ldgw, Share share) const {
     const bool own = own_kernel<T>();
     const Index nr = PackedGemm<T>::nr(own), mr = PackedGemm<T>::mr(own);
@@ -219,18 +259,28 @@ class MaskedLinearPlan {
       before += double(whole.rows * whole.cols);
       if (end <= first) continue;
       const MaskBlock b{whole.row + first, end - first, whole.col, whole.cols, whole.partial};
-      const Index c0 = b.col / nr * nr, c1 = std::min(in_, (b.col + b.cols + nr - 1) / nr * nr);
-      T* packed_g = KernelScratch<T>::ensure(s.pack_a, PackedGemm<T>::packed_lhs_size(b.rows, depth));
-      PackedGemm<T>::pack_lhs(own, packed_g, g + b.row, ldg, b.rows, depth, false);
+      // xᵀ(k, c) for the block's columns [c0, c1): at x[c + k·ldx] as stored, or packed in whole
+      // panels of nr columns, to which the block is widened
+      const bool packed = ldx == 0;
+      const Index c0 = packed ? b.col / nr * nr : b.col;
+      const Index c1 = packed ? std::min(in_, (b.col + b.cols + nr - 1) / nr * nr) : b.col + b.cols;
+      const RhsView<T> rhs =
+          packed ? RhsView<T>::packed(x + c0 * depth, depth) : RhsView<T>::stored(x + c0, ldx, 1);
+      // knead's kernel reads g where it is (whole vectors of 16 rows); otherwise it is packed
+      const T* a = g + b.row;
+      Index lda = ldg;
+      if (!own || b.rows % 16 != 0) {
+        T* packed_g = KernelScratch<T>::ensure(s.pack_a, PackedGemm<T>::packed_lhs_size(b.rows, depth));
+        PackedGemm<T>::pack_lhs(own, packed_g, g + b.row, ldg, b.rows, depth, false);
+        a = packed_g, lda = 0;
+      }
       if (!b.partial && c0 == b.col && c1 == b.col + b.cols) {
-        PackedGemm<T>::multiply_packed(own, gw + b.row + b.col * ldgw, ldgw, packed_g, b.rows, depth,
-                                       packed_x + c0 * depth, depth, 0, c1 - c0);
+        PackedGemm<T>::multiply(own, gw + b.row + b.col * ldgw, ldgw, a, lda, b.rows, depth, rhs, c1 - c0);
         continue;
       }
       T* p = KernelScratch<T>::ensure(s.product, b.rows * (c1 - c0));
       std::fill(p, p + b.rows * (c1 - c0), T(0));
-      PackedGemm<T>::multiply_packed(own, p, b.rows, packed_g, b.rows, depth, packed_x + c0 * depth, depth, 0,
-                                     c1 - c0);
+      PackedGemm<T>::multiply(own, p, b.rows, a, lda, b.rows, depth, rhs, c1 - c0);
       for (Index c = b.col; c < b.col + b.cols; ++c) {
         const T* pc = p + (c - c0) * b.rows;
         T* gc = gw + b.row + c * ldgw;
@@ -244,27 +294,35 @@ class MaskedLinearPlan {
     }
   }
 
-  /// c(:, 0..n) += Σ_blocks A_block · b(block's depth range, :) for the blocks packed at `offsets`
-  /// (rows of c = block rows, depth = block columns). The batch b (depth × n) is packed once per
-  /// slice of columns, for all blocks: Eigen's GEMM would repack it for every block.
-  /// With `bias` (by_rows_ only), the blocks that start their rows write A·B + bias instead of
-  /// adding to the output, and with `relu` the blocks that finish their rows apply it.
+  /// c(:, 0..n) = Σ_blocks A_block · b(block's depth range, :) for the blocks packed at `offsets`
+  /// (rows of c = block rows, depth = block columns), on knead's kernel when `own`, stored as
+  /// `store` says (with `start`, the rows no block starts must already hold their start, and the
+  /// rows no block finishes are finished by the caller; see Edges). The batch b (depth × n) is
+  /// taken a slice of columns at a time, for all blocks. knead's kernel reads it as it is; Eigen's
+  /// needs it packed, once per slice (Eigen's GEMM would repack it for every block).
   template <class T>
-  void multiply_blocks(const std::vector<MaskBlock>& blocks, const std::vector<Index>& offsets,
-                       const T* packed, const T* b, Index ldb, Index depth, T* c, Index ldc, Index n,
-                       const T* bias = nullptr, bool relu = false) const {
-    const bool own = own_kernel<T>();
+  void multiply_blocks(bool own, const std::vector<MaskBlock>& blocks, const std::vector<Index>& offsets,
+                       const Edges& edges, const T* packed, const T* b, Index ldb, Index depth, T* c,
+                       Index ldc, Index n, const Store<T>& store) const {
     const Index slice = batch_slice(depth);
-    T* packed_b = KernelScratch<T>::ensure(KernelScratch<T>::local().pack_b, depth * std::min(n, slice));
+    T* packed_b =
+        own ? nullptr
+            : KernelScratch<T>::ensure(KernelScratch<T>::local().pack_b, depth * std::min(n, slice));
     for (Index j0 = 0; j0 < n; j0 += slice) {
       const Index cols = std::min(slice, n - j0);
-      PackedGemm<T>::pack_rhs(own, packed_b, b + j0 * ldb, ldb, depth, cols);
+      if (!own) PackedGemm<T>::pack_rhs(false, packed_b, b + j0 * ldb, ldb, depth, cols);
       for (std::size_t i = 0; i < blocks.size(); ++i) {
         const MaskBlock& k = blocks[i];
-        const bool starts = bias != nullptr && first_[i], finishes = relu && last_[i];
-        PackedGemm<T>::multiply_packed(own, c + k.row + j0 * ldc, ldc, packed + offsets[i], k.rows, k.cols,
-                                       packed_b, depth, k.col, cols, starts ? bias + k.row : nullptr,
-                                       finishes);
+        // the first block over its rows starts them, the last one finishes them
+        const bool starts = store.start && edges.first[i], finishes = edges.last[i];
+        const Store<T> block{
+            starts, starts && store.bias != nullptr ? store.bias + k.row : nullptr, finishes && store.relu,
+            finishes && store.gate != nullptr ? store.gate + k.row + j0 * store.ld_gate : nullptr,
+            store.ld_gate};
+        const RhsView<T> rhs = own ? RhsView<T>::stored(b + k.col + j0 * ldb, 1, ldb)
+                                   : RhsView<T>::packed(packed_b, depth, k.col);
+        PackedGemm<T>::multiply(own, c + k.row + j0 * ldc, ldc, packed + offsets[i], 0, k.rows, k.cols, rhs,
+                                cols, block);
       }
     }
   }
@@ -428,38 +486,36 @@ class MaskedLinearPlan {
     }
   };
 
-  /// For y = (W⊙M) x + b: which blocks of by_rows_ are the first to touch all their rows (they
-  /// start them at b + their product, without reading y) and the last (they apply the ReLU), and
-  /// the rows left to do apart: those without such a block, or outside every block.
-  void mark_first_and_last() {
-    std::vector<Index> first(std::size_t(out_), -1), last(std::size_t(out_), -1);
-    for (std::size_t i = 0; i < by_rows_.size(); ++i)
-      for (Index r = by_rows_[i].row; r < by_rows_[i].row + by_rows_[i].rows; ++r) {
+  static Edges find_edges(const std::vector<MaskBlock>& blocks, Index rows) {
+    std::vector<Index> first(std::size_t(rows), -1), last(std::size_t(rows), -1);
+    for (std::size_t i = 0; i < blocks.size(); ++i)
+      for (Index r = blocks[i].row; r < blocks[i].row + blocks[i].rows; ++r) {
         if (first[std::size_t(r)] < 0) first[std::size_t(r)] = Index(i);
         last[std::size_t(r)] = Index(i);
       }
-    first_.assign(by_rows_.size(), 1);
-    last_.assign(by_rows_.size(), 1);
-    for (std::size_t i = 0; i < by_rows_.size(); ++i)
-      for (Index r = by_rows_[i].row; r < by_rows_[i].row + by_rows_[i].rows; ++r) {
-        if (first[std::size_t(r)] != Index(i)) first_[i] = 0;
-        if (last[std::size_t(r)] != Index(i)) last_[i] = 0;
+    Edges e;
+    e.first.assign(blocks.size(), 1);
+    e.last.assign(blocks.size(), 1);
+    for (std::size_t i = 0; i < blocks.size(); ++i)
+      for (Index r = blocks[i].row; r < blocks[i].row + blocks[i].rows; ++r) {
+        if (first[std::size_t(r)] != Index(i)) e.first[i] = 0;
+        if (last[std::size_t(r)] != Index(i)) e.last[i] = 0;
       }
-    unstarted_rows_.clear();
-    unfinished_rows_.clear();
-    for (Index r = 0; r < out_; ++r) {
+    for (Index r = 0; r < rows; ++r) {
       const Index f = first[std::size_t(r)], l = last[std::size_t(r)];
-      if (f < 0 || first_[std::size_t(f)] == 0) unstarted_rows_.push_back(r);
-      if (l < 0 || last_[std::size_t(l)] == 0) unfinished_rows_.push_back(r);
+      if (f < 0 || e.first[std::size_t(f)] == 0) e.unstarted.push_back(r);
+      if (l < 0 || e.last[std::size_t(l)] == 0) e.unfinished.push_back(r);
     }
+    return e;
   }
 
   /// Where each block starts in the packed weights: at multiples of 16 entries (64 bytes or more,
   /// the alignment of Eigen's micro-kernel's loads), each block sized for either kernel
-  /// (PackedGemm::packed_lhs_size: knead's AVX-512 kernel rounds rows up to 16). Also marks the
+  /// (PackedGemm::packed_lhs_size: knead's AVX-512 kernel rounds rows up to 16). Also finds the
   /// blocks that start and finish their rows.
   void count_offsets() {
-    mark_first_and_last();
+    row_edges_ = find_edges(by_rows_, out_);
+    col_edges_ = find_edges(by_cols_, in_);
     for (auto [blocks, offsets] :
          {std::pair{&by_rows_, &row_offsets_}, std::pair{&by_cols_, &col_offsets_}}) {
       offsets->assign(1, 0);
@@ -470,9 +526,8 @@ class MaskedLinearPlan {
 
   Index out_ = 0, in_ = 0;
   std::vector<MaskBlock> by_rows_, by_cols_;
-  std::vector<Index> row_offsets_{0}, col_offsets_{0};   // block starts in the packed weights
-  std::vector<char> first_, last_;                       // by_rows_ blocks that start / finish all their rows
-  std::vector<Index> unstarted_rows_, unfinished_rows_;  // rows given the bias / ReLU apart
+  std::vector<Index> row_offsets_{0}, col_offsets_{0};  // block starts in the packed weights
+  Edges row_edges_, col_edges_;  // blocks that start / finish their rows, in each layout
 };
 
 }  // namespace knead::detail

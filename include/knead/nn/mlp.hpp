@@ -98,12 +98,16 @@ class Mlp : public LeafParameters<T> {
     detail::parallel_columns(n, chunks, [&](Index c0, Index c1, int) {
       if (c1 <= c0) return;
       activations_[0].middleCols(c0, c1 - c0) = input.middleCols(c0, c1 - c0);  // kept for ∂W of layer 0
-      for (Index l = 0; l < layers(); ++l) {
-        const Matrix<T>& x = activations_[std::size_t(l)];
-        Matrix<T>& y = l == layers() - 1 ? output : activations_[std::size_t(l + 1)];
-        plans_[std::size_t(l)].forward_packed(packed_[std::size_t(l)].data(), bias(l).data(),
-                                              x.data() + c0 * x.rows(), x.rows(), y.data() + c0 * y.rows(),
-                                              y.rows(), c1 - c0, l < layers() - 1);
+      const Index slice = forward_slice();
+      for (Index j0 = c0; j0 < c1; j0 += slice) {
+        const Index j1 = std::min(c1, j0 + slice);
+        for (Index l = 0; l < layers(); ++l) {
+          const Matrix<T>& x = activations_[std::size_t(l)];
+          Matrix<T>& y = l == layers() - 1 ? output : activations_[std::size_t(l + 1)];
+          plans_[std::size_t(l)].forward_packed(packed_[std::size_t(l)].data(), bias(l).data(),
+                                                x.data() + j0 * x.rows(), x.rows(), y.data() + j0 * y.rows(),
+                                                y.rows(), j1 - j0, l < layers() - 1);
+        }
       }
       then(c0, c1);
     });
@@ -206,6 +210,13 @@ class Mlp : public LeafParameters<T> {
   /// Batches narrower than this per thread are not split.
   static constexpr Index min_chunk = 32;
 
+  /// Columns taken through all the layers at a time by forward(): a slice's activations stay in
+  /// the cache from the layer that writes them to the layer that reads them.
+  [[nodiscard]] Index forward_slice() const {
+    const Index widest = *std::max_element(sizes_.begin(), sizes_.end());
+    return std::clamp<Index>(Index(65536) / widest, 16, 4096);
+  }
+
   /// Activations and output sized for a pass on n columns (values left as they are).
   void size_workspaces(Index n, Matrix<T>& output) const {
     activations_.resize(std::size_t(layers()));
@@ -242,11 +253,9 @@ class Mlp : public LeafParameters<T> {
     const Index n = c1 - c0;
     if (l > 0) {
       // h = relu(z_prev):  ∂L/∂z_prev = ((W⊙M)ᵀ ∂L/∂z) ⊙ [h > 0]
-      T* below = grads_[std::size_t(l - 1)].data() + c0 * in(l);
-      const T* hc = h.data() + c0 * h.rows();
-      plan.backward_input_packed(packed_[std::size_t(l)].data(), g + c0 * ldg, ldg, below, in(l), n);
-      for (Index i = 0; i < in(l)*n; ++i)
-        if (!(hc[i] > T(0))) below[i] = T(0);
+      plan.backward_input_packed(packed_[std::size_t(l)].data(), g + c0 * ldg, ldg,
+                                 grads_[std::size_t(l - 1)].data() + c0 * in(l), in(l), n,
+                                 h.data() + c0 * h.rows(), h.rows());
     } else if (grad_input != nullptr) {
       plan.backward_input_packed(packed_[0].data(), g + c0 * ldg, ldg, grad_input->data() + c0 * inputs(),
                                  inputs(), n);
@@ -267,7 +276,8 @@ class Mlp : public LeafParameters<T> {
       const auto& plan = plans_[std::size_t(l)];
       detail::KernelScratch<T>::ensure(packed_[std::size_t(l)], plan.packed_size(transposed));
       if (inputs)
-        detail::KernelScratch<T>::ensure(packed_inputs_[std::size_t(l)], plan.packed_inputs_size(n));
+        detail::KernelScratch<T>::ensure(packed_inputs_[std::size_t(l)],
+                                         plan.template packed_inputs_size<T>(n));
     }
     static std::array<detail::Balance, 2> balances;  // packing for forward, for backward
     detail::parallel_parts(
