@@ -119,6 +119,9 @@ struct Avx512Sgemm {
   /// Packs B (depth × cols; column-major at b with leading dimension ldb, or, when `transposed`,
   /// B = Sᵀ for S column-major cols × depth at b) into depth · cols entries.
   static void pack_rhs(float* packed, const float* b, Index ldb, Index depth, Index cols, bool transposed) {
+#if KNEAD_HAS_AVX512_SGEMM
+    if (transposed && available()) return pack_rhs_transposed_avx512(packed, b, ldb, depth, cols);
+#endif
     for (Index q0 = 0; q0 < cols; q0 += nr) {
       const Index w = std::min(nr, cols - q0);
       float* panel = packed + q0 * depth;
@@ -166,6 +169,19 @@ struct Avx512Sgemm {
           for (Index k = 0; k < std::min<Index>(16, depth - k0); ++k)
             _mm512_storeu_ps(panel + (k0 + k) * padded + v, r[k]);
         }
+    }
+  }
+
+  /// pack_rhs() of B = Sᵀ (the batch xᵀ of a weight gradient): each k's w entries are contiguous in S,
+  /// one masked load and store instead of w scalar copies.
+  KNEAD_AVX512 static void pack_rhs_transposed_avx512(float* packed, const float* b, Index ldb, Index depth,
+                                                      Index cols) {
+    for (Index q0 = 0; q0 < cols; q0 += nr) {
+      const Index w = std::min(nr, cols - q0);
+      const auto lanes = __mmask16((1u << w) - 1u);
+      float* panel = packed + q0 * depth;
+      for (Index k = 0; k < depth; ++k)
+        _mm512_mask_storeu_ps(panel + k * w, lanes, _mm512_maskz_loadu_ps(lanes, b + q0 + k * ldb));
     }
   }
 
@@ -266,18 +282,22 @@ struct Avx512Sgemm {
   KNEAD_AVX512 static void tile(const float* a, Index a_stride, const float* b, Index k_stride,
                                 Index col_stride, Index depth, float* c, Index ldc, __mmask16 last,
                                 const float* bias, const float* g, Index ldg) {
-    __m512 acc[R][W];
-    for (int j = 0; j < W; ++j)
-      for (int r = 0; r < R; ++r) acc[r][j] = _mm512_setzero_ps();
-    for (Index k = 0; k < depth; ++k) {
-      __m512 ak[R];
+    // acc = A·B over k, one FMA chain per entry. The chains start at the first product (depth ≥ 1)
+    // rather than at zero: GCC would zero acc with a call to memset, per tile.
+    __m512 acc[R][W], ak[R];
+    for (int r = 0; r < R; ++r) ak[r] = _mm512_loadu_ps(a + r * 16);
+    for (int j = 0; j < W; ++j) {
+      const __m512 bj = _mm512_set1_ps(b[j * col_stride]);
+      for (int r = 0; r < R; ++r) acc[r][j] = _mm512_mul_ps(ak[r], bj);
+    }
+    for (Index k = 1; k < depth; ++k) {
+      a += a_stride;
+      b += k_stride;
       for (int r = 0; r < R; ++r) ak[r] = _mm512_loadu_ps(a + r * 16);
       for (int j = 0; j < W; ++j) {
         const __m512 bj = _mm512_set1_ps(b[j * col_stride]);
         for (int r = 0; r < R; ++r) acc[r][j] = _mm512_fmadd_ps(ak[r], bj, acc[r][j]);
       }
-      a += a_stride;
-      b += k_stride;
     }
     __m512 start[R];
     if constexpr (Start)

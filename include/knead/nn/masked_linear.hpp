@@ -22,6 +22,7 @@
 #include "knead/core/threads.hpp"
 #include "knead/core/types.hpp"
 #include "knead/nn/gemm.hpp"
+#include "knead/nn/thin_gemm.hpp"
 
 namespace knead::detail {
 
@@ -55,13 +56,20 @@ class MaskedLinearPlan {
   [[nodiscard]] const std::vector<MaskBlock>& by_rows() const { return by_rows_; }
   [[nodiscard]] const std::vector<MaskBlock>& by_cols() const { return by_cols_; }
   /// Whether this layer's forward products (y and ∂L/∂W, whose rows are the layer's outputs), or its
-  /// input gradients when `transposed` (rows: the inputs), run on knead's AVX-512 kernel (float,
-  /// AVX-512F) rather than Eigen's. It is faster (about 1.15× on MADE's D=64 hidden 512 layers on
-  /// AMD Zen 4), fuses the bias and ReLU into its tiles and reads the batch without packing it, but
-  /// fills its rows 16 at a time: products with fewer rows (MADE's D=2 output layer) run on Eigen's.
+  /// input gradients when `transposed` (rows: the inputs), run block by block on knead's AVX-512
+  /// kernel (float, AVX-512F) rather than Eigen's. It is faster (about 1.15× on MADE's D=64 hidden
+  /// 512 layers on AMD Zen 4), fuses the bias and ReLU into its tiles and reads the batch without
+  /// packing it, but fills its rows 16 at a time: products with fewer rows are thin().
   template <class T>
   [[nodiscard]] bool own_kernel(bool transposed = false) const {
-    return (transposed ? in_ : out_) >= 16 && PackedGemm<T>::own_kernel_available();
+    return rows_of(transposed) >= 16 && PackedGemm<T>::own_kernel_available();
+  }
+  /// Whether those products have fewer than 16 rows and run transposed on knead's kernel
+  /// (thin_gemm.hpp), from W⊙M whole (MADE's D=2 output layer, and its input layer's input
+  /// gradients).
+  template <class T>
+  [[nodiscard]] bool thin(bool transposed = false) const {
+    return rows_of(transposed) < 16 && PackedGemm<T>::own_kernel_available();
   }
 
   /// Multiply–adds per sample of the blocks (what the kernels compute) .
@@ -74,7 +82,8 @@ class MaskedLinearPlan {
   /// Entries of the packed weights that forward_packed() (`transposed` false: the by_rows() blocks
   /// of W⊙M) or backward_input_packed() (true: the by_cols() blocks of (W⊙M)ᵀ) multiply.
   [[nodiscard]] Index packed_size(bool transposed) const {
-    return (transposed ? col_offsets_ : row_offsets_).back();
+    const Index blocks = (transposed ? col_offsets_ : row_offsets_).back();
+    return rows_of(transposed) < 16 ? std::max(blocks, out_ * in_) : blocks;  // thin(): W⊙M whole
   }
 
   /// Packs the blocks of W⊙M (out × in, leading dimension ldw) for forward_packed(), or of (W⊙M)ᵀ
@@ -86,6 +95,13 @@ class MaskedLinearPlan {
   template <class T>
   void pack_weights(const T* w, Index ldw, const T* mask, bool transposed, T* packed,
                     Share share = {}) const {
+    if (thin<T>(transposed)) {  // W⊙M, out × in, by the first share
+      if (share.begin <= 0)
+        for (Index c = 0; c < in_; ++c)
+          for (Index r = 0; r < out_; ++r)
+            packed[r + c * out_] = mask == nullptr || mask[r + c * out_] != T(0) ? w[r + c * ldw] : T(0);
+      return;
+    }
     const bool own = own_kernel<T>(transposed);
     const Index mr = PackedGemm<T>::mr(own);
     const auto& blocks = transposed ? by_cols_ : by_rows_;
@@ -119,6 +135,9 @@ class MaskedLinearPlan {
   template <class T>
   void forward_packed(const T* packed, const T* bias, const T* x, Index ldx, T* y, Index ldy, Index n,
                       bool relu) const {
+    if (thin<T>(false))  // A = W⊙M: (i, k) at packed[i + k·out]
+      return thin_multiply(packed, 1, out_, out_, in_, x, ldx, n, y, ldy,
+                           Store<T>{true, bias, relu, nullptr, 0});
     for (Index j = 0; j < n; ++j)
       for (const Index r : row_edges_.unstarted) y[r + j * ldy] = bias[r];
     multiply_blocks(own_kernel<T>(false), by_rows_, row_offsets_, row_edges_, packed, x, ldx, in_, y, ldy, n,
@@ -134,6 +153,9 @@ class MaskedLinearPlan {
   template <class T>
   void backward_input_packed(const T* packed, const T* g, Index ldg, T* gx, Index ldgx, Index n,
                              const T* gate = nullptr, Index ld_gate = 0) const {
+    if (thin<T>(true))  // A = (W⊙M)ᵀ: (i, k) at packed[k + i·out]
+      return thin_multiply(packed, out_, 1, in_, out_, g, ldg, n, gx, ldgx,
+                           Store<T>{true, nullptr, false, gate, ld_gate});
     for (Index j = 0; j < n; ++j)
       for (const Index r : col_edges_.unstarted) gx[r + j * ldgx] = T(0);
     multiply_blocks(own_kernel<T>(true), by_cols_, col_offsets_, col_edges_, packed, g, ldg, out_, gx, ldgx,
@@ -166,9 +188,10 @@ class MaskedLinearPlan {
   /// fewer) rather than packed: a sample's inputs then span at most four cache lines, and packing
   /// (a transpose) would cost more than the product gains from it. Wider rows, with a leading
   /// dimension of a large power of two, would map the rows a tile reads to a few cache sets.
+  /// (A thin() layer packs what it needs itself.)
   template <class T>
   [[nodiscard]] bool reads_inputs_unpacked() const {
-    return own_kernel<T>() && in_ <= 64;
+    return (own_kernel<T>() && in_ <= 64) || thin<T>();
   }
 
   /// Entries of the batch packed by pack_inputs() for n columns (none when reads_inputs_unpacked()).
@@ -209,6 +232,11 @@ class MaskedLinearPlan {
   template <class T>
   void backward_weight(const T* mask, const T* g, Index ldg, const T* x, Index ldx, Index n, T* gw,
                        Index ldgw, Share share = {}, const T* packed_x = nullptr) const {
+    if (thin<T>()) {  // by the share that holds the middle of the work
+      if (share.begin <= 0.5 && 0.5 < share.end)
+        thin_weight_gradient(g, ldg, out_, x, ldx, in_, n, mask, gw, ldgw);
+      return;
+    }
     auto& s = KernelScratch<T>::local();
     const Index slice = batch_slice(in_);
     if (reads_inputs_unpacked<T>()) {
@@ -240,6 +268,9 @@ class MaskedLinearPlan {
     std::vector<char> first, last;
     std::vector<Index> unstarted, unfinished;
   };
+
+  /// Rows of the forward products (the layer's outputs), or of the input gradients (its inputs).
+  [[nodiscard]] Index rows_of(bool transposed) const { return transposed ? in_ : out_; }
 
   /// Smallest partial block height: below it the stair edge is covered by masked copies.
   static constexpr Index min_partial = 16;

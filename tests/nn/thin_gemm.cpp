@@ -1,0 +1,86 @@
+#include "knead/nn/thin_gemm.hpp"
+
+#include <limits>
+#include <vector>
+
+#include "support.hpp"
+
+using namespace knead;
+
+namespace {
+
+/// rounding: about one ulp of |c| ≈ √depth per multiply-add, depth of them
+double tolerance(Index depth) {
+  return 4 * double(std::numeric_limits<float>::epsilon()) * double(depth + 4);
+}
+
+bool runs_here() {
+  if (detail::PackedGemm<float>::own_kernel_available()) return true;
+  WARN("this CPU has no AVX-512F: the thin products run only on knead's AVX-512 kernel");
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("thin_multiply computes a product of a few rows, added, or started with a bias and finished",
+          "[nn][gemm]") {
+  if (!runs_here()) return;
+  Rng rng(5);
+  for (const Index m : {1, 2, 4, 15})
+    for (const Index depth : {1, 7, 64, 65})
+      for (const Index n : {1, 37, 300})
+        for (const bool a_transposed : {false, true})
+          for (int stored = 0; stored < 3; ++stored) {
+            INFO(m << "x" << depth << " times " << depth << "x" << n
+                   << (a_transposed ? ", A stored transposed" : "") << ", stored as " << stored
+                   << " (add, bias and ReLU, gate)");
+            const Matrix<float> a = test::random_batch<float>(m, depth, rng);
+            // A as stored: (i, k) at a[i·row + k·col], column-major or its transpose
+            const Matrix<float> a_stored = a_transposed ? Matrix<float>(a.transpose()) : a;
+            const Index row = a_transposed ? depth : 1, col = a_transposed ? 1 : m;
+            const Index ldx = depth + 3, ldc = m + 2;
+            const Matrix<float> x = test::random_batch<float>(ldx, n, rng);
+            const Vector<float> bias = test::random_batch<float>(m, 1, rng);
+            const Matrix<float> gate = test::random_batch<float>(m + 1, n, rng);
+            Matrix<float> c = test::random_batch<float>(ldc, n, rng);
+            const Matrix<float> before = c;
+            detail::Store<float> store;
+            if (stored == 1) store = {true, bias.data(), true, nullptr, 0};
+            if (stored == 2) store = {true, nullptr, false, gate.data(), gate.rows()};
+            detail::thin_multiply(a_stored.data(), row, col, m, depth, x.data(), ldx, n, c.data(), ldc,
+                                  store);
+
+            const Eigen::MatrixXd product = a.cast<double>() * x.topRows(depth).cast<double>();
+            Eigen::MatrixXd expected = before.topRows(m).cast<double>() + product;
+            if (stored == 1) expected = (product.colwise() + bias.cast<double>()).cwiseMax(0.0);
+            if (stored == 2) expected = (gate.topRows(m).array() > 0.0f).cast<double>() * product.array();
+            CHECK((c.topRows(m).cast<double>() - expected).cwiseAbs().maxCoeff() <= tolerance(depth));
+            CHECK(c.bottomRows(ldc - m) == before.bottomRows(ldc - m));  // rows past C's untouched
+          }
+}
+
+TEST_CASE("thin_weight_gradient adds (G Xᵀ) ⊙ M for a few rows of G", "[nn][gemm]") {
+  if (!runs_here()) return;
+  Rng rng(6);
+  for (const Index m : {1, 4, 15})
+    for (const Index in : {5, 64})  // packed, and read as stored (a multiple of 16)
+      for (const Index n : {1, 300, 1100})
+        for (const bool masked : {false, true}) {
+          INFO(m << " rows, " << in << " inputs, " << n << " samples" << (masked ? ", masked" : ""));
+          const Index ldg = m + 1, ldx = in + (in % 16 == 0 ? 0 : 3), ldgw = m + 2;
+          const Matrix<float> g = test::random_batch<float>(ldg, n, rng);
+          const Matrix<float> x = test::random_batch<float>(ldx, n, rng);
+          const Matrix<float> mask =
+              (test::random_batch<float>(m, in, rng).array() > 0.0f).cast<float>().matrix();
+          Matrix<float> gw = test::random_batch<float>(ldgw, in, rng);
+          const Matrix<float> before = gw;
+          detail::thin_weight_gradient(g.data(), ldg, m, x.data(), ldx, in, n, masked ? mask.data() : nullptr,
+                                       gw.data(), ldgw);
+
+          Eigen::MatrixXd added = g.topRows(m).cast<double>() * x.topRows(in).cast<double>().transpose();
+          if (masked) added.array() *= mask.cast<double>().array();
+          const Eigen::MatrixXd expected = before.topRows(m).cast<double>() + added;
+          CHECK((gw.topRows(m).cast<double>() - expected).cwiseAbs().maxCoeff() <= tolerance(n));
+          CHECK(gw.bottomRows(ldgw - m) == before.bottomRows(ldgw - m));
+        }
+}
