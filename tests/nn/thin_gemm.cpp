@@ -1,5 +1,6 @@
 #include "knead/nn/thin_gemm.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <vector>
 
@@ -48,7 +49,7 @@ TEST_CASE("thin_multiply computes a product of a few rows, added, or started wit
             if (stored == 1) store = {true, bias.data(), true, nullptr, 0};
             if (stored == 2) store = {true, nullptr, false, gate.data(), gate.rows()};
             detail::thin_multiply(a_stored.data(), row, col, m, depth, x.data(), ldx, n, c.data(), ldc,
-                                  store);
+                                  nullptr, store);
 
             const Eigen::MatrixXd product = a.cast<double>() * x.topRows(depth).cast<double>();
             Eigen::MatrixXd expected = before.topRows(m).cast<double>() + product;
@@ -83,4 +84,29 @@ TEST_CASE("thin_weight_gradient adds (G Xᵀ) ⊙ M for a few rows of G", "[nn][
           CHECK((gw.topRows(m).cast<double>() - expected).cwiseAbs().maxCoeff() <= tolerance(n));
           CHECK(gw.bottomRows(ldgw - m) == before.bottomRows(ldgw - m));
         }
+}
+
+TEST_CASE("thin_multiply writes row i of the product into row rows[i] of C", "[nn][gemm]") {
+  if (!runs_here()) return;
+  Rng rng(7);
+  const Index depth = 33, n = 40, ldc = 6;
+  const std::vector<Index> rows{1, 4};  // the other rows of C stay as they were
+  const Matrix<float> a = test::random_batch<float>(2, depth, rng),
+                      x = test::random_batch<float>(depth, n, rng);
+  const Vector<float> bias = test::random_batch<float>(ldc, 1, rng);
+  Matrix<float> c = test::random_batch<float>(ldc, n, rng);
+  const Matrix<float> before = c;
+  detail::thin_multiply(a.data(), 1, 2, 2, depth, x.data(), depth, n, c.data(), ldc, rows.data(),
+                        detail::Store<float>{true, bias.data(), false, nullptr, 0});
+  const Eigen::MatrixXd product = a.cast<double>() * x.cast<double>();
+  for (Index r = 0; r < ldc; ++r) {
+    INFO("row " << r);
+    const auto it = std::find(rows.begin(), rows.end(), r);
+    if (it == rows.end()) {
+      CHECK(c.row(r) == before.row(r));
+    } else {
+      const Eigen::RowVectorXd expected = product.row(it - rows.begin()).array() + double(bias(r));
+      CHECK((c.row(r).cast<double>() - expected).cwiseAbs().maxCoeff() <= tolerance(depth));
+    }
+  }
 }

@@ -93,15 +93,29 @@ class Maf {
     log_det.resize(n);
     // The elementwise rest of the pass runs on each thread's columns inside MADE's job.
     made_.forward(x, conditioner_, [&](Index c0, Index c1) {
+      // Loops over each column's d entries, and flat vectorised passes over the d × (c1 − c0)
+      // contiguous α: Eigen's expressions on the row blocks [μ; a] of the conditioner go entry by
+      // entry when d is small (a third of MAF's density time at D = 2).
       const Index m = c1 - c0;
-      auto alpha = log_scale_.middleCols(c0, m);
-      guard_.apply(conditioner_.bottomRows(d).middleCols(c0, m), alpha);
-      exp_neg_log_scale_.middleCols(c0, m) = (-alpha).array().exp();
-      // u = (x − μ) e^{−α}
-      u.middleCols(c0, m) = (x.middleCols(c0, m) - conditioner_.topRows(d).middleCols(c0, m))
-                                .cwiseProduct(exp_neg_log_scale_.middleCols(c0, m));
-      u_.middleCols(c0, m) = u.middleCols(c0, m);
-      log_det.segment(c0, m) = -alpha.colwise().sum();
+      const T* cond = conditioner_.data() + c0 * 2 * d;  // column j: μ at [0, d), a at [d, 2d)
+      T* alpha = log_scale_.data() + c0 * d;
+      T* e = exp_neg_log_scale_.data() + c0 * d;
+      for (Index j = 0; j < m; ++j)
+        std::copy(cond + j * 2 * d + d, cond + (j + 1) * 2 * d, alpha + j * d);
+      Eigen::Map<Matrix<T>> alpha_flat(alpha, d * m, 1);
+      guard_.apply(alpha_flat, alpha_flat);
+      Eigen::Map<Matrix<T>>(e, d * m, 1) = (-alpha_flat).array().exp().matrix();
+      for (Index j = 0; j < m; ++j) {
+        // u = (x − μ) e^{−α}
+        T sum = 0;
+        for (Index i = 0; i < d; ++i) {
+          const T ui = (x(i, c0 + j) - cond[j * 2 * d + i]) * e[j * d + i];
+          u(i, c0 + j) = ui;
+          u_(i, c0 + j) = ui;
+          sum += alpha[j * d + i];
+        }
+        log_det(c0 + j) = -sum;
+      }
     });
     finish_pass(function, u, log_det, Direction::inverse);
   }

@@ -65,8 +65,8 @@ class MaskedLinearPlan {
     return rows_of(transposed) >= 16 && PackedGemm<T>::own_kernel_available();
   }
   /// Whether those products have fewer than 16 rows and run transposed on knead's kernel
-  /// (thin_gemm.hpp), from W⊙M whole (MADE's D=2 output layer, and its input layer's input
-  /// gradients).
+  /// (thin_gemm.hpp), from the rows of W⊙M (or columns, for input gradients) that any block covers
+  /// (MADE's D=2 output layer, and its input layer's input gradients).
   template <class T>
   [[nodiscard]] bool thin(bool transposed = false) const {
     return rows_of(transposed) < 16 && PackedGemm<T>::own_kernel_available();
@@ -95,11 +95,15 @@ class MaskedLinearPlan {
   template <class T>
   void pack_weights(const T* w, Index ldw, const T* mask, bool transposed, T* packed,
                     Share share = {}) const {
-    if (thin<T>(transposed)) {  // W⊙M, out × in, by the first share
-      if (share.begin <= 0)
-        for (Index c = 0; c < in_; ++c)
-          for (Index r = 0; r < out_; ++r)
-            packed[r + c * out_] = mask == nullptr || mask[r + c * out_] != T(0) ? w[r + c * ldw] : T(0);
+    if (thin<T>(transposed)) {  // by the first share
+      // the live rows of W⊙M (or of (W⊙M)ᵀ), column-major: (i, k) at packed[i + k·live]
+      const std::vector<Index>& live = live_rows_[transposed];
+      const Index m = Index(live.size()), depth = transposed ? out_ : in_;
+      auto entry = [&](Index r, Index c) {  // of W⊙M
+        return mask == nullptr || mask[r + c * out_] != T(0) ? w[r + c * ldw] : T(0);
+      };
+      for (Index k = 0; share.begin <= 0 && k < depth; ++k)
+        for (Index i = 0; i < m; ++i) packed[i + k * m] = transposed ? entry(k, live[i]) : entry(live[i], k);
       return;
     }
     const bool own = own_kernel<T>(transposed);
@@ -135,9 +139,13 @@ class MaskedLinearPlan {
   template <class T>
   void forward_packed(const T* packed, const T* bias, const T* x, Index ldx, T* y, Index ldy, Index n,
                       bool relu) const {
-    if (thin<T>(false))  // A = W⊙M: (i, k) at packed[i + k·out]
-      return thin_multiply(packed, 1, out_, out_, in_, x, ldx, n, y, ldy,
-                           Store<T>{true, bias, relu, nullptr, 0});
+    if (thin<T>(false)) {  // the live rows of W⊙M; the others are the bias
+      const std::vector<Index>& live = live_rows_[0];
+      for (Index j = 0; j < n; ++j)
+        for (const Index r : dead_rows_[0]) y[r + j * ldy] = relu ? std::max(bias[r], T(0)) : bias[r];
+      return thin_multiply(packed, 1, Index(live.size()), Index(live.size()), in_, x, ldx, n, y, ldy,
+                           live.data(), Store<T>{true, bias, relu, nullptr, 0});
+    }
     for (Index j = 0; j < n; ++j)
       for (const Index r : row_edges_.unstarted) y[r + j * ldy] = bias[r];
     multiply_blocks(own_kernel<T>(false), by_rows_, row_offsets_, row_edges_, packed, x, ldx, in_, y, ldy, n,
@@ -153,9 +161,13 @@ class MaskedLinearPlan {
   template <class T>
   void backward_input_packed(const T* packed, const T* g, Index ldg, T* gx, Index ldgx, Index n,
                              const T* gate = nullptr, Index ld_gate = 0) const {
-    if (thin<T>(true))  // A = (W⊙M)ᵀ: (i, k) at packed[k + i·out]
-      return thin_multiply(packed, out_, 1, in_, out_, g, ldg, n, gx, ldgx,
-                           Store<T>{true, nullptr, false, gate, ld_gate});
+    if (thin<T>(true)) {  // the live rows of (W⊙M)ᵀ; the others are zero
+      const std::vector<Index>& live = live_rows_[1];
+      for (Index j = 0; j < n; ++j)
+        for (const Index r : dead_rows_[1]) gx[r + j * ldgx] = T(0);
+      return thin_multiply(packed, 1, Index(live.size()), Index(live.size()), out_, g, ldg, n, gx, ldgx,
+                           live.data(), Store<T>{true, nullptr, false, gate, ld_gate});
+    }
     for (Index j = 0; j < n; ++j)
       for (const Index r : col_edges_.unstarted) gx[r + j * ldgx] = T(0);
     multiply_blocks(own_kernel<T>(true), by_cols_, col_offsets_, col_edges_, packed, g, ldg, out_, gx, ldgx,
@@ -547,6 +559,15 @@ class MaskedLinearPlan {
   void count_offsets() {
     row_edges_ = find_edges(by_rows_, out_);
     col_edges_ = find_edges(by_cols_, in_);
+    for (const bool transposed : {false, true}) {
+      std::vector<char> covered(std::size_t(rows_of(transposed)), 0);
+      for (const MaskBlock& b : transposed ? by_cols_ : by_rows_)
+        std::fill(covered.begin() + b.row, covered.begin() + b.row + b.rows, 1);
+      live_rows_[transposed].clear();
+      dead_rows_[transposed].clear();
+      for (Index r = 0; r < rows_of(transposed); ++r)
+        (covered[std::size_t(r)] ? live_rows_ : dead_rows_)[transposed].push_back(r);
+    }
     for (auto [blocks, offsets] :
          {std::pair{&by_rows_, &row_offsets_}, std::pair{&by_cols_, &col_offsets_}}) {
       offsets->assign(1, 0);
@@ -558,7 +579,8 @@ class MaskedLinearPlan {
   Index out_ = 0, in_ = 0;
   std::vector<MaskBlock> by_rows_, by_cols_;
   std::vector<Index> row_offsets_{0}, col_offsets_{0};  // block starts in the packed weights
-  Edges row_edges_, col_edges_;  // blocks that start / finish their rows, in each layout
+  Edges row_edges_, col_edges_;                     // blocks that start / finish their rows, in each layout
+  std::vector<Index> live_rows_[2], dead_rows_[2];  // rows some / no block covers, of W⊙M and (W⊙M)ᵀ
 };
 
 }  // namespace knead::detail

@@ -17,12 +17,13 @@ namespace knead::detail {
 
 /// C (m × n, leading dimension ldc) = or += A·X for a thin A (m × depth, m < 16, entry (i, k) at
 /// a[i·a_row + k·a_col]) and a batch X (depth × n, column-major, leading dimension ldx), stored as
-/// `store` says; computed as Cᵀ = Xᵀ Aᵀ, a slice of the batch at a time: Xᵀ packed (a transpose),
+/// `store` says, row i of A·X into row rows[i] of C (row i when `rows` is null; bias and gate are
+/// indexed the same way); computed as Cᵀ = Xᵀ Aᵀ, a slice of the batch at a time: Xᵀ packed (a transpose),
 /// Aᵀ read where it is, Cᵀ into the thread's scratch and then written into C. float on AVX-512 only
 /// (PackedGemm::own_kernel_available()).
 template <class T>
 void thin_multiply(const T* a, Index a_row, Index a_col, Index m, Index depth, const T* x, Index ldx, Index n,
-                   T* c, Index ldc, const Store<T>& store) {
+                   T* c, Index ldc, const Index* rows, const Store<T>& store) {
   auto& s = KernelScratch<T>::local();
   constexpr Index slice = 256;
   T* packed_x = KernelScratch<T>::ensure(s.pack_a, PackedGemm<T>::packed_lhs_size(slice, depth));
@@ -38,10 +39,11 @@ void thin_multiply(const T* a, Index a_row, Index a_col, Index m, Index depth, c
       T* cj = c + (j0 + j) * ldc;
       const T* gate = store.gate == nullptr ? nullptr : store.gate + (j0 + j) * store.ld_gate;
       for (Index i = 0; i < m; ++i) {
-        T v = ct[j + i * cols] + (!store.start ? cj[i] : store.bias != nullptr ? store.bias[i] : T(0));
+        const Index r = rows == nullptr ? i : rows[i];
+        T v = ct[j + i * cols] + (!store.start ? cj[r] : store.bias != nullptr ? store.bias[r] : T(0));
         if (store.relu) v = std::max(v, T(0));
-        if (gate != nullptr && !(gate[i] > T(0))) v = T(0);
-        cj[i] = v;
+        if (gate != nullptr && !(gate[r] > T(0))) v = T(0);
+        cj[r] = v;
       }
     }
   }
