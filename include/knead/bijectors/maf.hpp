@@ -100,8 +100,7 @@ class Maf {
       const T* cond = conditioner_.data() + c0 * 2 * d;  // column j: μ at [0, d), a at [d, 2d)
       T* alpha = log_scale_.data() + c0 * d;
       T* e = exp_neg_log_scale_.data() + c0 * d;
-      for (Index j = 0; j < m; ++j)
-        std::copy(cond + j * 2 * d + d, cond + (j + 1) * 2 * d, alpha + j * d);
+      for (Index j = 0; j < m; ++j) std::copy(cond + j * 2 * d + d, cond + (j + 1) * 2 * d, alpha + j * d);
       Eigen::Map<Matrix<T>> alpha_flat(alpha, d * m, 1);
       guard_.apply(alpha_flat, alpha_flat);
       Eigen::Map<Matrix<T>>(e, d * m, 1) = (-alpha_flat).array().exp().matrix();
