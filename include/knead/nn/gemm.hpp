@@ -4,10 +4,11 @@
 /// (gebp), with thread-local packing buffers so that no call allocates once warm.
 ///
 /// Besides a plain C += α·op(A)·op(B), it exposes the two halves of a GEMM separately, for the
-/// masked layers: pack_lhs() packs one block of weights (once per pass, shared by all threads),
-/// pack_rhs() packs a thread's slice of the batch once per layer, and multiply_packed() multiplies a
-/// packed weight block by a depth range of the packed batch. Eigen's own GEMM would repack the
-/// batch for every block and every thread would repack the weights.
+/// masked layers (PackedGemm): pack_lhs() packs one block of weights (once per pass, shared by all
+/// threads), pack_rhs() packs a thread's slice of the batch once per layer where the kernel needs
+/// it packed, and multiply() multiplies a packed weight block by a depth range of the batch, on
+/// Eigen's micro-kernel or knead's (avx512_sgemm.hpp). Eigen's own GEMM would repack the batch for
+/// every block and every thread would repack the weights.
 
 #include <algorithm>
 #include <stdexcept>
