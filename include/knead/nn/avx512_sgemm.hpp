@@ -65,6 +65,13 @@ struct Store {
   bool relu = false;
   const T* gate = nullptr;
   Index ld_gate = 0;
+
+  /// Entry (row, col) of C after the ReLU or the gate (the scalar form of what the tiles do).
+  [[nodiscard]] T finish(T v, Index row, Index col) const {
+    if (relu) return std::max(v, T(0));
+    if (gate != nullptr && !(gate[row + col * ld_gate] > T(0))) return T(0);
+    return v;
+  }
 };
 
 struct Avx512Sgemm {

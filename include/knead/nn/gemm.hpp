@@ -147,9 +147,9 @@ struct PackedGemm {
 
   /// C(rows × cols) (+)= A·B for A (rows × depth) packed by pack_lhs of the same kernel (lda 0) or, for
   /// knead's kernel, as stored (column-major, leading dimension lda, rows a multiple of 16), and B
-  /// as `b` says: packed by
-  /// pack_rhs of the same kernel (a depth range of it needs no repacking), or as stored (knead's
-  /// kernel only); stored as `store` says (knead's kernel does it in the tiles' stores).
+  /// as `b` says: packed by pack_rhs of the same kernel (a depth range of it needs no repacking), or
+  /// as stored (knead's kernel only); stored as `store` says (knead's kernel does it in the tiles'
+  /// stores).
   static void multiply(bool own, T* c, Index ldc, const T* a, Index lda, Index rows, Index depth,
                        const RhsView<T>& b, Index cols, const Store<T>& store = {}) {
     if (rows <= 0 || cols <= 0) return;
@@ -174,14 +174,8 @@ struct PackedGemm {
       Eigen::internal::gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false> kernel;
       kernel(ResMapper(c, ldc), a, b.data, rows, depth, cols, T(1), depth, b.full_depth, 0, b.first);
     }
-    for (Index j = 0; (store.relu || store.gate != nullptr) && j < cols; ++j) {
-      T* cj = c + j * ldc;
-      if (store.relu)
-        for (Index i = 0; i < rows; ++i) cj[i] = std::max(cj[i], T(0));
-      else if (store.gate != nullptr)
-        for (Index i = 0; i < rows; ++i)
-          if (!(store.gate[i + j * store.ld_gate] > T(0))) cj[i] = T(0);
-    }
+    for (Index j = 0; (store.relu || store.gate != nullptr) && j < cols; ++j)
+      for (Index i = 0; i < rows; ++i) c[i + j * ldc] = store.finish(c[i + j * ldc], i, j);
   }
 };
 

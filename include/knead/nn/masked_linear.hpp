@@ -97,7 +97,7 @@ class MaskedLinearPlan {
                     Share share = {}) const {
     if (thin<T>(transposed)) {  // by the first share
       // the live rows of W⊙M (or of (W⊙M)ᵀ), column-major: (i, k) at packed[i + k·live]
-      const std::vector<Index>& live = live_rows_[transposed];
+      const std::vector<Index>& live = (transposed ? col_edges_ : row_edges_).live;
       const Index m = Index(live.size()), depth = transposed ? out_ : in_;
       auto entry = [&](Index r, Index c) {  // of W⊙M
         return mask == nullptr || mask[r + c * out_] != T(0) ? w[r + c * ldw] : T(0);
@@ -139,20 +139,7 @@ class MaskedLinearPlan {
   template <class T>
   void forward_packed(const T* packed, const T* bias, const T* x, Index ldx, T* y, Index ldy, Index n,
                       bool relu) const {
-    if (thin<T>(false)) {  // the live rows of W⊙M; the others are the bias
-      const std::vector<Index>& live = live_rows_[0];
-      for (Index j = 0; j < n; ++j)
-        for (const Index r : dead_rows_[0]) y[r + j * ldy] = relu ? std::max(bias[r], T(0)) : bias[r];
-      return thin_multiply(packed, 1, Index(live.size()), Index(live.size()), in_, x, ldx, n, y, ldy,
-                           live.data(), Store<T>{true, bias, relu, nullptr, 0});
-    }
-    for (Index j = 0; j < n; ++j)
-      for (const Index r : row_edges_.unstarted) y[r + j * ldy] = bias[r];
-    multiply_blocks(own_kernel<T>(false), by_rows_, row_offsets_, row_edges_, packed, x, ldx, in_, y, ldy, n,
-                    Store<T>{true, bias, relu, nullptr, 0});
-    if (relu)
-      for (Index j = 0; j < n; ++j)
-        for (const Index r : row_edges_.unfinished) y[r + j * ldy] = std::max(y[r + j * ldy], T(0));
+    product(false, packed, x, ldx, y, ldy, n, Store<T>{true, bias, relu, nullptr, 0});
   }
 
   /// gx(:, 0..n) = (W⊙M)ᵀ g for (W⊙M)ᵀ packed by pack_weights(…, true, …); with `gate` (in × n,
@@ -161,21 +148,7 @@ class MaskedLinearPlan {
   template <class T>
   void backward_input_packed(const T* packed, const T* g, Index ldg, T* gx, Index ldgx, Index n,
                              const T* gate = nullptr, Index ld_gate = 0) const {
-    if (thin<T>(true)) {  // the live rows of (W⊙M)ᵀ; the others are zero
-      const std::vector<Index>& live = live_rows_[1];
-      for (Index j = 0; j < n; ++j)
-        for (const Index r : dead_rows_[1]) gx[r + j * ldgx] = T(0);
-      return thin_multiply(packed, 1, Index(live.size()), Index(live.size()), out_, g, ldg, n, gx, ldgx,
-                           live.data(), Store<T>{true, nullptr, false, gate, ld_gate});
-    }
-    for (Index j = 0; j < n; ++j)
-      for (const Index r : col_edges_.unstarted) gx[r + j * ldgx] = T(0);
-    multiply_blocks(own_kernel<T>(true), by_cols_, col_offsets_, col_edges_, packed, g, ldg, out_, gx, ldgx,
-                    n, Store<T>{true, nullptr, false, gate, ld_gate});
-    if (gate != nullptr)
-      for (Index j = 0; j < n; ++j)
-        for (const Index r : col_edges_.unfinished)
-          if (!(gate[r + j * ld_gate] > T(0))) gx[r + j * ldgx] = T(0);
+    product(true, packed, g, ldg, gx, ldgx, n, Store<T>{true, nullptr, false, gate, ld_gate});
   }
 
   /// forward_packed() with the weights packed on the spot (into the thread's scratch).
@@ -275,11 +248,34 @@ class MaskedLinearPlan {
   /// Which blocks of a layout are the first to touch all their rows (their products start those
   /// rows: y = b + product, ∂L/∂x = product, without reading the output) and the last (they apply
   /// the ReLU, or its derivative), and the rows left to do apart: those without such a block, or
-  /// outside every block.
+  /// outside every block; and the rows some block covers (live) or none (dead).
   struct Edges {
     std::vector<char> first, last;
-    std::vector<Index> unstarted, unfinished;
+    std::vector<Index> unstarted, unfinished, live, dead;
   };
+
+  /// c(:, 0..n) = the layer's product (W⊙M packed for it, or (W⊙M)ᵀ when `transposed`) with the
+  /// batch b, stored as `store` says (it starts every row): the blocks' products, with the rows they
+  /// do not start or finish done apart, or, for a thin() product, its live rows transposed.
+  template <class T>
+  void product(bool transposed, const T* packed, const T* b, Index ldb, T* c, Index ldc, Index n,
+               const Store<T>& store) const {
+    const Edges& edges = transposed ? col_edges_ : row_edges_;
+    const Index depth = transposed ? out_ : in_;
+    auto start = [&](Index r) { return store.bias != nullptr ? store.bias[r] : T(0); };
+    if (thin<T>(transposed)) {
+      for (Index j = 0; j < n; ++j)
+        for (const Index r : edges.dead) c[r + j * ldc] = store.finish(start(r), r, j);
+      const Index m = Index(edges.live.size());
+      return thin_multiply(packed, 1, m, m, depth, b, ldb, n, c, ldc, edges.live.data(), store);
+    }
+    for (Index j = 0; j < n; ++j)
+      for (const Index r : edges.unstarted) c[r + j * ldc] = start(r);
+    multiply_blocks(own_kernel<T>(transposed), transposed ? by_cols_ : by_rows_,
+                    transposed ? col_offsets_ : row_offsets_, edges, packed, b, ldb, depth, c, ldc, n, store);
+    for (Index j = 0; (store.relu || store.gate != nullptr) && j < n; ++j)
+      for (const Index r : edges.unfinished) c[r + j * ldc] = store.finish(c[r + j * ldc], r, j);
+  }
 
   /// Rows of the forward products (the layer's outputs), or of the input gradients (its inputs).
   [[nodiscard]] Index rows_of(bool transposed) const { return transposed ? in_ : out_; }
@@ -548,6 +544,7 @@ class MaskedLinearPlan {
       const Index f = first[std::size_t(r)], l = last[std::size_t(r)];
       if (f < 0 || e.first[std::size_t(f)] == 0) e.unstarted.push_back(r);
       if (l < 0 || e.last[std::size_t(l)] == 0) e.unfinished.push_back(r);
+      (f < 0 ? e.dead : e.live).push_back(r);
     }
     return e;
   }
@@ -559,15 +556,6 @@ class MaskedLinearPlan {
   void count_offsets() {
     row_edges_ = find_edges(by_rows_, out_);
     col_edges_ = find_edges(by_cols_, in_);
-    for (const bool transposed : {false, true}) {
-      std::vector<char> covered(std::size_t(rows_of(transposed)), 0);
-      for (const MaskBlock& b : transposed ? by_cols_ : by_rows_)
-        std::fill(covered.begin() + b.row, covered.begin() + b.row + b.rows, 1);
-      live_rows_[transposed].clear();
-      dead_rows_[transposed].clear();
-      for (Index r = 0; r < rows_of(transposed); ++r)
-        (covered[std::size_t(r)] ? live_rows_ : dead_rows_)[transposed].push_back(r);
-    }
     for (auto [blocks, offsets] :
          {std::pair{&by_rows_, &row_offsets_}, std::pair{&by_cols_, &col_offsets_}}) {
       offsets->assign(1, 0);
@@ -579,8 +567,7 @@ class MaskedLinearPlan {
   Index out_ = 0, in_ = 0;
   std::vector<MaskBlock> by_rows_, by_cols_;
   std::vector<Index> row_offsets_{0}, col_offsets_{0};  // block starts in the packed weights
-  Edges row_edges_, col_edges_;                     // blocks that start / finish their rows, in each layout
-  std::vector<Index> live_rows_[2], dead_rows_[2];  // rows some / no block covers, of W⊙M and (W⊙M)ᵀ
+  Edges row_edges_, col_edges_;  // blocks that start / finish their rows, in each layout
 };
 
 }  // namespace knead::detail

@@ -211,11 +211,12 @@ class Mlp : public LeafParameters<T> {
   static constexpr Index min_chunk = 32;
 
   /// Columns taken through all the layers at a time by forward(): a slice's activations stay in
-  /// the cache from the layer that writes them to the layer that reads them. A multiple of 6
-  /// columns, the width of knead's kernel's tiles (a narrower last tile runs slower).
+  /// the cache from the layer that writes them to the layer that reads them. A multiple of the
+  /// width of knead's kernel's tiles (a narrower last tile runs slower).
   [[nodiscard]] Index forward_slice() const {
+    constexpr Index tile = detail::Avx512Sgemm::nr;
     const Index widest = *std::max_element(sizes_.begin(), sizes_.end());
-    return std::clamp<Index>(Index(65536) / widest / 6 * 6, 18, 4098);
+    return std::clamp<Index>(Index(65536) / widest, 3 * tile, 4096) / tile * tile;
   }
 
   /// Activations and output sized for a pass on n columns (values left as they are).

@@ -37,13 +37,10 @@ void thin_multiply(const T* a, Index a_row, Index a_col, Index m, Index depth, c
                             Store<T>{true, nullptr, false, nullptr, 0});
     for (Index j = 0; j < cols; ++j) {
       T* cj = c + (j0 + j) * ldc;
-      const T* gate = store.gate == nullptr ? nullptr : store.gate + (j0 + j) * store.ld_gate;
       for (Index i = 0; i < m; ++i) {
         const Index r = rows == nullptr ? i : rows[i];
-        T v = ct[j + i * cols] + (!store.start ? cj[r] : store.bias != nullptr ? store.bias[r] : T(0));
-        if (store.relu) v = std::max(v, T(0));
-        if (gate != nullptr && !(gate[r] > T(0))) v = T(0);
-        cj[r] = v;
+        const T v = ct[j + i * cols] + (!store.start ? cj[r] : store.bias != nullptr ? store.bias[r] : T(0));
+        cj[r] = store.finish(v, r, j0 + j);
       }
     }
   }
