@@ -127,3 +127,35 @@ TEST_CASE("knead's AVX-512 kernel gives every entry the same sum however rows an
     CHECK(whole == parts);
   }
 }
+
+TEST_CASE("knead's kernel packs B = Sᵀ in panels of 6 columns", "[nn][gemm]") {
+  // Panel q (columns 6q .. of B, w of them) holds B(k, j) = S(6q + j, k) at k·w + j. Eight panels
+  // are packed per pass over S (48 columns), with stores that overrun into the next k: widths on
+  // each side of 48 and 96, S stored with spare rows or none, and nothing written past depth · cols.
+  // (Eigen's kernel has a layout of its own, checked through the products above.)
+  if (!PackedGemm<float>::own_kernel_available()) {
+    WARN("this CPU has no AVX-512F: nothing to check");
+    return;
+  }
+  Rng rng(5);
+  for (const Index cols : {47, 48, 49, 96, 101})
+    for (const Index depth : {1, 2, 7, 33})
+      for (const Index spare : {0, 3}) {
+        INFO(cols << " columns, depth " << depth << ", leading dimension " << cols + spare);
+        const Matrix<float> s = test::random_batch<float>(cols + spare, depth, rng);
+        const Index guard = 16;
+        Buffer<float> packed(std::size_t(depth * cols + guard), float(-7));
+        PackedGemm<float>::pack_rhs(true, packed.data(), s.data(), s.rows(), depth, cols, true);
+        const Index nr = PackedGemm<float>::nr(true);
+        bool laid_out = true;
+        for (Index q0 = 0; q0 < cols; q0 += nr) {
+          const Index w = std::min(nr, cols - q0);
+          for (Index k = 0; k < depth; ++k)
+            for (Index j = 0; j < w; ++j)
+              laid_out = laid_out && packed[std::size_t(q0 * depth + k * w + j)] == s(q0 + j, k);
+        }
+        CHECK(laid_out);
+        for (Index i = depth * cols; i < depth * cols + guard; ++i)
+          CHECK(packed[std::size_t(i)] == float(-7));
+      }
+}
