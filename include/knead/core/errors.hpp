@@ -50,10 +50,21 @@ void check_finite(std::string_view function, std::string_view what, const Eigen:
   // of the first bad value is looked for only when there is one.
   using Scalar = typename Derived::Scalar;
   const Derived& v = values.derived();
+  constexpr Scalar max = std::numeric_limits<Scalar>::max();
   int bad = 0;
-  for (Index j = 0; j < v.cols(); ++j)
-    for (Index i = 0; i < v.rows(); ++i)
-      bad |= int(!(std::abs(v.coeff(i, j)) <= std::numeric_limits<Scalar>::max()));
+  bool flat = false;
+  if constexpr (bool(Derived::Flags & Eigen::DirectAccessBit)) {
+    // stored contiguously: one loop over all entries (a loop per column of a D = 2 batch would not
+    // vectorise: 4 % of a small MAF's density pass)
+    flat = v.innerStride() == 1 && (v.outerStride() == v.innerSize() || v.outerSize() <= 1);
+    if (flat) {
+      const Scalar* p = v.data();
+      for (Index k = 0; k < v.size(); ++k) bad |= int(!(std::abs(p[k]) <= max));
+    }
+  }
+  if (!flat)
+    for (Index j = 0; j < v.cols(); ++j)
+      for (Index i = 0; i < v.rows(); ++i) bad |= int(!(std::abs(v.coeff(i, j)) <= max));
   if (bad == 0) return;
   for (Index j = 0; j < v.cols(); ++j)
     for (Index i = 0; i < v.rows(); ++i)
