@@ -51,6 +51,10 @@ class MaskedLinearPlan {
     by_rows_ = Planner{prefix_counts(ones), {}}.cover(0, out_, 0, in_).blocks;
     by_cols_ = Planner{prefix_counts(ones.transpose()), {}}.cover(0, in_, 0, out_).blocks;
     count_offsets();
+    // A thin() product computes only rows with a weight: blocks may cover rows whose mask is all
+    // zeros (MADE's first-degree outputs at D = 2, half of its output layer), whose value is the bias.
+    keep_live(row_edges_, [&](Index r) { return ones.row(r).any(); });
+    keep_live(col_edges_, [&](Index c) { return ones.col(c).any(); });
   }
 
   [[nodiscard]] const std::vector<MaskBlock>& by_rows() const { return by_rows_; }
@@ -248,7 +252,8 @@ class MaskedLinearPlan {
   /// Which blocks of a layout are the first to touch all their rows (their products start those
   /// rows: y = b + product, ∂L/∂x = product, without reading the output) and the last (they apply
   /// the ReLU, or its derivative), and the rows left to do apart: those without such a block, or
-  /// outside every block; and the rows some block covers (live) or none (dead).
+  /// outside every block; and the rows some block covers (live) or none (dead): for a masked
+  /// layer, live rows also have a non-zero in the mask.
   struct Edges {
     std::vector<char> first, last;
     std::vector<Index> unstarted, unfinished, live, dead;
@@ -550,6 +555,15 @@ class MaskedLinearPlan {
       (f < 0 ? e.dead : e.live).push_back(r);
     }
     return e;
+  }
+
+  /// Moves the live rows for which `has_weights` is false to the dead ones (kept in order).
+  template <class HasWeights>
+  static void keep_live(Edges& e, HasWeights&& has_weights) {
+    std::vector<Index> live;
+    for (const Index r : e.live) (has_weights(r) ? live : e.dead).push_back(r);
+    e.live = std::move(live);
+    std::sort(e.dead.begin(), e.dead.end());
   }
 
   /// Where each block starts in the packed weights: at multiples of 16 entries (64 bytes or more,
