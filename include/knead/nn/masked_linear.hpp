@@ -50,11 +50,13 @@ class MaskedLinearPlan {
     const Matrix<Index> ones = (mask.array() != T(0)).template cast<Index>();
     by_rows_ = Planner{prefix_counts(ones), {}}.cover(0, out_, 0, in_).blocks;
     by_cols_ = Planner{prefix_counts(ones.transpose()), {}}.cover(0, in_, 0, out_).blocks;
-    count_offsets();
     // A thin() product computes only rows with a weight: blocks may cover rows whose mask is all
     // zeros (MADE's first-degree outputs at D = 2, half of its output layer), whose value is the bias.
-    keep_live(row_edges_, [&](Index r) { return ones.row(r).any(); });
-    keep_live(col_edges_, [&](Index c) { return ones.col(c).any(); });
+    std::vector<char> rows_with_weights(static_cast<std::size_t>(out_)),
+        cols_with_weights(static_cast<std::size_t>(in_));
+    for (Index r = 0; r < out_; ++r) rows_with_weights[std::size_t(r)] = ones.row(r).any();
+    for (Index c = 0; c < in_; ++c) cols_with_weights[std::size_t(c)] = ones.col(c).any();
+    count_offsets(rows_with_weights, cols_with_weights);
   }
 
   [[nodiscard]] const std::vector<MaskBlock>& by_rows() const { return by_rows_; }
@@ -252,8 +254,8 @@ class MaskedLinearPlan {
   /// Which blocks of a layout are the first to touch all their rows (their products start those
   /// rows: y = b + product, ∂L/∂x = product, without reading the output) and the last (they apply
   /// the ReLU, or its derivative), and the rows left to do apart: those without such a block, or
-  /// outside every block; and the rows some block covers (live) or none (dead): for a masked
-  /// layer, live rows also have a non-zero in the mask.
+  /// outside every block; and the rows with weights, which some block covers and, in a masked layer,
+  /// the mask has a non-zero in (live), or not (dead).
   struct Edges {
     std::vector<char> first, last;
     std::vector<Index> unstarted, unfinished, live, dead;
@@ -533,7 +535,9 @@ class MaskedLinearPlan {
     }
   };
 
-  static Edges find_edges(const std::vector<MaskBlock>& blocks, Index rows) {
+  /// (`with_weights`: which rows have a non-zero in the mask; empty for an unmasked layer.)
+  static Edges find_edges(const std::vector<MaskBlock>& blocks, Index rows,
+                          const std::vector<char>& with_weights) {
     std::vector<Index> first(std::size_t(rows), -1), last(std::size_t(rows), -1);
     for (std::size_t i = 0; i < blocks.size(); ++i)
       for (Index r = blocks[i].row; r < blocks[i].row + blocks[i].rows; ++r) {
@@ -552,27 +556,20 @@ class MaskedLinearPlan {
       const Index f = first[std::size_t(r)], l = last[std::size_t(r)];
       if (f < 0 || e.first[std::size_t(f)] == 0) e.unstarted.push_back(r);
       if (l < 0 || e.last[std::size_t(l)] == 0) e.unfinished.push_back(r);
-      (f < 0 ? e.dead : e.live).push_back(r);
+      const bool weighted = with_weights.empty() || with_weights[std::size_t(r)] != 0;
+      (f >= 0 && weighted ? e.live : e.dead).push_back(r);
     }
     return e;
-  }
-
-  /// Moves the live rows for which `has_weights` is false to the dead ones (kept in order).
-  template <class HasWeights>
-  static void keep_live(Edges& e, HasWeights&& has_weights) {
-    std::vector<Index> live;
-    for (const Index r : e.live) (has_weights(r) ? live : e.dead).push_back(r);
-    e.live = std::move(live);
-    std::sort(e.dead.begin(), e.dead.end());
   }
 
   /// Where each block starts in the packed weights: at multiples of 16 entries (64 bytes or more,
   /// the alignment of Eigen's micro-kernel's loads), each block sized for either kernel
   /// (PackedGemm::packed_lhs_size: knead's AVX-512 kernel rounds rows up to 16). Also finds the
-  /// blocks that start and finish their rows.
-  void count_offsets() {
-    row_edges_ = find_edges(by_rows_, out_);
-    col_edges_ = find_edges(by_cols_, in_);
+  /// blocks that start and finish their rows, and the live rows of each layout (find_edges).
+  void count_offsets(const std::vector<char>& rows_with_weights = {},
+                     const std::vector<char>& cols_with_weights = {}) {
+    row_edges_ = find_edges(by_rows_, out_, rows_with_weights);
+    col_edges_ = find_edges(by_cols_, in_, cols_with_weights);
     for (auto [blocks, offsets] :
          {std::pair{&by_rows_, &row_offsets_}, std::pair{&by_cols_, &col_offsets_}}) {
       offsets->assign(1, 0);
