@@ -110,3 +110,25 @@ TEST_CASE("thin_multiply writes row i of the product into row rows[i] of C", "[n
     }
   }
 }
+
+TEST_CASE("thin_multiply computes each column the same, bit for bit, whatever columns it is called on",
+          "[nn][gemm]") {
+  // threads split a batch at any multiple of 16 columns, and the results must not depend on it
+  if (!runs_here()) return;
+  Rng rng(8);
+  for (const Index m : {1, 2, 3})
+    for (const Index depth : {7, 64, 70}) {
+      INFO(m << " rows, depth " << depth);
+      const Index n = 45;
+      const Matrix<float> a = test::random_batch<float>(m, depth, rng),
+                          x = test::random_batch<float>(depth, n, rng);
+      const Vector<float> bias = test::random_batch<float>(m, 1, rng);
+      const detail::Store<float> store{true, bias.data(), false, nullptr, 0};
+      Matrix<float> whole(m, n), pieces(m, n);
+      detail::thin_multiply(a.data(), 1, m, m, depth, x.data(), depth, n, whole.data(), m, nullptr, store);
+      for (const auto& [c0, c1] : {std::pair<Index, Index>{0, 3}, {3, 20}, {20, 21}, {21, 45}})
+        detail::thin_multiply(a.data(), 1, m, m, depth, x.data() + c0 * depth, depth, c1 - c0,
+                              pieces.data() + c0 * m, m, nullptr, store);
+      CHECK(pieces == whole);
+    }
+}

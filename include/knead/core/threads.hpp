@@ -88,14 +88,20 @@ class Balance {
       total += weights_[std::size_t(k)];
     }
     for (int k = 0; k < parts; ++k) speed_sum += weights_[std::size_t(k)] / total / seconds[std::size_t(k)];
-    double sum = 0;
-    for (int k = 0; k < parts; ++k) {
+    for (int k = 0; k < parts; ++k) {  // the new weights sum to 1, as the speeds do
       double& w = weights_[std::size_t(k)];
       const double speed = w / total / seconds[std::size_t(k)] / speed_sum;  // w is still the old weight
-      w = std::max(0.75 * w / total + 0.25 * speed, 0.25 / parts);
-      sum += w;
+      w = 0.75 * w / total + 0.25 * speed;
     }
-    for (double& w : weights_) w /= sum;
+    // weights under the floor are raised to it, the others scaled down to pay for it (which may
+    // take one of them under the floor in turn)
+    const double floor = 0.25 / parts;
+    for (int pass = 0; pass < parts; ++pass) {
+      double lacking = 0, above = 0;
+      for (const double w : weights_) (w < floor ? lacking : above) += w < floor ? floor - w : w;
+      if (lacking <= 0) break;
+      for (double& w : weights_) w = w < floor ? floor : w * (1 - lacking / above);
+    }
   }
 
   /// Weights that every job uses instead of its own, unchanging (for tests); empty: none.

@@ -102,14 +102,15 @@ class MaskedLinearPlan {
   void pack_weights(const T* w, Index ldw, const T* mask, bool transposed, T* packed,
                     Share share = {}) const {
     if (thin<T>(transposed)) {  // by the first share
-      // the live rows of W⊙M (or of (W⊙M)ᵀ), column-major: (i, k) at packed[i + k·live]
+      // the live rows of W⊙M (or of (W⊙M)ᵀ), one after the other: (i, k) at packed[i·depth + k]
       const std::vector<Index>& live = (transposed ? col_edges_ : row_edges_).live;
       const Index m = Index(live.size()), depth = transposed ? out_ : in_;
       auto entry = [&](Index r, Index c) {  // of W⊙M
         return mask == nullptr || mask[r + c * out_] != T(0) ? w[r + c * ldw] : T(0);
       };
-      for (Index k = 0; share.begin <= 0 && k < depth; ++k)
-        for (Index i = 0; i < m; ++i) packed[i + k * m] = transposed ? entry(k, live[i]) : entry(live[i], k);
+      for (Index i = 0; share.begin <= 0 && i < m; ++i)
+        for (Index k = 0; k < depth; ++k)
+          packed[i * depth + k] = transposed ? entry(k, live[i]) : entry(live[i], k);
       return;
     }
     const bool own = own_kernel<T>(transposed);
@@ -263,7 +264,7 @@ class MaskedLinearPlan {
 
   /// c(:, 0..n) = the layer's product (W⊙M packed for it, or (W⊙M)ᵀ when `transposed`) with the
   /// batch b, stored as `store` says (it starts every row): the blocks' products, with the rows they
-  /// do not start or finish done apart, or, for a thin() product, its live rows transposed.
+  /// do not start or finish done apart, or, for a thin() product, its live rows (thin_multiply).
   template <class T>
   void product(bool transposed, const T* packed, const T* b, Index ldb, T* c, Index ldc, Index n,
                const Store<T>& store) const {
@@ -276,7 +277,7 @@ class MaskedLinearPlan {
       for (Index j = 0; !edges.dead.empty() && j < n; ++j)
         for (const Index r : edges.dead) c[r + j * ldc] = store.finish(start(r), r, j);
       const Index m = Index(edges.live.size());
-      return thin_multiply(packed, 1, m, m, depth, b, ldb, n, c, ldc, edges.live.data(), store);
+      return thin_multiply(packed, depth, 1, m, depth, b, ldb, n, c, ldc, edges.live.data(), store);
     }
     for (Index j = 0; !edges.unstarted.empty() && j < n; ++j)
       for (const Index r : edges.unstarted) c[r + j * ldc] = start(r);
