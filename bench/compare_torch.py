@@ -4,8 +4,8 @@
 The same architectures are written here in plain PyTorch, the way the PyTorch flow libraries
 (nflows, zuko, normflows) write them: MAF / IAF / RealNVP flows of 5 layers with the order
 reversed between layers, conditioners with two ReLU hidden layers, float32. For each row
-(config, flow, family, threads) the script runs knead's bench_flows on that one benchmark, then
-times the PyTorch version (or the other way round: the side that goes first alternates), so
+(config, flow, family, threads) the script times knead's bench_flows on that one benchmark and
+the PyTorch version in turns, one repetition each (the side that goes first alternates), so
 machine load affects both alike. It prints samples/s for both, the ratio knead / PyTorch and the
 issue's target ratio where there is one (issue #4). Not part of CI.
 
@@ -256,25 +256,27 @@ def set_threads(n, blas, blas_threads=None):
         blas.openblas_set_num_threads(blas_threads or n)
 
 
-def time_torch(call, batch, repetitions, min_time, warmup_time, max_time):
-    """Medians over repetitions of samples/s by wall clock and by process CPU time, each
-    repetition running >= min_time (wall clock); fewer repetitions (at least one) if they would
-    take more than max_time in all (a D-pass call under load can take a minute)."""
-    start, calls = time.perf_counter(), 0
-    while calls == 0 or time.perf_counter() - start < warmup_time:
-        call()
-        calls += 1
-    per_call = (time.perf_counter() - start) / calls
-    inner = max(1, math.ceil(min_time / per_call))
-    repetitions = max(1, min(repetitions, math.floor(max_time / (inner * per_call))))
-    wall, cpu = [], []
-    for _ in range(repetitions):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        for _ in range(inner):
+class TorchTimer:
+    """Times one PyTorch job: warms it up once, then each once() is a repetition running
+    >= min_time (wall clock), giving samples/s by wall clock and by process CPU time. allowed()
+    repetitions fit in max_time (a D-pass call under load can take a minute): at least one."""
+
+    def __init__(self, call, batch, min_time, warmup_time, max_time):
+        self.call, self.batch = call, batch
+        start, calls = time.perf_counter(), 0
+        while calls == 0 or time.perf_counter() - start < warmup_time:
             call()
-        wall.append(batch * inner / (time.perf_counter() - start))
-        cpu.append(batch * inner / (time.process_time() - start_cpu))
-    return statistics.median(wall), statistics.median(cpu)
+            calls += 1
+        per_call = (time.perf_counter() - start) / calls
+        self.inner = max(1, math.ceil(min_time / per_call))
+        self.allowed = max(1, math.floor(max_time / (self.inner * per_call)))
+
+    def once(self):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        for _ in range(self.inner):
+            self.call()
+        return (self.batch * self.inner / (time.perf_counter() - start),
+                self.batch * self.inner / (time.process_time() - start_cpu))
 
 
 def knead_name(config, kind, family, threads):
@@ -300,12 +302,26 @@ def knead_medians(bench, names, repetitions, min_time, interleave=False):
     return medians
 
 
-def time_knead(bench, name, repetitions, min_time):
-    """Medians over repetitions of samples/s by wall clock (items_per_second) and by CPU time
-    of the main thread, for one bench_flows benchmark."""
-    run = knead_medians(bench, [name], repetitions, min_time)[name]
+def time_knead(bench, name, min_time):
+    """One repetition of one bench_flows benchmark: samples/s by wall clock (items_per_second)
+    and by CPU time of the main thread."""
+    run = knead_medians(bench, [name], 1, min_time)[name]
     rate = run["items_per_second"]  # the benchmarks use real time
     return rate, rate * run["real_time"] / run["cpu_time"]
+
+
+def time_row(bench, name, torch_timer, repetitions, min_time):
+    """knead's and PyTorch's medians (wall clock, CPU time) over repetitions that take turns,
+    knead first in even ones, so that both sides meet the same moments of a shared machine's load
+    (PyTorch runs fewer where its repetitions would take too long)."""
+    runs = ([], [])
+    for rep in range(repetitions):
+        for side in ((0, 1) if rep % 2 == 0 else (1, 0)):
+            if side == 0:
+                runs[0].append(time_knead(bench, name, min_time))
+            elif len(runs[1]) < torch_timer.allowed:
+                runs[1].append(torch_timer.once())
+    return [tuple(statistics.median(r[i] for r in side) for i in range(2)) for side in runs]
 
 
 def knead_thread_scaling(bench, config, kind, repetitions, min_time):
@@ -424,7 +440,7 @@ def main():
     blas = openblas()
     blas_info = blas.openblas_get_config().decode() if blas else "no OpenBLAS (BLAS threads not set)"
     print(f"PyTorch {torch.__version__}, {blas_info}")
-    print(f"knead: {args.bench}; per side and row {repetitions} repetition(s) of >= {min_time} s, "
+    print(f"knead: {args.bench}; per side and row {repetitions} repetition(s) of >= {min_time} s, taking turns, "
           "median, wall clock")
     print(f"load average at start: {load()} ({os.cpu_count()} CPUs)", flush=True)
 
@@ -438,12 +454,8 @@ def main():
                     name = knead_name(config, kind, family, n)
                     set_threads(n, blas, args.blas_threads)
                     call, batch = torch_job(config, kind, family)
-                    sides = [lambda: time_knead(args.bench, name, repetitions, min_time),
-                             lambda: time_torch(call, batch, repetitions, min_time, warmup_time,
-                                                args.max_time)]
-                    rates = [None, None]  # knead's, torch's
-                    for side in ((0, 1) if len(rows) % 2 == 0 else (1, 0)):  # alternate who goes first
-                        rates[side] = sides[side]()
+                    torch_timer = TorchTimer(call, batch, min_time, warmup_time, args.max_time)
+                    rates = time_row(args.bench, name, torch_timer, repetitions, min_time)
                     rows.append({"config": config, "flow": kind, "family": family, "threads": n,
                                  "knead": rates[0][0], "torch": rates[1][0],
                                  "knead_cpu": rates[0][1], "torch_cpu": rates[1][1]})
