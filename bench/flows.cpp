@@ -1,7 +1,8 @@
 // Flow benchmarks: density (log_prob), train step (log_prob + gradient + Adam), sampling and
 // sampling with log-densities, for MAF, IAF and RealNVP flows of 5 layers (MADE / coupling nets
 // with two hidden layers, the order reversed between layers), float, at 1 and 2 threads.
-// Counters: items_per_second = samples per second.
+// Counters: items_per_second = samples per second. The evaluations (density, sampling) run under
+// knead::NoGrad, as PyTorch evaluates under torch.no_grad() in compare_torch.py.
 //
 // Arguments: config (0..3, see configs below), threads.
 
@@ -9,6 +10,7 @@
 
 #include <array>
 
+#include "knead/core/no_grad.hpp"
 #include "knead/core/threads.hpp"
 #include "knead/distributions/standard_normal.hpp"
 #include "knead/distributions/transformed_distribution.hpp"
@@ -71,6 +73,7 @@ void BM_density(benchmark::State& state) {
   const knead::Matrix<T> x = data(c, c.eval_batch);
   knead::RowVector<T> lp;
   run(state, c.eval_batch, [&] {
+    const knead::NoGrad no_grad;  // as PyTorch's torch.no_grad() in compare_torch.py
     flow.log_prob(x, lp);
     benchmark::DoNotOptimize(lp.data());
   });
@@ -97,6 +100,7 @@ void BM_sample(benchmark::State& state) {
   knead::Rng rng(3);
   knead::Matrix<T> x;
   run(state, c.eval_batch, [&] {
+    const knead::NoGrad no_grad;  // as PyTorch's torch.no_grad() in compare_torch.py
     flow.sample(c.eval_batch, rng, x);
     benchmark::DoNotOptimize(x.data());
   });
@@ -110,6 +114,7 @@ void BM_sample_and_log_prob(benchmark::State& state) {
   knead::Matrix<T> x;
   knead::RowVector<T> lp;
   run(state, c.eval_batch, [&] {
+    const knead::NoGrad no_grad;  // as PyTorch's torch.no_grad() in compare_torch.py
     flow.sample_and_log_prob(c.eval_batch, rng, x, lp);
     benchmark::DoNotOptimize(x.data());
     benchmark::DoNotOptimize(lp.data());

@@ -3,6 +3,7 @@
 /// knead: normalizing flows on Eigen. Include this for everything, or the single headers you use.
 
 #include "knead/core/bijector.hpp"
+#include "knead/core/no_grad.hpp"
 #include "knead/core/parameters.hpp"
 #include "knead/core/types.hpp"
 

@@ -182,6 +182,11 @@ void check_flow(FlowKind kind, Index d, Index n, Rng& rng) {
   RowVector<T> lp;
   Matrix<T> samples;
   CHECK(steady_allocations([&] { flow.log_prob(x, lp); }) == 0);
+  CHECK(steady_allocations([&] {
+          const NoGrad no_grad;
+          flow.log_prob(x, lp);
+          flow.sample(n, rng, samples);
+        }) == 0);
   CHECK(steady_allocations([&] { (void)flow.mean_nll_and_backward(x); }) == 0);
   CHECK(steady_allocations([&] { flow.sample_and_log_prob(n, rng, samples, lp); }) == 0);
   const Matrix<T> grad_x = test::random_batch<T>(d, n, rng);

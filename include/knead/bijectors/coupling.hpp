@@ -13,6 +13,7 @@
 
 #include "knead/core/bijector.hpp"
 #include "knead/core/errors.hpp"
+#include "knead/core/no_grad.hpp"
 #include "knead/nn/log_scale_guard.hpp"
 #include "knead/nn/mlp.hpp"
 
@@ -183,7 +184,8 @@ class Coupling {
     if (last_ == Direction::none)
       detail::fail<std::logic_error>(names().backward,
                                      "no forward or inverse pass to differentiate; call "
-                                     "forward_and_log_det or inverse_and_log_det first");
+                                     "forward_and_log_det or inverse_and_log_det first",
+                                     NoGrad::hint);
     detail::check_backward(names().backward, grad_out, grad_log_det, dim(), cols_);
     const bool forward = last_ == Direction::forward;
     const Index m = transformed_size();
@@ -276,7 +278,7 @@ class Coupling {
   }
 
   void record(Direction d, Index cols) const {
-    last_ = d;
+    last_ = NoGrad::recorded(d);
     cols_ = cols;
   }
 

@@ -10,6 +10,7 @@
 
 #include "knead/core/bijector.hpp"
 #include "knead/core/errors.hpp"
+#include "knead/core/no_grad.hpp"
 #include "knead/core/threads.hpp"
 #include "knead/nn/log_scale_guard.hpp"
 #include "knead/nn/made.hpp"
@@ -138,7 +139,8 @@ class Maf {
     if (last_ == Direction::none)
       detail::fail<std::logic_error>("Maf::backward",
                                      "no forward or inverse pass to differentiate; call "
-                                     "forward_and_log_det or inverse_and_log_det first");
+                                     "forward_and_log_det or inverse_and_log_det first",
+                                     NoGrad::hint);
     const Index d = dim_, n = u_.cols();
     detail::check_backward("Maf::backward", grad_out, grad_log_det, d, n);
     guard_slope_.resize(d, n);
@@ -202,7 +204,7 @@ class Maf {
     detail::check_finite(function, "result (exp of a log-scale overflowed, or a parameter is not finite)",
                          out);
     detail::check_finite(function, "log-det", log_det);
-    last_ = pass;
+    last_ = NoGrad::recorded(pass);
   }
 
   /// The path through MADE of the inverse pass's vector-Jacobian product at the stored point:

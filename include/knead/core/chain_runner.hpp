@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "knead/core/errors.hpp"
+#include "knead/core/no_grad.hpp"
 #include "knead/core/types.hpp"
 
 namespace knead::detail {
@@ -32,7 +33,7 @@ class ChainRunner {
   void backward(std::string_view function, Index parts, Visit visit, MatrixCRef<T> grad_out,
                 RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in) {
     if (last_ == Direction::none)
-      fail<std::logic_error>(function, "no forward or inverse pass to differentiate");
+      fail<std::logic_error>(function, "no forward or inverse pass to differentiate", NoGrad::hint);
     check_backward(function, grad_out, grad_log_det, out_rows_, out_cols_);
     if (parts == 0) {
       grad_in = grad_out;
@@ -54,7 +55,7 @@ class ChainRunner {
     log_det.setZero(in.cols());
     out_rows_ = in.rows();
     out_cols_ = in.cols();
-    last_ = direction;
+    last_ = NoGrad::recorded(direction);
     if (parts == 0) {
       out = in;
       return;

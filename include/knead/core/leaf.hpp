@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "knead/core/errors.hpp"
+#include "knead/core/no_grad.hpp"
 #include "knead/core/parameters.hpp"
 
 namespace knead {
@@ -26,14 +27,15 @@ class LeafParameters {
  protected:
   explicit LeafParameters(Index size) : params_(size) {}
 
-  /// Records which pass ran, so backward() knows what to differentiate.
-  void record(Direction d) const { last_ = d; }
+  /// Records which pass ran, so backward() knows what to differentiate (none under NoGrad).
+  void record(Direction d) const { last_ = NoGrad::recorded(d); }
   /// The pass backward() must differentiate; throws std::logic_error if there was none.
   [[nodiscard]] Direction last_pass(std::string_view function) const {
     if (last_ == Direction::none)
       detail::fail<std::logic_error>(function,
                                      "no forward or inverse pass to differentiate; call "
-                                     "forward_and_log_det or inverse_and_log_det first");
+                                     "forward_and_log_det or inverse_and_log_det first",
+                                     NoGrad::hint);
     return last_;
   }
 

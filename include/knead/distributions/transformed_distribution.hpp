@@ -7,6 +7,7 @@
 
 #include "knead/core/bijector.hpp"
 #include "knead/core/errors.hpp"
+#include "knead/core/no_grad.hpp"
 #include "knead/distributions/distribution.hpp"
 
 namespace knead {
@@ -53,6 +54,7 @@ class TransformedDistribution {
 
   void log_prob(MatrixCRef<T> x, RowVector<T>& out) const {
     check_input("TransformedDistribution::log_prob", x);
+    no_grad_pass_ = NoGrad::active();
     bijector_.inverse_and_log_det(x, noise_, log_det_);
     base_.log_prob(noise_, out);
     out += log_det_;
@@ -64,6 +66,7 @@ class TransformedDistribution {
   }
 
   void sample(Index n, Rng& rng, Matrix<T>& x) const {
+    no_grad_pass_ = NoGrad::active();
     base_.sample(n, rng, noise_);
     bijector_.forward_and_log_det(noise_, x, log_det_);
   }
@@ -76,6 +79,7 @@ class TransformedDistribution {
   /// Samples and their log densities in one pass: the inverse is never run, the noise and the
   /// forward log-det are reused (log p(x) = log p_base(u) − log|det ∂x/∂u|).
   void sample_and_log_prob(Index n, Rng& rng, Matrix<T>& x, RowVector<T>& log_prob) const {
+    no_grad_pass_ = NoGrad::active();
     base_.sample(n, rng, noise_);
     base_.log_prob(noise_, log_prob);
     bijector_.forward_and_log_det(noise_, x, log_det_);
@@ -91,6 +95,7 @@ class TransformedDistribution {
 
   /// Differentiates the last log_prob(x): adds ∂L/∂θ into gradients() and writes ∂L/∂x.
   void backward_log_prob(RowVectorCRef<T> grad_log_prob, Matrix<T>& grad_x) {
+    refuse_after_no_grad("TransformedDistribution::backward_log_prob");
     base_.backward_log_prob(grad_log_prob, grad_noise_);
     bijector_.backward(grad_noise_, grad_log_prob, grad_x);
   }
@@ -107,6 +112,7 @@ class TransformedDistribution {
   /// Differentiates the last sample_and_log_prob() with respect to the parameters (the samples
   /// are reparameterised): given ∂L/∂x and ∂L/∂log_prob, adds ∂L/∂θ into gradients().
   void backward_sample_and_log_prob(MatrixCRef<T> grad_x, RowVectorCRef<T> grad_log_prob) {
+    refuse_after_no_grad("TransformedDistribution::backward_sample_and_log_prob");
     grad_log_det_ = -grad_log_prob;
     bijector_.backward(grad_x, grad_log_det_, grad_noise_);       // paths through x and log|det|
     base_.backward_log_prob(grad_log_prob, grad_base_log_prob_);  // path through log p_base(u)
@@ -131,6 +137,13 @@ class TransformedDistribution {
   }
 
  private:
+  /// Refused before anything is written: the base's and the bijector's gradients stay as they were.
+  void refuse_after_no_grad(std::string_view function) const {
+    if (no_grad_pass_)
+      detail::fail<std::logic_error>(function,
+                                     "the last pass ran under knead::NoGrad, which keeps nothing to "
+                                     "differentiate");
+  }
   void check_input(std::string_view function, MatrixCRef<T> x) const {
     detail::check_batch(function, x, dim());
     detail::check_finite(function, "input batch", x);
@@ -148,6 +161,7 @@ class TransformedDistribution {
   ParameterGroup<T> group_;
   mutable Matrix<T> noise_;
   mutable RowVector<T> log_det_;
+  mutable bool no_grad_pass_ = false;  // the last pass ran under NoGrad: nothing to differentiate
   Matrix<T> grad_noise_, grad_base_log_prob_, grad_x_;
   RowVector<T> log_prob_, grad_log_prob_, grad_log_det_;
 };

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "knead/core/errors.hpp"
+#include "knead/core/no_grad.hpp"
 #include "knead/core/types.hpp"
 #include "knead/nn/mlp.hpp"
 
@@ -152,13 +153,14 @@ class Made {
   [[nodiscard]] const Mlp<T>& mlp() const { return mlp_; }
   [[nodiscard]] Mlp<T>& mlp() { return mlp_; }
 
-  /// out (2D × N) = [μ; a] for the D × N batch x. Keeps the activations for backward().
+  /// out (2D × N) = [μ; a] for the D × N batch x. Keeps the activations for backward() (not under
+  /// NoGrad).
   /// `then(c0, c1)`: the caller's work on columns [c0, c1) of out, run as in Mlp::forward().
   template <class ColumnsDone = NoColumns>
   void forward(MatrixCRef<T> x, Matrix<T>& out, ColumnsDone&& then = {}) const {
     detail::check_batch("Made::forward", x, dim_);
     mlp_.forward(x, out, then);
-    last_cols_ = x.cols();
+    last_cols_ = NoGrad::active() ? -1 : x.cols();
   }
 
   /// Given ∂L/∂out (2D × N) of the last forward(), adds ∂L/∂θ into gradients() when
@@ -167,7 +169,8 @@ class Made {
   template <class ColumnsFirst = NoColumns, class ColumnsDone = NoColumns>
   void backward(MatrixCRef<T> grad_out, Matrix<T>* grad_in, bool accumulate_parameters = true,
                 ColumnsFirst&& first = {}, ColumnsDone&& then = {}) {
-    if (last_cols_ < 0) detail::fail<std::logic_error>("Made::backward", "no forward pass to differentiate");
+    if (last_cols_ < 0)
+      detail::fail<std::logic_error>("Made::backward", "no forward pass to differentiate", NoGrad::hint);
     if (grad_out.rows() != 2 * dim_ || grad_out.cols() != last_cols_)
       detail::fail("Made::backward", "expected a ", 2 * dim_, "x", last_cols_,
                    " output gradient (the shape of the last forward), got ", grad_out.rows(), "x",
@@ -210,7 +213,7 @@ class Made {
   /// the final input.
   void end_incremental(Index n) const {
     mlp_.end_partial(n);
-    last_cols_ = n;
+    last_cols_ = NoGrad::active() ? -1 : n;
   }
 
   [[nodiscard]] Index num_parameters() const { return mlp_.num_parameters(); }

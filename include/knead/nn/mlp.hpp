@@ -17,6 +17,7 @@
 
 #include "knead/core/errors.hpp"
 #include "knead/core/leaf.hpp"
+#include "knead/core/no_grad.hpp"
 #include "knead/core/threads.hpp"
 #include "knead/nn/masked_linear.hpp"
 
@@ -81,7 +82,9 @@ class Mlp : public LeafParameters<T> {
     return this->params_.vector(offset(l) + out(l) * in(l), out(l));
   }
 
-  /// out = W_L(… relu(W_1 in + b_1) …) + b_L. Keeps the activations for backward().
+  /// out = W_L(… relu(W_1 in + b_1) …) + b_L. Keeps the activations for backward(); under
+  /// NoGrad, keeps nothing: the hidden activations of each slice of columns go to the thread's
+  /// scratch, shared by every network it runs, instead of this network's buffers.
   /// Masked layers only compute the blocks of W that are not structurally zero (see
   /// MaskedLinearPlan); the batch is split over knead::num_threads() threads by columns.
   /// `then(c0, c1)` is called on each thread's columns [c0, c1) of `output` as soon as they are
@@ -92,7 +95,8 @@ class Mlp : public LeafParameters<T> {
     if (input.rows() != inputs())
       detail::fail("Mlp::forward", "expected ", inputs(), " input rows, got ", input.rows());
     const Index n = input.cols();
-    size_workspaces(n, output);
+    const bool keep = !NoGrad::active();  // the caller's: the parts may run on other threads
+    size_workspaces(n, output, keep);
     const int chunks = detail::column_chunks(n, min_chunk);
     PassScratch& pass = PassScratch::local();
     const auto in_pass = pass.enter("Mlp::forward", layers());
@@ -101,25 +105,32 @@ class Mlp : public LeafParameters<T> {
       if (c1 <= c0) return;
       // kept for ∂W of layer 0; one flat copy when the columns are contiguous (Eigen copies a
       // strided Ref column by column: 3 % of a D=2 density pass)
-      if (input.outerStride() == input.rows())
+      if (keep && input.outerStride() == input.rows())
         std::copy_n(input.data() + c0 * input.rows(), (c1 - c0) * input.rows(),
                     activations_[0].data() + c0 * input.rows());
-      else
+      else if (keep)
         activations_[0].middleCols(c0, c1 - c0) = input.middleCols(c0, c1 - c0);
       const Index slice = forward_slice();
+      std::vector<typename PassScratch::Buffer>& hidden = PassScratch::local().hidden;  // this thread's
+      if (!keep && hidden.size() < std::size_t(layers())) hidden.resize(std::size_t(layers()));
       for (Index j0 = c0; j0 < c1; j0 += slice) {
         const Index j1 = std::min(c1, j0 + slice);
         for (Index l = 0; l < layers(); ++l) {
-          const Matrix<T>& x = activations_[std::size_t(l)];
-          Matrix<T>& y = l == layers() - 1 ? output : activations_[std::size_t(l + 1)];
-          plans_[std::size_t(l)].forward_packed(pass.packed[std::size_t(l)].data(), bias(l).data(),
-                                                x.data() + j0 * x.rows(), x.rows(), y.data() + j0 * y.rows(),
-                                                y.rows(), j1 - j0, l < layers() - 1);
+          // layer l reads x (ldx) and writes y (ldy): column j0 of the batch, or of the slice
+          const T* x = keep     ? activations_[std::size_t(l)].data() + j0 * in(l)
+                       : l == 0 ? input.data() + j0 * input.outerStride()
+                                : hidden[std::size_t(l)].data();
+          const Index ldx = !keep && l == 0 ? input.outerStride() : in(l);
+          T* y = l == layers() - 1 ? output.data() + j0 * out(l)
+                 : keep            ? activations_[std::size_t(l + 1)].data() + j0 * out(l)
+                        : detail::KernelScratch<T>::ensure(hidden[std::size_t(l + 1)], out(l) * slice);
+          plans_[std::size_t(l)].forward_packed(pass.packed[std::size_t(l)].data(), bias(l).data(), x, ldx, y,
+                                                out(l), j1 - j0, l < layers() - 1);
         }
       }
       then(c0, c1);
     });
-    forwarded_cols_ = n;
+    forwarded_cols_ = keep ? n : -1;
   }
 
   /// Given ∂L/∂out of the last forward(), adds ∂L/∂θ into gradients() when
@@ -132,7 +143,7 @@ class Mlp : public LeafParameters<T> {
   void backward(MatrixCRef<T> grad_output, Matrix<T>* grad_input, bool accumulate_parameters = true,
                 ColumnsFirst&& first = {}, ColumnsDone&& then = {}) {
     if (forwarded_cols_ < 0)
-      detail::fail<std::logic_error>("Mlp::backward", "no forward pass to differentiate");
+      detail::fail<std::logic_error>("Mlp::backward", "no forward pass to differentiate", NoGrad::hint);
     const Index n = forwarded_cols_;
     if (grad_output.rows() != outputs() || grad_output.cols() != n)
       detail::fail("Mlp::backward", "expected a ", outputs(), "x", n, " output gradient, got ",
@@ -207,7 +218,7 @@ class Mlp : public LeafParameters<T> {
   }
 
   /// Marks a layer-by-layer pass on n columns as complete (see begin_partial()).
-  void end_partial(Index n) const { forwarded_cols_ = n; }
+  void end_partial(Index n) const { forwarded_cols_ = NoGrad::active() ? -1 : n; }
 
   /// Multiply–adds per sample that the masked kernels compute (all of W when unmasked).
   [[nodiscard]] Index computed_macs() const {
@@ -225,6 +236,7 @@ class Mlp : public LeafParameters<T> {
   struct PassScratch {
     using Buffer = typename detail::KernelScratch<T>::Buffer;
     std::vector<Buffer> packed, packed_inputs, grads;  // one per layer
+    std::vector<Buffer> hidden;  // a slice of each hidden layer's output, in a NoGrad forward()
     bool busy = false;
 
     static PassScratch& local() {
@@ -260,10 +272,11 @@ class Mlp : public LeafParameters<T> {
     return std::clamp<Index>(Index(65536) / widest, 3 * tile, 4096) / tile * tile;
   }
 
-  /// Activations and output sized for a pass on n columns (values left as they are).
-  void size_workspaces(Index n, Matrix<T>& output) const {
+  /// Activations (unless not `keep`) and output sized for a pass on n columns (values left as
+  /// they are).
+  void size_workspaces(Index n, Matrix<T>& output, bool keep = true) const {
     activations_.resize(std::size_t(layers()));
-    for (Index l = 0; l < layers(); ++l) activations_[std::size_t(l)].resize(in(l), n);
+    for (Index l = 0; keep && l < layers(); ++l) activations_[std::size_t(l)].resize(in(l), n);
     output.resize(outputs(), n);
     forwarded_cols_ = -1;
   }
