@@ -11,6 +11,7 @@
 #include "knead/distributions/standard_normal.hpp"
 #include "knead/distributions/transformed_distribution.hpp"
 #include "knead/flows/builder.hpp"
+#include "small_flow.hpp"
 #include "support.hpp"
 
 using namespace knead;
@@ -18,13 +19,11 @@ using namespace knead;
 namespace {
 
 template <class T>
-using Flow = TransformedDistribution<StandardNormal<T>, DynamicChain<T>>;
+using Flow = test::SmallFlow<T>;
 
 template <class T>
 Flow<T> make(FlowKind kind, Index dim) {
-  const FlowSpec<T> spec{
-      .kind = kind, .dim = dim, .layers = 3, .hidden = {40, 40}, .identity_init = false, .seed = 9};
-  return Flow<T>(StandardNormal<T>(dim), make_flow(spec));
+  return test::small_flow<T>(kind, dim, 9);
 }
 
 template <class P>

@@ -9,6 +9,7 @@
 #include "knead/distributions/transformed_distribution.hpp"
 #include "knead/flows/builder.hpp"
 #include "knead/nn/made.hpp"
+#include "small_flow.hpp"
 #include "support.hpp"
 
 using namespace knead;
@@ -33,13 +34,11 @@ struct FixedWeights {
 };
 
 template <class T>
-using Flow = TransformedDistribution<StandardNormal<T>, DynamicChain<T>>;
+using Flow = test::SmallFlow<T>;
 
 template <class T>
 Flow<T> make(FlowKind kind, Index dim) {
-  const FlowSpec<T> spec{
-      .kind = kind, .dim = dim, .layers = 3, .hidden = {40, 40}, .identity_init = false, .seed = 4};
-  return Flow<T>(StandardNormal<T>(dim), make_flow(spec));
+  return test::small_flow<T>(kind, dim, 4);
 }
 
 struct Result {
