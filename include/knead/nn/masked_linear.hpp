@@ -70,9 +70,9 @@ class MaskedLinearPlan {
   [[nodiscard]] bool own_kernel(bool transposed = false) const {
     return rows_of(transposed) >= 16 && PackedGemm<T>::own_kernel_available();
   }
-  /// Whether those products have fewer than 16 rows and run transposed on knead's kernel
-  /// (thin_gemm.hpp), from the rows of W⊙M (or columns, for input gradients) that any block covers
-  /// (MADE's D=2 output layer, and its input layer's input gradients).
+  /// Whether those products have fewer than 16 rows and run as dot products along k, AVX-512
+  /// (thin_multiply in thin_gemm.hpp), from the rows of W⊙M (or columns, for input gradients) with
+  /// a weight (MADE's D=2 output layer, and its input layer's input gradients).
   template <class T>
   [[nodiscard]] bool thin(bool transposed = false) const {
     return rows_of(transposed) < 16 && PackedGemm<T>::own_kernel_available();
