@@ -97,8 +97,13 @@ class Balance {
     // take one of them under the floor in turn)
     const double floor = 0.25 / parts;
     for (int pass = 0; pass < parts; ++pass) {
-      double lacking = 0, above = 0;
-      for (const double w : weights_) (w < floor ? lacking : above) += w < floor ? floor - w : w;
+      double lacking = 0, above = 0;  // what the low weights need, what the others hold
+      for (const double w : weights_) {
+        if (w < floor)
+          lacking += floor - w;
+        else
+          above += w;
+      }
       if (lacking <= 0) break;
       for (double& w : weights_) w = w < floor ? floor : w * (1 - lacking / above);
     }

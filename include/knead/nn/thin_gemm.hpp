@@ -76,10 +76,10 @@ KNEAD_AVX512 inline void thin_rows_avx512(const float* a, Index m, Index depth, 
       sum_each(acc, sums);  // sums[r·8 + j]: row i0 + r, sample j0 + j
       for (Index r = 0; r < pair; ++r) {
         const Index row = rows == nullptr ? i0 + r : rows[i0 + r];
-        const float start = !store.start ? 0.0f : store.bias != nullptr ? store.bias[row] : 0.0f;
+        const float bias = store.bias != nullptr ? store.bias[row] : 0.0f;
         for (Index j = 0; j < count; ++j) {
-          float& out = c[row + (j0 + j) * ldc];
-          out = store.finish(sums[r * block + j] + (store.start ? start : out), row, j0 + j);
+          float& out = c[row + (j0 + j) * ldc];  // C = bias + A·X (start), or C + A·X
+          out = store.finish(sums[r * block + j] + (store.start ? bias : out), row, j0 + j);
         }
       }
     }
