@@ -197,18 +197,28 @@ class Mlp : public LeafParameters<T> {
     Matrix<T>& y = layer == layers() - 1 ? output : activations_[std::size_t(layer + 1)];
     auto& s = detail::KernelScratch<T>::local();
     T* w = detail::KernelScratch<T>::ensure(s.block, m * input_cols);
-    T* z = detail::KernelScratch<T>::ensure(s.product, m * n);
     const auto wl = weight(layer);
     const T* mask = mask_data(layer);
+    const auto b = bias(layer);
+    const bool relu = layer < layers() - 1;
+    // A step computes a few units (about hidden / (D − 1) a layer, 2 outputs) over the whole batch:
+    // on knead's kernel those rows of W ⊙ M are laid out row by row and dotted with each sample's
+    // contiguous input column (thin_multiply), straight into the layer's buffer with bias and ReLU.
+    // Eigen's product packed the batch's inputs anew for every step and layer, and its few-row
+    // paths are its slowest.
+    const bool thin = m < 16 && detail::PackedGemm<T>::own_kernel_available();
     for (Index c = 0; c < input_cols; ++c)
       for (Index r = 0; r < m; ++r) {
         const Index at = rows[std::size_t(r)] + c * out(layer);
-        w[r + c * m] = mask == nullptr || mask[at] != T(0) ? wl.data()[at] : T(0);
+        w[thin ? r * input_cols + c : r + c * m] = mask == nullptr || mask[at] != T(0) ? wl.data()[at] : T(0);
       }
+    if (thin)
+      return detail::thin_multiply(w, input_cols, Index(1), m, input_cols, x.data() + c0 * x.rows(), x.rows(),
+                                   n, y.data() + c0 * y.rows(), y.rows(), rows.data(),
+                                   detail::Store<T>{true, b.data(), relu, nullptr, 0});
+    T* z = detail::KernelScratch<T>::ensure(s.product, m * n);
     std::fill(z, z + m * n, T(0));
     detail::gemm<false, false>(m, n, input_cols, T(1), w, m, x.data() + c0 * x.rows(), x.rows(), z, m);
-    const auto b = bias(layer);
-    const bool relu = layer < layers() - 1;
     for (Index j = 0; j < n; ++j)
       for (Index r = 0; r < m; ++r) {
         const Index row = rows[std::size_t(r)];
