@@ -28,6 +28,10 @@ flows/builder.hpp):
   sampling run under torch.no_grad().
 - Threads: torch.set_num_threads(n) and openblas_set_num_threads(n) (torch leaves OpenBLAS's own
   pool at its default size, every core, otherwise); --blas-threads sets the latter apart.
+
+2-thread figures depend on where the host puts the virtual CPUs: with bench_machine built next to
+bench_flows, the script measures a cache line's round trip between CPUs 0 and 1 before each
+2-thread row and around each scaling measurement, and reports it (see bench/machine.cpp).
 """
 
 import argparse
@@ -324,6 +328,32 @@ def time_row(bench, name, torch_timer, repetitions, min_time):
     return [tuple(statistics.median(r[i] for r in side) for i in range(2)) for side in runs]
 
 
+# A cache line's round trip between CPUs 0 and 1 above this: the host has placed them far apart.
+FAR_ROUND_TRIP_NS = 150
+
+
+def core_round_trip(bench):
+    """A cache line's round trip between CPUs 0 and 1 in ns (bench_machine, next to `bench`), or
+    None when that probe is not built or cannot pin threads."""
+    probe = os.path.join(os.path.dirname(bench), "bench_machine")
+    if not os.access(probe, os.X_OK):
+        return None
+    result = subprocess.run([probe, "--benchmark_filter=^BM_core_round_trip", "--benchmark_format=json",
+                             "--benchmark_min_time=0.1"], capture_output=True, text=True)
+    runs = json.loads(result.stdout)["benchmarks"] if result.returncode == 0 else []
+    times = [run["real_time"] for run in runs if not run.get("error_occurred")]
+    return times[0] if times else None
+
+
+def round_trips_text(values):
+    """'55/54 ns' for measured round trips, flagged when one of them shows far-apart CPUs."""
+    measured = [v for v in values if v is not None]
+    if not measured:
+        return "not measured (build bench_machine)"
+    text = "/".join(f"{v:.0f}" for v in measured) + " ns"
+    return text + (" (FAR APART)" if max(measured) > FAR_ROUND_TRIP_NS else "")
+
+
 def knead_thread_scaling(bench, config, kind, repetitions, min_time):
     """knead's train step at 2 threads / 1 thread: one bench_flows process runs the repetitions of
     both benchmarks in random order (Google Benchmark's random interleaving), so that both meet
@@ -349,7 +379,7 @@ def si(value):
 
 def table(rows):
     header = ["config", "flow", "family", "thr", "knead/s", "torch/s", "ratio", "target", "",
-              "CPU-time ratio", "issue ref torch/s"]
+              "CPU-time ratio", "issue ref torch/s", "CPU 0-1 round trip"]
     lines = [header]
     for r in rows:
         target = TARGETS.get((r["config"], r["flow"], r["family"]))
@@ -359,7 +389,8 @@ def table(rows):
                       f">= {target:g}x" if target else "",
                       ("pass" if r["knead"] / r["torch"] >= target else "FAIL") if target else "",
                       f"{r['knead_cpu'] / r['torch_cpu']:.2f}x" if r["threads"] == 1 else "",
-                      si(reference) if reference else ""])
+                      si(reference) if reference else "",
+                      round_trips_text([r["round_trip_ns"]]) if r["threads"] == 2 else ""])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
                      for line in lines)
@@ -367,7 +398,8 @@ def table(rows):
 
 def other_targets(rows, scaling):
     """Issue #4's targets on knead alone that the measured rows cover; `scaling` maps
-    (config, flow) to the interleaved 2-thread / 1-thread train step ratio."""
+    (config, flow) to the interleaved 2-thread / 1-thread train step ratio and the CPUs' round
+    trips measured before and after it."""
     knead = {(r["config"], r["flow"], r["family"], r["threads"]): r["knead"] for r in rows}
     lines = []
 
@@ -379,9 +411,10 @@ def other_targets(rows, scaling):
         sample, density = knead.get((2, "maf", "sample", n)), knead.get((2, "maf", "density", n))
         if sample and density:
             check(f"knead MAF sampling / MAF density, D=64 h512, {n} thread(s)", sample / density, 0.3)
-    for (config, kind), ratio in scaling.items():
+    for (config, kind), (ratio, round_trips) in scaling.items():
         check(f"knead {kind} train step, {label(config)}, 2 threads / 1 thread (interleaved)", ratio,
               1.6 if kind == "maf" else None)
+        lines[-1] += f"; CPU 0-1 round trip {round_trips_text(round_trips)}"
     return lines
 
 
@@ -455,10 +488,12 @@ def main():
                     set_threads(n, blas, args.blas_threads)
                     call, batch = torch_job(config, kind, family)
                     torch_timer = TorchTimer(call, batch, min_time, warmup_time, args.max_time)
+                    round_trip = core_round_trip(args.bench) if n == 2 else None
                     rates = time_row(args.bench, name, torch_timer, repetitions, min_time)
                     rows.append({"config": config, "flow": kind, "family": family, "threads": n,
                                  "knead": rates[0][0], "torch": rates[1][0],
-                                 "knead_cpu": rates[0][1], "torch_cpu": rates[1][1]})
+                                 "knead_cpu": rates[0][1], "torch_cpu": rates[1][1],
+                                 "round_trip_ns": round_trip})
                     print(f"  {label(config)} {kind} {family} threads {n}: knead {si(rates[0][0])}/s, "
                           f"torch {si(rates[1][0])}/s", file=sys.stderr, flush=True)
 
@@ -470,15 +505,18 @@ def main():
             for kind in flows:
                 if targets_only and kind != "maf":
                     continue
-                scaling[(config, kind)] = knead_thread_scaling(args.bench, config, kind,
-                                                               max(repetitions, 8), min_time)
+                before = core_round_trip(args.bench)
+                ratio = knead_thread_scaling(args.bench, config, kind, max(repetitions, 8), min_time)
+                scaling[(config, kind)] = (ratio, [before, core_round_trip(args.bench)])
     print(f"load average at end: {load()}")
     print()
     print(table(rows))
     print("ratio = knead / torch samples/s by wall clock; pass/fail against issue #4's target (the\n"
           "same at 2 threads). CPU-time ratio (1-thread rows): from knead's CPU time and torch's\n"
           "process CPU time, less sensitive to load. issue ref: the PyTorch libraries' figures\n"
-          "quoted in issue #4 (1 thread).")
+          "quoted in issue #4 (1 thread). CPU 0-1 round trip (2-thread rows): a cache line's, before\n"
+          f"the row; above {FAR_ROUND_TRIP_NS} ns (usually ~55 ns on the reference machine) the host had placed\n"
+          "the two vCPUs far apart, which slows threads that share data (bench/machine.cpp).")
     extra = other_targets(rows, scaling)
     if extra:
         print()
