@@ -26,8 +26,12 @@ flows/builder.hpp):
   (D/2 → h → h → 2·(D − D/2)) emitting [t; a].
 - Train step: zero_grad, mean negative log-likelihood, backward, Adam(lr 1e-4). Density and
   sampling run under torch.no_grad().
-- Threads: torch.set_num_threads(n) and openblas_set_num_threads(n) (torch leaves OpenBLAS's own
-  pool at its default size, every core, otherwise); --blas-threads sets the latter apart.
+- Threads: a row of n threads gives PyTorch n OpenBLAS threads (openblas_set_num_threads; torch
+  leaves OpenBLAS's own pool at every core otherwise) and 1 intra-op thread (torch.set_num_threads):
+  its fastest way of using two cores here. With 2 of each, the two pools fight over the cores and
+  PyTorch ran 1.2-4x slower than on one core; with torch 2 / OpenBLAS 1 it did not scale (MAF train
+  step D=64 h512: torch/OpenBLAS threads 1/1 6.0k/s, 2/1 6.1k, 1/2 8.2k, 2/2 2.0k).
+  --torch-threads and --blas-threads set them apart.
 
 2-thread figures depend on where the host puts the virtual CPUs: with bench_machine built next to
 bench_flows, the script measures a cache line's round trip between CPUs 0 and 1 before each
@@ -254,8 +258,10 @@ def openblas():
         return None
 
 
-def set_threads(n, blas, blas_threads=None):
-    torch.set_num_threads(n)
+def set_threads(n, blas, blas_threads=None, torch_threads=None):
+    """PyTorch's threads for a row of n: OpenBLAS n (or blas_threads), intra-op 1 (or
+    torch_threads; n without OpenBLAS found); see the module's docstring."""
+    torch.set_num_threads(torch_threads or (1 if blas is not None else n))
     if blas is not None:
         blas.openblas_set_num_threads(blas_threads or n)
 
@@ -447,6 +453,8 @@ def main():
                         help="seconds per repetition (default 0.2)")
     parser.add_argument("--blas-threads", type=int, default=None,
                         help="OpenBLAS threads for PyTorch (default: the row's thread count)")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="PyTorch's intra-op threads, torch.set_num_threads (default 1)")
     parser.add_argument("--max-time", type=float, default=60,
                         help="PyTorch: fewer repetitions where they would take longer (default 60 s)")
     parser.add_argument("--warmup-time", type=float, default=None,
@@ -472,7 +480,8 @@ def main():
 
     blas = openblas()
     blas_info = blas.openblas_get_config().decode() if blas else "no OpenBLAS (BLAS threads not set)"
-    print(f"PyTorch {torch.__version__}, {blas_info}")
+    print(f"PyTorch {torch.__version__}, {blas_info}; a row of n threads: torch.set_num_threads("
+          f"{args.torch_threads or ('1' if blas else 'n')}), OpenBLAS threads {args.blas_threads or 'n'}")
     print(f"knead: {args.bench}; per side and row {repetitions} repetition(s) of >= {min_time} s, taking turns, "
           "median, wall clock")
     print(f"load average at start: {load()} ({os.cpu_count()} CPUs)", flush=True)
@@ -485,7 +494,7 @@ def main():
                     if targets_only and (config, kind, family) not in TARGETS:
                         continue
                     name = knead_name(config, kind, family, n)
-                    set_threads(n, blas, args.blas_threads)
+                    set_threads(n, blas, args.blas_threads, args.torch_threads)
                     call, batch = torch_job(config, kind, family)
                     torch_timer = TorchTimer(call, batch, min_time, warmup_time, args.max_time)
                     round_trip = core_round_trip(args.bench) if n == 2 else None
