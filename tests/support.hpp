@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by the tests: random batches, a Catch2 check of a conformance report and the
-// largest errors over several, input orders and hidden sizes for MADE-based tests, a temporary folder.
+// largest errors over several, input orders and hidden sizes for MADE-based tests, a temporary folder,
+// a thread count for a scope.
 
 #include <stdlib.h>  // mkdtemp
 
@@ -17,9 +18,29 @@
 #include <type_traits>
 #include <vector>
 
+#include "knead/core/threads.hpp"
 #include "knead/testing/conformance.hpp"
 
 namespace knead::test {
+
+/// Runs knead on n threads while in scope, splitting even the tests' small batches
+/// (min_parallel_work() 0); then one thread and the threshold as it was, however the scope ends.
+class ThreadCount {
+ public:
+  explicit ThreadCount(int n) : work_(min_parallel_work()) {
+    set_num_threads(n);
+    set_min_parallel_work(0);
+  }
+  ~ThreadCount() {
+    set_num_threads(1);
+    set_min_parallel_work(work_);
+  }
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+
+ private:
+  Index work_;
+};
 
 /// A D×N batch of independent N(0, scale²) entries.
 template <class T>

@@ -245,9 +245,8 @@ TEMPLATE_TEST_CASE("Passes and backward steps do not allocate after warm-up", "[
 
 TEMPLATE_TEST_CASE("Passes and backward steps do not allocate after warm-up on two threads", "[allocations]",
                    float, double) {
-  set_num_threads(2);
+  const test::ThreadCount threads(2);
   check_all<TestType>(96);
-  set_num_threads(1);
 }
 
 // Couplings gather and scatter their halves row by row: an Eigen indexed view would copy its index

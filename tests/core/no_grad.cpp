@@ -58,7 +58,7 @@ TEMPLATE_TEST_CASE("Passes under NoGrad give the same values, bit for bit", "[co
     for (const FlowKind kind : {FlowKind::maf, FlowKind::iaf, FlowKind::realnvp})
       for (const Index n : {7, 300}) {
         DYNAMIC_SECTION(to_string(kind) << ", batch " << n << ", " << threads << " thread(s)") {
-          set_num_threads(threads);
+          const test::ThreadCount count(threads);
           const Flow<T> flow = make<T>(kind, 4);
           const Matrix<T> x = test::random_batch<T>(4, n, rng);
           RowVector<T> kept, not_kept;
@@ -73,7 +73,6 @@ TEMPLATE_TEST_CASE("Passes under NoGrad give the same values, bit for bit", "[co
           }
           CHECK(kept == not_kept);
           CHECK(sample_kept == sample_not_kept);
-          set_num_threads(1);
         }
       }
 }

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <stdexcept>
 #include <thread>
 
@@ -16,13 +17,7 @@ using namespace knead;
 
 namespace {
 
-/// Restores one thread when a test section ends, however it ends.
-struct ThreadCount {
-  explicit ThreadCount(int n) { set_num_threads(n); }
-  ~ThreadCount() { set_num_threads(1); }
-  ThreadCount(const ThreadCount&) = delete;
-  ThreadCount& operator=(const ThreadCount&) = delete;
-};
+using test::ThreadCount;
 
 /// Fixes the weights of every parallel job while a test section runs, then lets the jobs learn
 /// their own again.
@@ -69,6 +64,42 @@ TEST_CASE("set_num_threads checks its argument and num_threads reports it", "[co
     CHECK(num_threads() == 2);
   }
   CHECK(num_threads() == 1);
+}
+
+TEST_CASE("set_min_parallel_work checks its argument and min_parallel_work reports it", "[core][threads]") {
+  const Index before = min_parallel_work();
+  CHECK(before >= 0);
+  CHECK_THROWS_WITH(set_min_parallel_work(-1),
+                    Catch::Contains("set_min_parallel_work") && Catch::Contains("-1"));
+  CHECK(min_parallel_work() == before);
+  set_min_parallel_work(123);
+  CHECK(min_parallel_work() == 123);
+  set_min_parallel_work(before);
+}
+
+TEST_CASE("An Mlp splits a batch only when each thread's part holds min_parallel_work()", "[core][threads]") {
+  using T = float;
+  Rng rng(8);
+  const Index n = 150;
+  const Made<T> made(4, {24, 24}, InputOrder::reversed(), 3);
+  const Index per_column = made.mlp().computed_macs();
+  const Matrix<T> x = test::random_batch<T>(4, n, rng);
+  const ThreadCount count(2);
+  const FixedWeights even({1, 1});
+  // the column parts forward() hands to its callback: one part is the batch unsplit
+  auto parts = [&] {
+    std::atomic<int> calls{0};
+    Matrix<T> out;
+    made.forward(x, out, [&](Index c0, Index c1) { calls += c1 > c0; });
+    return calls.load();
+  };
+  CHECK(parts() == 2);                     // no threshold (ThreadCount's)
+  set_min_parallel_work(per_column * 75);  // 75 columns each: 150 make two parts
+  CHECK(parts() == 2);
+  set_min_parallel_work(per_column * 76);  // 76 each: 150 do not
+  CHECK(parts() == 1);
+  set_min_parallel_work(std::numeric_limits<Index>::max());
+  CHECK(parts() == 1);
 }
 
 TEST_CASE("Shares cut n units at multiples of the alignment and tile them", "[core][threads]") {

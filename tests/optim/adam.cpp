@@ -210,10 +210,7 @@ TEST_CASE("Adam rejects bad hyper-parameters, sizes and states", "[optim][adam][
 
 TEST_CASE("Adam finds a non-finite gradient in a large model split over threads", "[optim][adam][errors]") {
   // 300,000 parameters: the finiteness check and the update run on two threads
-  set_num_threads(2);
-  struct Restore {
-    ~Restore() { set_num_threads(1); }
-  } restore;
+  const test::ThreadCount threads(2);
   const std::size_t n = 300000;
   for (const std::size_t bad_at : {std::size_t(3), n - 1}) {
     Adam<float> adam(Index(n), {.lr = 0.1});

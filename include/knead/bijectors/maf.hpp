@@ -65,18 +65,19 @@ class Maf {
     // computed once, at its final value, so the pass leaves MADE's activations and outputs as a
     // full pass at the final x would: backward() differentiates it like an inverse pass.
     Matrix<T>& made_input = made_.begin_incremental(n, conditioner_);
-    detail::parallel_columns(n, detail::column_chunks(n, 32), [&](Index c0, Index c1, int) {
-      if (c1 <= c0) return;
-      for (Index k = 0; k < d; ++k) {
-        const Index i = made_.order()[std::size_t(k)];
-        made_.incremental_step(k, c0, c1, conditioner_);
-        for (Index j = c0; j < c1; ++j) {
-          const T alpha = guard_.apply(conditioner_(d + i, j));
-          log_scale_(i, j) = alpha;
-          x(i, j) = made_input(i, j) = u(i, j) * std::exp(alpha) + conditioner_(i, j);
-        }
-      }
-    });
+    detail::parallel_columns(
+        n, detail::column_chunks(n, made_.mlp().min_chunk()), [&](Index c0, Index c1, int) {
+          if (c1 <= c0) return;
+          for (Index k = 0; k < d; ++k) {
+            const Index i = made_.order()[std::size_t(k)];
+            made_.incremental_step(k, c0, c1, conditioner_);
+            for (Index j = c0; j < c1; ++j) {
+              const T alpha = guard_.apply(conditioner_(d + i, j));
+              log_scale_(i, j) = alpha;
+              x(i, j) = made_input(i, j) = u(i, j) * std::exp(alpha) + conditioner_(i, j);
+            }
+          }
+        });
     made_.end_incremental(n);
     log_det = log_scale_.colwise().sum();  // α_i collected at the step that set x_i
     exp_neg_log_scale_ = (-log_scale_).array().exp();

@@ -273,6 +273,14 @@ inline int& configured_threads() {
   return n;
 }
 
+inline Index& configured_min_parallel_work() {
+  static Index multiply_adds = [] {
+    const char* env = std::getenv("KNEAD_MIN_PARALLEL_WORK");
+    return env != nullptr ? std::max<Index>(0, std::atoll(env)) : Index(4'000'000);
+  }();
+  return multiply_adds;
+}
+
 }  // namespace detail
 
 /// Sets the number of threads knead uses for batch parallelism (1 = the calling thread only).
@@ -283,6 +291,25 @@ inline void set_num_threads(int n) {
 
 /// The thread count in use: set_num_threads(), else KNEAD_NUM_THREADS, else 1.
 [[nodiscard]] inline int num_threads() { return detail::configured_threads(); }
+
+/// Sets the multiply–adds that each thread's part of a network pass must hold for the pass to be
+/// split over the threads (0: split every batch of 32 columns or more a thread). Below it, handing
+/// part of the batch to another core costs more than it saves: a split pays for waking the other
+/// thread and for the data the threads exchange (the whole batch for ∂W, weights the other core
+/// updated), several times more when a virtual machine's host runs its vCPUs on far-apart cores.
+/// The default, 4 million, was measured on a 2-vCPU cloud VM whose cores are sometimes close (a
+/// cache line's round trip 55 ns: bench_machine) and sometimes far (315 ns): the D=2 hidden 64
+/// train step (batch 512, ~1.2M multiply–adds a thread per pass) ran 1.1–1.4× as fast on 2 threads
+/// as on 1 with close cores and 0.6× with far ones; a density pass on 4096 samples (~9M) 1.9× and
+/// 1.6×. On dedicated cores a lower value may pay. Also read from KNEAD_MIN_PARALLEL_WORK.
+inline void set_min_parallel_work(Index multiply_adds) {
+  if (multiply_adds < 0)
+    detail::fail("set_min_parallel_work", "multiply-add count must be >= 0, got ", multiply_adds);
+  detail::configured_min_parallel_work() = multiply_adds;
+}
+
+/// The threshold in use: set_min_parallel_work(), else KNEAD_MIN_PARALLEL_WORK, else 4,000,000.
+[[nodiscard]] inline Index min_parallel_work() { return detail::configured_min_parallel_work(); }
 
 namespace detail {
 

@@ -97,7 +97,7 @@ class Mlp : public LeafParameters<T> {
     const Index n = input.cols();
     const bool keep = !NoGrad::active();  // the caller's: the parts may run on other threads
     size_workspaces(n, output, keep);
-    const int chunks = detail::column_chunks(n, min_chunk);
+    const int chunks = detail::column_chunks(n, min_chunk());
     PassScratch& pass = PassScratch::local();
     const auto in_pass = pass.enter("Mlp::forward", layers());
     pack(pass, false, chunks, true, false);
@@ -153,7 +153,7 @@ class Mlp : public LeafParameters<T> {
     for (Index l = 0; l + 1 < layers(); ++l)
       detail::KernelScratch<T>::ensure(pass.grads[std::size_t(l)], out(l) * n);
     if (grad_input != nullptr) grad_input->resize(inputs(), n);
-    const int chunks = detail::column_chunks(n, min_chunk);
+    const int chunks = detail::column_chunks(n, min_chunk());
     T* gradient = accumulate_parameters ? this->params_.gradient_data() : nullptr;
     // Several threads each need the whole batch for their share of ∂W: it is packed once for all.
     // One thread packs it slice by slice instead, into a buffer that stays in cache.
@@ -237,6 +237,14 @@ class Mlp : public LeafParameters<T> {
     return n;
   }
 
+  /// Columns per thread below which a batch is not split: 32, and enough columns for
+  /// min_parallel_work() multiply–adds.
+  [[nodiscard]] Index min_chunk() const {
+    const Index per_column = std::max<Index>(computed_macs(), 1);
+    const Index work = min_parallel_work();
+    return std::max<Index>(32, work / per_column + (work % per_column != 0));
+  }
+
  private:
   /// The buffers of one forward() or backward() that do not outlive it: the weights packed for the
   /// kernels, the batches packed for ∂W (several threads), ∂L/∂(pre-activation) of the hidden
@@ -269,9 +277,6 @@ class Mlp : public LeafParameters<T> {
       return Leave{&busy};
     }
   };
-
-  /// Batches narrower than this per thread are not split.
-  static constexpr Index min_chunk = 32;
 
   /// Columns taken through all the layers at a time by forward(): a slice's activations stay in
   /// the cache from the layer that writes them to the layer that reads them. A multiple of the
