@@ -64,7 +64,7 @@ TEST_CASE("thin_weight_gradient adds (G Xᵀ) ⊙ M for a few rows of G", "[nn][
   if (!runs_here()) return;
   Rng rng(6);
   for (const Index m : {1, 4, 15})
-    for (const Index in : {5, 64})  // packed, and read as stored (a multiple of 16)
+    for (const Index in : {5, 64, 100})  // within one block of 64 rows, one whole, and a block and a part
       for (const Index n : {1, 300, 1100})
         for (const bool masked : {false, true}) {
           INFO(m << " rows, " << in << " inputs, " << n << " samples" << (masked ? ", masked" : ""));

@@ -11,7 +11,8 @@
 /// and 16 such vectors are then summed into one vector of their 16 totals (a tree of shuffles).
 /// Computing it as Cᵀ = Xᵀ Aᵀ on the kernel instead first transposed X, which with the scattered
 /// results cost three times the products (12 % of a D=2 hidden 64 MAF's density pass).
-/// thin_weight_gradient (G Xᵀ, summed over the batch) runs on the kernel, transposed.
+/// thin_weight_gradient (G Xᵀ, summed over the batch) computes its transpose X Gᵀ, a sample at a
+/// time: each sample adds its column of X times its few entries of G into the sums.
 
 #include <algorithm>
 #include <stdexcept>
@@ -112,33 +113,85 @@ void thin_multiply(const T* a, Index a_row, Index a_col, Index m, Index depth, c
   fail<std::logic_error>("thin_multiply", "runs on knead's AVX-512 float kernel only");
 }
 
+#if KNEAD_HAS_AVX512_SGEMM
+/// ct(:, 0..M) += X Gᵀ for M rows of G (ct: in × M, leading dimension ldct): for each block of 64
+/// rows of X, the 4 × M sums stay in registers over 8 samples at a time, each sample's column of X
+/// read once (4 vectors) for M fused multiply-adds; each sum is one chain over the samples in order.
+/// The samples' columns are walked in order, 8 at a time for all the row blocks (32 KB for a
+/// 512-row X, with the next 8 prefetched), instead of the general kernel's panels of 64 rows over
+/// the whole batch, which read X at its leading dimension's stride (2 KB) and ran at 25 GFLOP/s
+/// (1 % of a D=2 hidden 512 MAF's train step); this runs 1.5× (warm) to 2.2× (cold caches) faster.
+template <int M>
+KNEAD_AVX512 void thin_gradient_sums(const float* g, Index ldg, const float* x, Index ldx, Index in, Index n,
+                                     float* ct, Index ldct) {
+  constexpr Index samples = 8;
+  for (Index k0 = 0; k0 < n; k0 += samples) {
+    const Index k1 = std::min(n, k0 + samples);
+    const bool ahead = k1 + samples <= n;  // (prefetch only within X)
+    for (Index r0 = 0; r0 < in; r0 += 64) {
+      __mmask16 live[4];
+      for (int r = 0; r < 4; ++r)
+        live[r] = __mmask16((1u << std::clamp<Index>(in - r0 - 16 * r, 0, 16)) - 1u);
+      __m512 acc[4][M];
+      for (int i = 0; i < M; ++i)
+        for (int r = 0; r < 4; ++r) acc[r][i] = _mm512_maskz_loadu_ps(live[r], ct + r0 + 16 * r + i * ldct);
+      for (Index k = k0; k < k1; ++k) {
+        const float* xk = x + r0 + k * ldx;
+        __m512 xv[4];
+        for (int r = 0; r < 4; ++r) {
+          xv[r] = _mm512_maskz_loadu_ps(live[r], xk + 16 * r);
+          if (ahead && live[r] != 0) __builtin_prefetch(xk + 16 * r + samples * ldx);
+        }
+        for (int i = 0; i < M; ++i) {
+          const __m512 gi = _mm512_set1_ps(g[i + k * ldg]);
+          for (int r = 0; r < 4; ++r) acc[r][i] = _mm512_fmadd_ps(xv[r], gi, acc[r][i]);
+        }
+      }
+      for (int i = 0; i < M; ++i)
+        for (int r = 0; r < 4; ++r) _mm512_mask_storeu_ps(ct + r0 + 16 * r + i * ldct, live[r], acc[r][i]);
+    }
+  }
+}
+#endif
+
 /// G_W (m × in, leading dimension ldgw) += (G Xᵀ) ⊙ M for a thin G (m × n, m < 16, leading dimension
 /// ldg) and a batch X (in × n, leading dimension ldx); `mask` (m × in, column-major) may be null.
-/// Computed as (G Xᵀ)ᵀ = X Gᵀ: X read where it is when `in` is a multiple of 16 (whole vectors),
-/// else packed, Gᵀ read where it is. float on AVX-512 only.
+/// Computed as (G Xᵀ)ᵀ = X Gᵀ by thin_gradient_sums, up to 4 rows of G at a time, into a scratch.
+/// float on AVX-512 only.
 template <class T>
 void thin_weight_gradient(const T* g, Index ldg, Index m, const T* x, Index ldx, Index in, Index n,
                           const T* mask, T* gw, Index ldgw) {
-  auto& s = KernelScratch<T>::local();
-  T* ct = KernelScratch<T>::ensure(s.product, in * m);
-  const bool stored = in % 16 == 0;
-  constexpr Index slice = 512;
-  for (Index j0 = 0; j0 < n; j0 += slice) {
-    const Index depth = std::min(slice, n - j0);
-    const T* a = x + j0 * ldx;
-    Index lda = ldx;
-    if (!stored) {
-      T* packed = KernelScratch<T>::ensure(s.pack_b, PackedGemm<T>::packed_lhs_size(in, depth));
-      PackedGemm<T>::pack_lhs(true, packed, a, ldx, in, depth, false);
-      a = packed, lda = 0;
+#if KNEAD_HAS_AVX512_SGEMM
+  if constexpr (std::is_same_v<T, float>) {
+    if (m <= 0 || in <= 0) return;
+    auto& s = KernelScratch<T>::local();
+    T* ct = KernelScratch<T>::ensure(s.product, in * m);
+    std::fill(ct, ct + in * m, T(0));
+    for (Index i0 = 0; i0 < m; i0 += 4) {
+      const T* gi = g + i0;
+      T* ci = ct + i0 * in;
+      switch (std::min<Index>(4, m - i0)) {
+        case 1:
+          thin_gradient_sums<1>(gi, ldg, x, ldx, in, n, ci, in);
+          break;
+        case 2:
+          thin_gradient_sums<2>(gi, ldg, x, ldx, in, n, ci, in);
+          break;
+        case 3:
+          thin_gradient_sums<3>(gi, ldg, x, ldx, in, n, ci, in);
+          break;
+        default:
+          thin_gradient_sums<4>(gi, ldg, x, ldx, in, n, ci, in);
+          break;
+      }
     }
-    // Gᵀ (depth × m): entry (k, i) = G(i, j0 + k)
-    PackedGemm<T>::multiply(true, ct, in, a, lda, in, depth, RhsView<T>::stored(g + j0 * ldg, ldg, 1), m,
-                            Store<T>{j0 == 0, nullptr, false, nullptr, 0});
+    for (Index c = 0; c < in; ++c)
+      for (Index i = 0; i < m; ++i)
+        gw[i + c * ldgw] += mask == nullptr ? ct[c + i * in] : ct[c + i * in] * mask[i + c * m];
+    return;
   }
-  for (Index c = 0; c < in; ++c)
-    for (Index i = 0; i < m; ++i)
-      gw[i + c * ldgw] += mask == nullptr ? ct[c + i * in] : ct[c + i * in] * mask[i + c * m];
+#endif
+  fail<std::logic_error>("thin_weight_gradient", "runs on knead's AVX-512 float kernel only");
 }
 
 }  // namespace knead::detail
