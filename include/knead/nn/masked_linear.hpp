@@ -1,19 +1,15 @@
 #pragma once
 /// @file
-/// MaskedLinearPlan: the kernels of (masked) linear layers. It covers the non-zero entries of a
-/// fixed 0/1 mask with rectangles so that a masked product only touches the blocks that are not
-/// structurally zero.
+/// MaskedLinearPlan: the kernels of (masked) linear layers. The non-zero entries of a fixed 0/1
+/// mask are covered with rectangles (cover_mask, mask_cover.hpp) so that a masked product only
+/// touches the blocks that are not structurally zero.
 ///
 /// MADE sorts its hidden units by degree, which makes every mask a staircase: the plan then holds a
 /// few large all-ones blocks (computed straight from W, no masking needed) and thin "partial"
 /// blocks along the stair edge, the only place where W ⊙ M is formed (while packing). So
-/// about half of the dense FLOPs are skipped and W ⊙ M is never rebuilt in full. The blocks are
-/// chosen by a cost model of the GEMM (block_cost): a thin block runs far below peak, so the plan
-/// merges narrow runs of columns and stops splitting where computing a few zeros is cheaper.
+/// about half of the dense FLOPs are skipped and W ⊙ M is never rebuilt in full.
 
 #include <algorithm>
-#include <array>
-#include <map>
 #include <utility>
 #include <vector>
 
@@ -22,15 +18,10 @@
 #include "knead/core/threads.hpp"
 #include "knead/core/types.hpp"
 #include "knead/nn/gemm.hpp"
+#include "knead/nn/mask_cover.hpp"
 #include "knead/nn/thin_gemm.hpp"
 
 namespace knead::detail {
-
-/// A rectangle of a weight matrix: all ones in the mask (full), or mixed (partial).
-struct MaskBlock {
-  Index row, rows, col, cols;
-  bool partial;
-};
 
 /// The rectangles covering the non-zeros of a mask, in two layouts: `by_rows` (row strips, for
 /// y = (W⊙M) x and ∂L/∂W) and `by_cols` (column strips, for ∂L/∂x = (W⊙M)ᵀ g), so that each
@@ -48,8 +39,8 @@ class MaskedLinearPlan {
   template <class T>
   explicit MaskedLinearPlan(const Matrix<T>& mask) : out_(mask.rows()), in_(mask.cols()) {
     const Matrix<Index> ones = (mask.array() != T(0)).template cast<Index>();
-    by_rows_ = Planner{prefix_counts(ones), {}}.cover(0, out_, 0, in_).blocks;
-    by_cols_ = Planner{prefix_counts(ones.transpose()), {}}.cover(0, in_, 0, out_).blocks;
+    by_rows_ = cover_mask(ones);
+    by_cols_ = cover_mask(ones.transpose());
     // A thin() product computes only rows with a weight: blocks may cover rows whose mask is all
     // zeros (MADE's first-degree outputs at D = 2, half of its output layer), whose value is the bias.
     std::vector<char> rows_with_weights(static_cast<std::size_t>(out_)),
@@ -291,9 +282,6 @@ class MaskedLinearPlan {
   /// Rows of the forward products (the layer's outputs), or of the input gradients (its inputs).
   [[nodiscard]] Index rows_of(bool transposed) const { return transposed ? in_ : out_; }
 
-  /// Smallest partial block height: below it the stair edge is covered by masked copies.
-  static constexpr Index min_partial = 16;
-
   /// backward_weight() on one slice of `depth` batch columns: x (in_ × depth) as stored with leading
   /// dimension ldx, or, when ldx is 0, xᵀ packed at x.
   template <class T>
@@ -412,129 +400,6 @@ class MaskedLinearPlan {
             mask[b.row + r + (b.col + c) * out_] != T(0) ? w[b.row + r + (b.col + c) * ldw] : T(0);
     return p;
   }
-
-  using Counts = Eigen::Matrix<Index, Eigen::Dynamic, Eigen::Dynamic>;
-
-  /// counts(r, c) = the number of ones in rows [0, r) of column c of a 0/1 matrix.
-  static Counts prefix_counts(const Matrix<Index>& ones) {
-    Counts counts(ones.rows() + 1, ones.cols());
-    counts.row(0).setZero();
-    for (Index r = 0; r < ones.rows(); ++r) counts.row(r + 1) = counts.row(r) + ones.row(r);
-    return counts;
-  }
-
-  /// Estimated cost of one block's GEMM, in multiply-adds, for a batch of 256 columns. Besides the
-  /// block's own multiply-adds, every call packs its slice of the batch and its block of W (a
-  /// partial block also copies W⊙M first) and reads and writes its slice of the output; memory
-  /// traffic costs several multiply-adds per element (AVX-512 does 32 multiply-adds per cycle), and
-  /// each call has a fixed overhead. So thin blocks (few rows or, worse, few columns) cost far more
-  /// than their multiply-adds, and the plan prefers computing some zeros to splitting further.
-  static double block_cost(Index rows, Index cols, bool partial) {
-    constexpr double batch = 256, memory = 4, call = 8192;
-    const double r = double(rows), c = double(cols);
-    return r * c * batch + memory * (c * batch + r * c * (partial ? 2 : 1) + r * batch) + call;
-  }
-
-  struct Cover {
-    double cost = 0;
-    std::vector<MaskBlock> blocks;
-    void add(const Cover& other) {
-      cost += other.cost;
-      blocks.insert(blocks.end(), other.blocks.begin(), other.blocks.end());
-    }
-    void add(MaskBlock b) {
-      cost += block_cost(b.rows, b.cols, b.partial);
-      blocks.push_back(b);
-    }
-  };
-
-  /// The cheapest cover (by block_cost) of rows [r0, r1) × cols [c0, c1) of the mask whose
-  /// per-column prefix counts are `counts`. The columns fall into runs: all ones over the strip (a
-  /// full block), all zeros (nothing) or mixed (one partial block, or, when taller than
-  /// min_partial, the cheapest covers of its two halves by rows). Neighbouring runs may also be
-  /// merged into one partial block, which pays when a run is only a few columns wide; a dynamic
-  /// programme over the runs picks the cheapest grouping.
-  struct Planner {
-    Counts counts;
-    std::map<std::array<Index, 4>, Cover> known;  // covers already found (the recursion revisits them)
-
-    Cover cover(Index r0, Index r1, Index c0, Index c1) {
-      const std::array<Index, 4> key{r0, r1, c0, c1};
-      if (const auto it = known.find(key); it != known.end()) return it->second;
-      return known[key] = search(r0, r1, c0, c1);
-    }
-
-    /// The cheapest covers of the top and bottom halves, split at a multiple of 8 rows (SIMD-friendly).
-    Cover halves(Index r0, Index r1, Index c0, Index c1) {
-      const Index mid = std::min(r1, r0 + ((r1 - r0) / 2 + 7) / 8 * 8);
-      Cover both = cover(r0, mid, c0, c1);
-      both.add(cover(mid, r1, c0, c1));
-      return both;
-    }
-
-    Cover search(Index r0, Index r1, Index c0, Index c1) {
-      const Index h = r1 - r0;
-      if (h <= 0 || c1 <= c0) return {};
-      struct Run {
-        Index begin, end;
-        int kind;  // 0: all zeros, 1: all ones, 2: mixed
-      };
-      std::vector<Run> runs;
-      for (Index c = c0; c < c1; ++c) {
-        const Index k = counts(r1, c) - counts(r0, c);
-        const int kind = k == 0 ? 0 : (k == h ? 1 : 2);
-        if (!runs.empty() && runs.back().kind == kind)
-          runs.back().end = c + 1;
-        else
-          runs.push_back({c, c + 1, kind});
-      }
-      if (!runs.empty() && runs.back().kind == 0) runs.pop_back();
-      if (!runs.empty() && runs.front().kind == 0) runs.erase(runs.begin());
-      const std::size_t n = runs.size();
-      if (n == 0) return {};
-
-      auto single = [&](const Run& run) {
-        Cover c;
-        if (run.kind == 0) return c;
-        c.add({r0, h, run.begin, run.end - run.begin, run.kind == 2});
-        if (run.kind == 2 && h > min_partial) {
-          Cover split = halves(r0, r1, run.begin, run.end);
-          if (split.cost < c.cost) c = std::move(split);
-        }
-        return c;
-      };
-      // best[j]: the cheapest cover of runs [0, j); from[j]: where its last group starts.
-      constexpr std::size_t longest_group = 8;
-      std::vector<double> best(n + 1, 0);
-      std::vector<std::size_t> from(n + 1, 0);
-      std::vector<Cover> singles;
-      for (const Run& run : runs) singles.push_back(single(run));
-      for (std::size_t j = 1; j <= n; ++j) {
-        best[j] = best[j - 1] + singles[j - 1].cost;
-        from[j] = j - 1;
-        for (std::size_t i = j >= longest_group ? j - longest_group : 0; i + 1 < j; ++i) {
-          const double merged = best[i] + block_cost(h, runs[j - 1].end - runs[i].begin, true);
-          if (merged < best[j]) best[j] = merged, from[j] = i;
-        }
-      }
-      Cover result;
-      if (h > min_partial && n > 1) {  // or split the whole strip by rows
-        Cover split = halves(r0, r1, runs.front().begin, runs.back().end);
-        if (split.cost < best[n]) return split;
-      }
-      std::vector<std::size_t> starts;
-      for (std::size_t j = n; j > 0; j = from[j]) starts.push_back(from[j]);
-      std::reverse(starts.begin(), starts.end());
-      for (std::size_t g = 0; g < starts.size(); ++g) {
-        const std::size_t i = starts[g], j = g + 1 < starts.size() ? starts[g + 1] : n;
-        if (j == i + 1)
-          result.add(singles[i]);
-        else
-          result.add({r0, h, runs[i].begin, runs[j - 1].end - runs[i].begin, true});
-      }
-      return result;
-    }
-  };
 
   /// (`with_weights`: which rows have a non-zero in the mask; empty for an unmasked layer.)
   static Edges find_edges(const std::vector<MaskBlock>& blocks, Index rows,
