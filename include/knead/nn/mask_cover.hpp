@@ -26,6 +26,7 @@ namespace knead::detail {
 struct MaskBlock {
   Index row, rows, col, cols;
   bool partial;
+  bool operator==(const MaskBlock&) const = default;
 };
 
 /// Smallest partial block height: below it the stair edge is covered by masked copies.

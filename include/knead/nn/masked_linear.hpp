@@ -66,7 +66,7 @@ class MaskedLinearPlan {
   /// a weight (MADE's D=2 output layer, and its input layer's input gradients).
   template <class T>
   [[nodiscard]] bool thin(bool transposed = false) const {
-    return rows_of(transposed) < 16 && PackedGemm<T>::own_kernel_available();
+    return runs_thin<T>(rows_of(transposed));
   }
 
   /// Multiply–adds per sample of the blocks (what the kernels compute) .

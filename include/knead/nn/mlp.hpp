@@ -206,7 +206,7 @@ class Mlp : public LeafParameters<T> {
     // contiguous input column (thin_multiply), straight into the layer's buffer with bias and ReLU.
     // Eigen's product packed the batch's inputs anew for every step and layer, and its few-row
     // paths are its slowest.
-    const bool thin = m < 16 && detail::PackedGemm<T>::own_kernel_available();
+    const bool thin = detail::runs_thin<T>(m);
     for (Index c = 0; c < input_cols; ++c)
       for (Index r = 0; r < m; ++r) {
         const Index at = rows[std::size_t(r)] + c * out(layer);

@@ -88,6 +88,14 @@ KNEAD_AVX512 inline void thin_rows_avx512(const float* a, Index m, Index depth, 
 }
 #endif
 
+/// Whether a product with `rows` rows runs on thin_multiply: fewer than 16 (knead's kernel fills
+/// 16 rows at a time), float on AVX-512. The one rule for MaskedLinearPlan's layers and MADE's
+/// incremental steps.
+template <class T>
+[[nodiscard]] bool runs_thin(Index rows) {
+  return rows < 16 && PackedGemm<T>::own_kernel_available();
+}
+
 /// C (m × n, leading dimension ldc) = or += A·X for a thin A (m × depth, m < 16, entry (i, k) at
 /// a[i·a_row + k·a_col]) and a batch X (depth × n, column-major, leading dimension ldx), stored as
 /// `store` says, row i of A·X into row rows[i] of C (row i when `rows` is null; bias and gate are
