@@ -161,14 +161,21 @@ std::string precision_of(const Options& o) {
   return it != file.metadata().end() && it->second == "F64" ? "double" : "float";
 }
 
+/// The help of --flow: each flow kind's name and description.
+std::string flow_help() {
+  std::string help = "the flow:";
+  for (const auto& kind : knead::flow_kind_table)
+    help += "\n  " + std::string(kind.name) + ": " + std::string(kind.description);
+  return help;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"Fit a normalizing flow to a 2-D point cloud and draw what it learned"};
   Options o;
   app.add_option("--dataset", o.dataset, "moons, siggraph, or the path of a CSV file with two columns");
-  app.add_option("--flow", o.flow, "maf, iaf, realnvp, nice or mlp")
-      ->check(CLI::IsMember({"maf", "iaf", "realnvp", "nice", "mlp"}));
+  app.add_option("--flow", o.flow, flow_help())->check(CLI::IsMember(knead::flow_kind_names()));
   app.add_option("--layers", o.layers, "number of flow layers")->check(CLI::PositiveNumber);
   app.add_option("--hidden", o.hidden, "hidden layer sizes of each layer's network, e.g. 64,64")
       ->delimiter(',');

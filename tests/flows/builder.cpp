@@ -105,3 +105,54 @@ TEST_CASE("flow builder rejects bad specifications", "[flows][errors]") {
   spec.dim = 1;
   CHECK_THROWS_WITH(make_flow(spec), Catch::Contains("dim >= 2"));
 }
+
+TEST_CASE("the flow-kind table names every kind once and drives parsing, names and errors", "[flows]") {
+  const std::vector<std::string> expected = {"maf", "iaf", "realnvp", "nice", "mlp"};
+  CHECK(flow_kind_names() == expected);
+  REQUIRE(std::size(flow_kinds<float>) == expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    CAPTURE(expected[i]);
+    const FlowKind kind = parse_flow_kind(expected[i]);
+    CHECK(kind == all_kinds[i]);
+    CHECK(to_string(kind) == expected[i]);
+    CHECK(flow_kinds<float>[i].name == flow_kinds<double>[i].name);
+    CHECK(flow_kinds<float>[i].kind == kind);
+    const std::string_view description = flow_kinds<double>[i].description;
+    CHECK(!description.empty());
+    CHECK(description.find('\n') == std::string_view::npos);
+  }
+  CHECK_THROWS_WITH(parse_flow_kind("glow"),
+                    "parse_flow_kind: unknown flow 'glow' (expected maf, iaf, realnvp, nice or mlp)");
+  CHECK_THROWS_WITH(parse_flow_kind("MAF"), Catch::Contains("unknown flow 'MAF'"));
+  CHECK(to_string(FlowKind(99)) == "?");
+}
+
+TEST_CASE("make_flow refuses a FlowKind value outside the table", "[flows][errors]") {
+  FlowSpec<double> spec;
+  spec.kind = FlowKind(99);
+  CHECK_THROWS_WITH(make_flow(spec), Catch::Contains("make_flow") && Catch::Contains("99"));
+}
+
+TEST_CASE("each flow kind has the documented layer sequence", "[flows]") {
+  const auto names = [](FlowKind kind, bool batch_norm) {
+    FlowSpec<double> spec;
+    spec.kind = kind;
+    spec.dim = 4;
+    spec.layers = 3;
+    spec.hidden = {5};
+    spec.batch_norm = batch_norm;
+    const DynamicChain<double> chain = make_flow(spec);
+    std::vector<std::string> out;
+    for (Index i = 0; i < chain.size(); ++i) out.push_back(chain.part(i).name());
+    return out;
+  };
+  using V = std::vector<std::string>;
+  CHECK(names(FlowKind::maf, false) == V{"Maf", "Permute", "Maf", "Permute", "Maf"});
+  CHECK(names(FlowKind::iaf, false) == V{"Invert<Maf>", "Permute", "Invert<Maf>", "Permute", "Invert<Maf>"});
+  CHECK(names(FlowKind::realnvp, true) == V{"AffineCoupling", "BatchNorm", "Permute", "AffineCoupling",
+                                            "BatchNorm", "Permute", "AffineCoupling"});
+  CHECK(names(FlowKind::nice, false) ==
+        V{"Scale", "AdditiveCoupling", "Permute", "AdditiveCoupling", "Permute", "AdditiveCoupling"});
+  CHECK(names(FlowKind::mlp, true) == V{"TriangularAffine", "PReLU", "TriangularAffine", "PReLU",
+                                        "TriangularAffine", "PReLU", "TriangularAffine"});
+}

@@ -113,6 +113,61 @@ void check_refused(const Bytes& bytes, const std::string& expected) {
   CHECK_THROWS_WITH(attempt(), Catch::Contains(expected));
 }
 
+/// The node types of the registered bijectors, in the registry's order, as files spell them.
+const std::vector<std::string> registered_names = {
+    "Affine",  "Shift",     "Scale", "TriangularAffine", "PReLU",           "LeakyReLU",
+    "Permute", "BatchNorm", "Maf",   "AffineCoupling",   "AdditiveCoupling"};
+
+/// A bijector of type X of dim 3 with options that are not the defaults. A new registered bijector
+/// needs an entry here (the round-trip test does not compile without one).
+template <class X, class T = typename X::Scalar>
+X example_bijector() {
+  CouplingOptions<T> coupling;
+  coupling.hidden = {5};
+  coupling.seed = 4;
+  coupling.guard = {LogScaleGuardKind::clamp, T(1.5)};
+  MafOptions<T> maf;
+  maf.hidden = {4, 3};
+  maf.order = InputOrder::permutation({1, 2, 0});
+  maf.guard = {LogScaleGuardKind::soft_clamp, T(2)};
+  if constexpr (std::is_same_v<X, Affine<T>> || std::is_same_v<X, Shift<T>> || std::is_same_v<X, Scale<T>> ||
+                std::is_same_v<X, TriangularAffine<T>>) {
+    return X(3);
+  } else if constexpr (std::is_same_v<X, PReLU<T>>) {
+    return X(3, T(0.7), true);
+  } else if constexpr (std::is_same_v<X, LeakyReLU<T>>) {
+    return X(3, T(0.3));
+  } else if constexpr (std::is_same_v<X, Permute<T>>) {
+    return Permute<T>::random(3, 8);
+  } else if constexpr (std::is_same_v<X, BatchNorm<T>>) {
+    X x(3, T(0.2), T(1e-3));
+    Vector<T> mean(3), variance(3);
+    mean << T(0.5), T(-1), T(2);
+    variance << T(0.7), T(1.3), T(2.5);
+    x.set_running_mean(mean);
+    x.set_running_variance(variance);
+    x.set_training(false);
+    return x;
+  } else if constexpr (std::is_same_v<X, Maf<T>>) {
+    return X(3, maf);
+  } else if constexpr (std::is_same_v<X, AffineCoupling<T>>) {
+    return X({0, 1, 0}, coupling);
+  } else if constexpr (std::is_same_v<X, AdditiveCoupling<T>>) {
+    return X({1, 0, 1}, coupling);
+  } else {
+    static_assert(sizeof(X) == 0, "example_bijector: add an example of this registered bijector");
+  }
+}
+
+/// Calls f(std::type_identity<X>{}, i) for the i-th registered bijector X.
+template <class T, class F>
+void for_each_registered(F&& f) {
+  [&]<class... Xs>(flow_detail::TypeList<Xs...>) {
+    std::size_t i = 0;
+    (f(std::type_identity<Xs>{}, i++), ...);
+  }(RegisteredBijectors<T>{});
+}
+
 }  // namespace
 
 TEMPLATE_TEST_CASE("every flow kind loads back bit for bit, from the file alone and into a twin",
@@ -475,4 +530,59 @@ TEST_CASE("flow_state passes over bijectors knead cannot describe", "[io][flow_i
   set_flow_state(twin, state);
   CHECK(twin.bijector().part(1).target<BatchNorm<double>>()->running_mean() ==
         Vector<double>::Constant(2, 0.5));
+}
+
+TEMPLATE_TEST_CASE(
+    "every registered bijector, alone and inverted, saves under its name and loads back bit for bit",
+    "[io][flow_io][registry]", float, double) {
+  using T = TestType;
+  std::size_t count = 0;
+  for_each_registered<T>([&]<class X>(std::type_identity<X>, std::size_t i) {
+    REQUIRE(i < registered_names.size());
+    const std::string& name = registered_names[i];
+    INFO("bijector " << name);
+    ++count;
+    DynamicChain<T> chain(3);
+    chain.push_back(example_bijector<X>());
+    chain.push_back(Invert<X>(example_bijector<X>()));
+    TransformedDistribution flow(StandardNormal<T>(3), std::move(chain));
+    Rng rng(11 + i);
+    test::randomise_parameters(flow, rng, 0.3);
+
+    const Bytes bytes = flow_bytes(flow);
+    const SafetensorsFile file(bytes);
+    const Json arch = Json::parse(file.metadata().at("knead.flow"));
+    CHECK(arch["bijector"]["parts"][0]["type"] == name);
+    CHECK(arch["bijector"]["parts"][1]["type"] == "Invert");
+    CHECK(arch["bijector"]["parts"][1]["inner"]["type"] == name);
+
+    const LoadedFlow<T> loaded = load<T>(file);
+    CHECK(loaded.num_parameters() == flow.num_parameters());
+    require_identical(flow, loaded);
+    CHECK(flow_bytes(loaded) == bytes);
+
+    // Inside an AnyBijector (not a chain) the bijector is found by the registry too.
+    const auto alone = load_as<TransformedDistribution<StandardNormal<T>, AnyBijector<T>>>(SafetensorsFile(
+        flow_bytes(TransformedDistribution(StandardNormal<T>(3), AnyBijector<T>(example_bijector<X>())))));
+    CHECK(alone.bijector().template target<X>() != nullptr);
+  });
+  CHECK(count == registered_names.size());
+}
+
+TEST_CASE("an unknown bijector type is refused with exactly the registered names",
+          "[io][flow_io][registry]") {
+  Editable e(flow_bytes(make_test_flow<double>(FlowKind::mlp)));
+  e.arch["bijector"]["parts"][1]["type"] = "Glow";
+  const auto attempt = [&] { (void)load<double>(SafetensorsFile(e.bytes())); };
+  CHECK_THROWS_AS(attempt(), FormatError);
+  CHECK_THROWS_WITH(
+      attempt(),
+      Catch::EndsWith("bijector.1: unknown bijector type 'Glow' (knead knows Affine, Shift, Scale, "
+                      "TriangularAffine, PReLU, LeakyReLU, Permute, BatchNorm, Maf, AffineCoupling, "
+                      "AdditiveCoupling, Chain and Invert)"));
+  // The same inside an Invert.
+  e.arch["bijector"]["parts"][1] =
+      Json{{"type", "Invert"}, {"dim", 3}, {"inner", {{"type", "Glow"}, {"dim", 3}}}};
+  CHECK_THROWS_WITH(attempt(), Catch::Contains("bijector.1.inner: unknown bijector type 'Glow' (knead knows "
+                                               "Affine, Shift,"));
 }

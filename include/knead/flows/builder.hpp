@@ -4,6 +4,7 @@
 /// programs can choose a flow from options (and a saved file can be rebuilt from its description).
 
 #include <cstdint>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -22,38 +23,8 @@
 
 namespace knead {
 
-enum class FlowKind {
-  maf,      ///< masked autoregressive flow: fast density, sequential sampling
-  iaf,      ///< inverse autoregressive flow: fast sampling, sequential density
-  realnvp,  ///< affine couplings
-  nice,     ///< additive couplings and a final learnable scale
-  mlp       ///< lower-triangular affine layers and PReLU (the tutorial's Part 1 "MLP flow")
-};
-
-[[nodiscard]] inline FlowKind parse_flow_kind(std::string_view name) {
-  if (name == "maf") return FlowKind::maf;
-  if (name == "iaf") return FlowKind::iaf;
-  if (name == "realnvp") return FlowKind::realnvp;
-  if (name == "nice") return FlowKind::nice;
-  if (name == "mlp") return FlowKind::mlp;
-  detail::fail("parse_flow_kind", "unknown flow '", name, "' (expected maf, iaf, realnvp, nice or mlp)");
-}
-
-[[nodiscard]] inline std::string_view to_string(FlowKind kind) {
-  switch (kind) {
-    case FlowKind::maf:
-      return "maf";
-    case FlowKind::iaf:
-      return "iaf";
-    case FlowKind::realnvp:
-      return "realnvp";
-    case FlowKind::nice:
-      return "nice";
-    case FlowKind::mlp:
-      return "mlp";
-  }
-  return "?";
-}
+/// The classic architectures make_flow builds; flow_kinds<T> describes each.
+enum class FlowKind { maf, iaf, realnvp, nice, mlp };
 
 template <class T>
 struct FlowSpec {
@@ -67,6 +38,141 @@ struct FlowSpec {
   std::uint64_t seed = 0;
 };
 
+namespace flow_layers {
+
+/// The seed of layer i's network: different for every layer and every spec.seed.
+template <class T>
+std::uint64_t layer_seed(const FlowSpec<T>& spec, Index i) {
+  return spec.seed * 1000003u + std::uint64_t(i) + 1;
+}
+
+template <class T>
+MafOptions<T> maf_options(const FlowSpec<T>& spec, Index i) {
+  MafOptions<T> options;
+  options.hidden = spec.hidden;
+  options.guard = spec.guard;
+  options.identity_init = spec.identity_init;
+  options.seed = layer_seed(spec, i);
+  return options;
+}
+
+template <class T>
+CouplingOptions<T> coupling_options(const FlowSpec<T>& spec, Index i) {
+  CouplingOptions<T> options;
+  options.hidden = spec.hidden;
+  options.guard = spec.guard;
+  options.identity_init = spec.identity_init;
+  options.seed = layer_seed(spec, i);
+  return options;
+}
+
+/// spec.layers layers made by layer(i), with Permute::reverse (and, with batch_norm, a BatchNorm
+/// before it) between consecutive layers, so that every dimension is transformed and conditions
+/// the others.
+template <class T, class Layer>
+void stack(DynamicChain<T>& chain, const FlowSpec<T>& spec, Layer layer) {
+  for (Index i = 0; i < spec.layers; ++i) {
+    if (i > 0) {
+      if (spec.batch_norm) chain.push_back(BatchNorm<T>(spec.dim));
+      chain.push_back(Permute<T>::reverse(spec.dim));
+    }
+    chain.push_back(layer(i));
+  }
+}
+
+template <class T>
+void check_coupling_dim(const FlowSpec<T>& spec) {
+  if (spec.dim < 2) detail::fail("make_flow", "coupling flows need dim >= 2, got ", spec.dim);
+}
+
+template <class T>
+void maf(DynamicChain<T>& chain, const FlowSpec<T>& spec) {
+  stack(chain, spec, [&](Index i) { return Maf<T>(spec.dim, maf_options(spec, i)); });
+}
+
+template <class T>
+void iaf(DynamicChain<T>& chain, const FlowSpec<T>& spec) {
+  stack(chain, spec, [&](Index i) { return make_iaf<T>(spec.dim, maf_options(spec, i)); });
+}
+
+/// Couplings split the dimensions in halves: [0, dim/2) conditions [dim/2, dim).
+template <class T>
+void realnvp(DynamicChain<T>& chain, const FlowSpec<T>& spec) {
+  check_coupling_dim(spec);
+  stack(chain, spec,
+        [&](Index i) { return AffineCoupling<T>(spec.dim, spec.dim / 2, coupling_options(spec, i)); });
+}
+
+/// NICE's diagonal scaling layer comes first: additive couplings alone preserve volume.
+template <class T>
+void nice(DynamicChain<T>& chain, const FlowSpec<T>& spec) {
+  check_coupling_dim(spec);
+  chain.push_back(Scale<T>(spec.dim));
+  stack(chain, spec,
+        [&](Index i) { return AdditiveCoupling<T>(spec.dim, spec.dim / 2, coupling_options(spec, i)); });
+}
+
+/// TriangularAffine, then `layers` times (PReLU, TriangularAffine); batch_norm does not apply.
+template <class T>
+void mlp(DynamicChain<T>& chain, const FlowSpec<T>& spec) {
+  chain.push_back(TriangularAffine<T>(spec.dim));
+  for (Index i = 0; i < spec.layers; ++i) {
+    chain.push_back(PReLU<T>(spec.dim));
+    chain.push_back(TriangularAffine<T>(spec.dim));
+  }
+}
+
+}  // namespace flow_layers
+
+/// One kind of flow: its name (parse_flow_kind, to_string, train_2d's --flow), a one-line
+/// description for help texts, and the function that appends its layers to an empty chain.
+template <class T>
+struct FlowKindEntry {
+  FlowKind kind;
+  std::string_view name;
+  std::string_view description;
+  void (*build)(DynamicChain<T>& chain, const FlowSpec<T>& spec);
+};
+
+/// Every flow kind, one entry each: adding a kind is a FlowKind value and an entry here.
+template <class T>
+inline constexpr FlowKindEntry<T> flow_kinds[] = {
+    {FlowKind::maf, "maf", "masked autoregressive flow: fast density, sequential sampling",
+     &flow_layers::maf<T>},
+    {FlowKind::iaf, "iaf", "inverse autoregressive flow: fast sampling, sequential density",
+     &flow_layers::iaf<T>},
+    {FlowKind::realnvp, "realnvp", "affine couplings", &flow_layers::realnvp<T>},
+    {FlowKind::nice, "nice", "additive couplings and a learnable diagonal scale", &flow_layers::nice<T>},
+    {FlowKind::mlp, "mlp", "lower-triangular affine layers and PReLU (the tutorial's Part 1 \"MLP flow\")",
+     &flow_layers::mlp<T>},
+};
+
+/// The names and descriptions of the flow kinds, which do not depend on the scalar type.
+inline constexpr const auto& flow_kind_table = flow_kinds<double>;
+
+/// The names of the flow kinds, in the table's order.
+[[nodiscard]] inline std::vector<std::string> flow_kind_names() {
+  std::vector<std::string> names;
+  for (const auto& entry : flow_kind_table) names.emplace_back(entry.name);
+  return names;
+}
+
+[[nodiscard]] inline FlowKind parse_flow_kind(std::string_view name) {
+  std::string expected;
+  const std::size_t n = std::size(flow_kind_table);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (flow_kind_table[i].name == name) return flow_kind_table[i].kind;
+    expected += std::string(i == 0 ? "" : i + 1 == n ? " or " : ", ") + std::string(flow_kind_table[i].name);
+  }
+  detail::fail("parse_flow_kind", "unknown flow '", name, "' (expected ", expected, ")");
+}
+
+[[nodiscard]] inline std::string_view to_string(FlowKind kind) {
+  for (const auto& entry : flow_kind_table)
+    if (entry.kind == kind) return entry.name;
+  return "?";
+}
+
 /// The bijector of a flow of `spec.layers` layers, listed in the forward (noise → data) order.
 ///
 /// - maf / iaf / realnvp / nice: layer, then (between layers) Permute::reverse and, with
@@ -79,57 +185,13 @@ template <class T>
   constexpr std::string_view function = "make_flow";
   detail::check_positive(function, "dim", spec.dim);
   detail::check_positive(function, "layers", spec.layers);
-  DynamicChain<T> chain(spec.dim);
-  const auto layer_seed = [&](Index i) { return spec.seed * 1000003u + std::uint64_t(i) + 1; };
-  if (spec.kind == FlowKind::mlp) {
-    chain.push_back(TriangularAffine<T>(spec.dim));
-    for (Index i = 0; i < spec.layers; ++i) {
-      chain.push_back(PReLU<T>(spec.dim));
-      chain.push_back(TriangularAffine<T>(spec.dim));
+  for (const FlowKindEntry<T>& entry : flow_kinds<T>)
+    if (entry.kind == spec.kind) {
+      DynamicChain<T> chain(spec.dim);
+      entry.build(chain, spec);
+      return chain;
     }
-    return chain;
-  }
-  if ((spec.kind == FlowKind::realnvp || spec.kind == FlowKind::nice) && spec.dim < 2)
-    detail::fail(function, "coupling flows need dim >= 2, got ", spec.dim);
-  if (spec.kind == FlowKind::nice) chain.push_back(Scale<T>(spec.dim));
-  for (Index i = 0; i < spec.layers; ++i) {
-    if (i > 0) {
-      if (spec.batch_norm) chain.push_back(BatchNorm<T>(spec.dim));
-      chain.push_back(Permute<T>::reverse(spec.dim));
-    }
-    switch (spec.kind) {
-      case FlowKind::maf:
-      case FlowKind::iaf: {
-        MafOptions<T> options;
-        options.hidden = spec.hidden;
-        options.guard = spec.guard;
-        options.identity_init = spec.identity_init;
-        options.seed = layer_seed(i);
-        if (spec.kind == FlowKind::maf)
-          chain.push_back(Maf<T>(spec.dim, options));
-        else
-          chain.push_back(make_iaf<T>(spec.dim, options));
-        break;
-      }
-      case FlowKind::realnvp:
-      case FlowKind::nice: {
-        CouplingOptions<T> options;
-        options.hidden = spec.hidden;
-        options.guard = spec.guard;
-        options.identity_init = spec.identity_init;
-        options.seed = layer_seed(i);
-        const Index split = spec.dim / 2;
-        if (spec.kind == FlowKind::realnvp)
-          chain.push_back(AffineCoupling<T>(spec.dim, split, options));
-        else
-          chain.push_back(AdditiveCoupling<T>(spec.dim, split, options));
-        break;
-      }
-      case FlowKind::mlp:
-        break;
-    }
-  }
-  return chain;
+  detail::fail(function, "unknown flow kind ", int(spec.kind));
 }
 
 }  // namespace knead

@@ -54,13 +54,16 @@ using LoadedFlow = TransformedDistribution<AnyDistribution<T>, DynamicChain<T>>;
 
 namespace io::flow_detail {
 
-template <class... Xs>
-struct TypeList {};
-/// The bijectors an AnyBijector may hold in a saved flow (each also as Invert<X>).
+template <class List, class X>
+struct Append;
+template <class... Xs, class X>
+struct Append<TypeList<Xs...>, X> {
+  using type = TypeList<Xs..., X>;
+};
+/// The bijectors an AnyBijector may hold in a saved flow (each also as Invert<X>): the registered
+/// ones (flow_codec.hpp) and DynamicChain.
 template <class T>
-using Savable =
-    TypeList<Affine<T>, Shift<T>, Scale<T>, TriangularAffine<T>, PReLU<T>, LeakyReLU<T>, Permute<T>,
-             BatchNorm<T>, Maf<T>, AffineCoupling<T>, AdditiveCoupling<T>, DynamicChain<T>>;
+using Savable = typename Append<RegisteredBijectors<T>, DynamicChain<T>>::type;
 
 template <class B>
 struct IsChain : std::false_type {};
@@ -123,9 +126,9 @@ Json save_node(const B& b, const std::string& prefix, TensorSink<T>& sink) {
       b.for_each_part(add);
     else
       for (Index i = 0; i < b.size(); ++i) add(b.part(i));
-    return Json{{"type", "Chain"}, {"dim", b.dim()}, {"parts", std::move(parts)}};
+    return Json{{"type", chain_type}, {"dim", b.dim()}, {"parts", std::move(parts)}};
   } else if constexpr (IsInvert<B>::value) {
-    return Json{{"type", "Invert"},
+    return Json{{"type", invert_type},
                 {"dim", b.dim()},
                 {"inner", save_node<T, What>(b.inner(), prefix + ".inner", sink)}};
   } else if constexpr (IsAny<B>::value) {
@@ -226,7 +229,7 @@ void load_node(B& b, const Json& node, const std::string& prefix, TensorSource<T
       Codec<B>::load(b, prefix, source);
     else if constexpr (requires { Codec<B>::load_buffers(b, prefix, source); })
       Codec<B>::load_buffers(b, prefix, source);
-    if constexpr (std::is_same_v<B, BatchNorm<T>>) b.set_training(node["training"].template get<bool>());
+    if constexpr (requires { Codec<B>::set_mode(b, node); }) Codec<B>::set_mode(b, node);
   }
 }
 
@@ -252,12 +255,12 @@ class Builder {
     try {
       const NodeReader r(node, prefix);
       check_node(r, depth);
-      if (r.type() != "Invert")
+      if (r.type() != invert_type)
         return concrete(r, depth, [](auto x) { return AnyBijector<T>(std::move(x)); });
       r.only({"type", "dim", "inner"});
       const NodeReader inner(r.field("inner"), prefix + ".inner");
       check_node(inner, depth + 1);
-      if (inner.type() == "Invert")
+      if (inner.type() == invert_type)
         bad(inner.where(),
             "an Invert of an Invert is not supported (it is the identity of its inner bijector)");
       return concrete(inner, depth + 1,
@@ -271,7 +274,7 @@ class Builder {
   DynamicChain<T> chain(const Json& node, const std::string& prefix, int depth) {
     const NodeReader r(node, prefix);
     DynamicChain<T> out(dim_);
-    if (r.type() != "Chain") {
+    if (r.type() != chain_type) {
       out.push_back(any(node, prefix, depth));
       return out;
     }
@@ -294,24 +297,24 @@ class Builder {
     if (d != dim_) bad(r.where(), "node has dim ", d, " but the flow has dim ", dim_);
   }
 
+  /// Builds the node with the codec whose type_name is its "type", then wraps it.
   template <class Wrap>
   AnyBijector<T> concrete(const NodeReader& r, int depth, Wrap wrap) {
     const std::string type = r.type();
-    if (type == "Chain") return wrap(chain(r.node(), r.where(), depth));
-    if (type == "Affine") return wrap(Codec<Affine<T>>::make(r, dim_, source_));
-    if (type == "Shift") return wrap(Codec<Shift<T>>::make(r, dim_, source_));
-    if (type == "Scale") return wrap(Codec<Scale<T>>::make(r, dim_, source_));
-    if (type == "TriangularAffine") return wrap(Codec<TriangularAffine<T>>::make(r, dim_, source_));
-    if (type == "PReLU") return wrap(Codec<PReLU<T>>::make(r, dim_, source_));
-    if (type == "LeakyReLU") return wrap(Codec<LeakyReLU<T>>::make(r, dim_, source_));
-    if (type == "Permute") return wrap(Codec<Permute<T>>::make(r, dim_, source_));
-    if (type == "BatchNorm") return wrap(Codec<BatchNorm<T>>::make(r, dim_, source_));
-    if (type == "Maf") return wrap(Codec<Maf<T>>::make(r, dim_, source_));
-    if (type == "AffineCoupling") return wrap(Codec<AffineCoupling<T>>::make(r, dim_, source_));
-    if (type == "AdditiveCoupling") return wrap(Codec<AdditiveCoupling<T>>::make(r, dim_, source_));
-    bad(r.where(), "unknown bijector type ", io::detail::describe(type),
-        " (knead knows Affine, Shift, Scale, TriangularAffine, PReLU, LeakyReLU, Permute, BatchNorm, Maf, "
-        "AffineCoupling, AdditiveCoupling, Chain and Invert)");
+    if (type == chain_type) return wrap(chain(r.node(), r.where(), depth));
+    std::optional<AnyBijector<T>> built;
+    const auto try_codec = [&]<class X>(std::type_identity<X>) {
+      if (type != Codec<X>::type_name) return false;
+      built.emplace(wrap(Codec<X>::make(r, dim_, source_)));
+      return true;
+    };
+    [&]<class... Xs>(TypeList<Xs...>) {
+      (try_codec(std::type_identity<Xs>{}) || ...);
+    }(RegisteredBijectors<T>{});
+    if (!built)
+      bad(r.where(), "unknown bijector type ", io::detail::describe(type), " (knead knows ", known_types<T>(),
+          ")");
+    return std::move(*built);
   }
 
   TensorSource<T>& source_;
