@@ -1,10 +1,10 @@
-// Builds a small flow through the installed or vendored knead, checks a round trip, and saves and
-// loads a flow (knead/io needs nlohmann-json, which the package must bring along).
+// A program that uses knead::knead through knead/knead.hpp alone (which includes the trainer too):
+// it builds a small flow, checks a round trip, and saves and loads a flow (knead/io needs
+// nlohmann-json, which the package must bring along).
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
-#include <knead/io/flow_io.hpp>
 #include <knead/knead.hpp>
 #include <string>
 
