@@ -1,14 +1,14 @@
-#include "knead/nn/masked_linear.hpp"
+#include "knead/linalg/masked_linear.hpp"
 
 #include <random>
 
 #include "knead/nn/made.hpp"
-#include "nn/mask_examples.hpp"
+#include "linalg/mask_examples.hpp"
 #include "support.hpp"
 
 using namespace knead;
-using detail::MaskBlock;
-using detail::MaskedLinearPlan;
+using linalg::MaskBlock;
+using linalg::MaskedLinearPlan;
 
 namespace {
 
@@ -52,7 +52,7 @@ void check_kernels(const Matrix<T>& mask, Rng& rng, Index n = 37) {
 }  // namespace
 
 TEMPLATE_TEST_CASE("MaskedLinearPlan's layouts are the covers of its mask and of the transpose",
-                   "[nn][masked_linear]", float, double) {
+                   "[linalg][masked_linear]", float, double) {
   Rng rng(11);
   std::vector<Matrix<TestType>> masks = test::made_masks<TestType>();
   masks.push_back(test::random_mask<TestType>(40, 30, 0.5, rng));
@@ -60,8 +60,8 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan's layouts are the covers of its mask and of
     INFO("mask " << mask.rows() << "x" << mask.cols());
     const MaskedLinearPlan plan(mask);
     const Matrix<Index> ones = (mask.array() != TestType(0)).template cast<Index>();
-    CHECK(plan.by_rows() == detail::cover_mask(ones));
-    CHECK(plan.by_cols() == detail::cover_mask(ones.transpose()));
+    CHECK(plan.by_rows() == linalg::cover_mask(ones));
+    CHECK(plan.by_cols() == linalg::cover_mask(ones.transpose()));
     Index area = 0;
     for (const MaskBlock& b : plan.by_rows()) area += b.rows * b.cols;
     CHECK(plan.computed_macs() == area);
@@ -71,7 +71,7 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan's layouts are the covers of its mask and of
   CHECK(dense.computed_macs() == 30);
 }
 
-TEMPLATE_TEST_CASE("MaskedLinearPlan kernels match the dense products with W ⊙ M", "[nn][masked_linear]",
+TEMPLATE_TEST_CASE("MaskedLinearPlan kernels match the dense products with W ⊙ M", "[linalg][masked_linear]",
                    float, double) {
   Rng rng(5);
   std::vector<Matrix<TestType>> masks = test::made_masks<TestType>();
@@ -84,7 +84,7 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan kernels match the dense products with W ⊙
 }
 
 TEMPLATE_TEST_CASE("MaskedLinearPlan's weight gradient in shares is the whole one bit for bit",
-                   "[nn][masked_linear]", float, double) {
+                   "[linalg][masked_linear]", float, double) {
   // Uneven shares, as threads of different speeds get: every entry is summed by one share, and the
   // cuts fall on the kernel's row panels, so the sums must not change in the last bit. 300 columns
   // make two slices of the batch for the 512-input layer.
@@ -120,7 +120,7 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan's weight gradient in shares is the whole on
   }
 }
 
-TEMPLATE_TEST_CASE("MaskedLinearPlan kernels slice batches wider than the cache", "[nn][masked_linear]",
+TEMPLATE_TEST_CASE("MaskedLinearPlan kernels slice batches wider than the cache", "[linalg][masked_linear]",
                    float, double) {
   // 600 columns: the batch is packed in slices of 256 columns (512 inputs) or 512 (64 inputs)
   Rng rng(6);
@@ -131,8 +131,8 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan kernels slice batches wider than the cache"
   }
 }
 
-TEMPLATE_TEST_CASE("MaskedLinearPlan packs the same weights whole or in parts", "[nn][masked_linear]", float,
-                   double) {
+TEMPLATE_TEST_CASE("MaskedLinearPlan packs the same weights whole or in parts", "[linalg][masked_linear]",
+                   float, double) {
   Rng rng(8);
   const Made<TestType> made(64, {512, 512}, InputOrder::identity(), 4);
   for (const auto& mask : made.mlp().masks()) {
@@ -156,7 +156,7 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan packs the same weights whole or in parts", 
 }
 
 TEMPLATE_TEST_CASE("MaskedLinearPlan shares the packing of one large block between threads",
-                   "[nn][masked_linear]", float, double) {
+                   "[linalg][masked_linear]", float, double) {
   // An unmasked layer is a single block: the shares cut it by row panels, about in proportion.
   Rng rng(9);
   for (const auto& [out, in] : std::vector<std::pair<Index, Index>>{{512, 512}, {130, 70}, {4, 64}}) {
@@ -180,7 +180,7 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan shares the packing of one large block betwe
       // whole row panels (64 rows in knead's AVX-512 kernel, 48 or fewer in Eigen's): within one panel of
       // half
       const double panel =
-          double(detail::PackedGemm<TestType>::mr(plan.template own_kernel<TestType>(transposed))) /
+          double(linalg::PackedGemm<TestType>::mr(plan.template own_kernel<TestType>(transposed))) /
           double(transposed ? in : out);
       CHECK(packed_by_first >= 0.5 - panel);
       CHECK(packed_by_first <= 0.5 + panel);
