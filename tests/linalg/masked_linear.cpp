@@ -187,3 +187,53 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan shares the packing of one large block betwe
     }
   }
 }
+
+TEMPLATE_TEST_CASE("MaskedLinearPlan computes chosen rows from the first inputs, and the bias gradient",
+                   "[linalg][masked_linear]", float, double) {
+  // forward_rows: rows `rows` of (W⊙M) x + b (ReLU'd or not) from the first `input_cols` inputs, into
+  // those rows of y only, against the dense product with the other inputs cut off; few rows (the
+  // dot-product path on AVX-512) and many. backward_bias: Σ_j g(:, j), the same summed whole or by
+  // shares of the rows.
+  using T = TestType;
+  Rng rng(17);
+  const T tolerance = std::is_same_v<T, float> ? T(1e-4) : T(1e-12);
+  const Index n = 45;
+  for (const Matrix<T>& mask : {test::random_mask<T>(40, 30, 0.6, rng), Matrix<T>(Matrix<T>::Ones(24, 9))}) {
+    const Index out = mask.rows(), in = mask.cols();
+    const MaskedLinearPlan plan(mask);
+    Matrix<T> w = test::random_batch<T>(out, in, rng);
+    for (Index c = 0; c < in; ++c)
+      for (Index r = 0; r < out; ++r)
+        if (mask(r, c) == T(0)) w(r, c) = T(1e6);  // must have no effect
+    const Vector<T> bias = test::random_batch<T>(out, 1, rng);
+    const Matrix<T> x = test::random_batch<T>(in, n, rng);
+    for (const std::vector<Index>& rows :
+         {std::vector<Index>{3, 7},
+          std::vector<Index>{0, 1, 2, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23}}) {
+      for (const Index input_cols : {Index(1), in / 2, in}) {
+        for (const bool relu : {false, true}) {
+          INFO(out << "x" << in << " layer, " << rows.size() << " rows, " << input_cols << " inputs, relu "
+                   << relu);
+          const Matrix<T> before = test::random_batch<T>(out, n, rng);
+          Matrix<T> y = before;
+          plan.forward_rows(w.data(), out, bias.data(), mask.data(), std::span<const Index>(rows), input_cols,
+                            x.data(), in, y.data(), out, n, relu);
+          const Matrix<T> z =
+              (w.cwiseProduct(mask).leftCols(input_cols) * x.topRows(input_cols)).colwise() + bias;
+          Matrix<T> expected = before;
+          const Matrix<T> finished = relu ? Matrix<T>(z.cwiseMax(T(0))) : z;
+          for (const Index r : rows) expected.row(r) = finished.row(r);
+          CHECK((y - expected).cwiseAbs().maxCoeff() < tolerance * std::max(T(1), z.cwiseAbs().maxCoeff()));
+        }
+      }
+    }
+    const Matrix<T> g = test::random_batch<T>(out, n, rng);
+    const Vector<T> start = test::random_batch<T>(out, 1, rng);
+    Vector<T> whole = start, parts = start;
+    plan.backward_bias(g.data(), out, n, whole.data());
+    for (const auto& share : {detail::Share{0, 0.3}, detail::Share{0.3, 0.7}, detail::Share{0.7, 1}})
+      plan.backward_bias(g.data(), out, n, parts.data(), share);
+    CHECK(whole == parts);
+    CHECK((whole - start - g.rowwise().sum()).cwiseAbs().maxCoeff() < tolerance * T(n));
+  }
+}
