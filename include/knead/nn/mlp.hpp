@@ -101,38 +101,35 @@ class Mlp : public LeafParameters<T> {
     PassScratch& pass = PassScratch::local();
     const auto in_pass = pass.enter("Mlp::forward", layers());
     pack(pass, false, chunks, true, false);
-    detail::parallel_columns(
-        n, chunks,
-        [&](Index c0, Index c1, int) {
-          if (c1 <= c0) return;
-          // kept for ∂W of layer 0; one flat copy when the columns are contiguous (Eigen copies a
-          // strided Ref column by column: 3 % of a D=2 density pass)
-          if (keep && input.outerStride() == input.rows())
-            std::copy_n(input.data() + c0 * input.rows(), (c1 - c0) * input.rows(),
-                        activations_[0].data() + c0 * input.rows());
-          else if (keep)
-            activations_[0].middleCols(c0, c1 - c0) = input.middleCols(c0, c1 - c0);
-          const Index slice = linalg::forward_slice(*std::max_element(sizes_.begin(), sizes_.end()));
-          std::vector<linalg::Buffer<T>>& hidden = PassScratch::local().hidden;  // this thread's
-          if (!keep && hidden.size() < std::size_t(layers())) hidden.resize(std::size_t(layers()));
-          for (Index j0 = c0; j0 < c1; j0 += slice) {
-            const Index j1 = std::min(c1, j0 + slice);
-            for (Index l = 0; l < layers(); ++l) {
-              // layer l reads x (ldx) and writes y (ldy): column j0 of the batch, or of the slice
-              const T* x = keep     ? activations_[std::size_t(l)].data() + j0 * in(l)
-                           : l == 0 ? input.data() + j0 * input.outerStride()
-                                    : hidden[std::size_t(l)].data();
-              const Index ldx = !keep && l == 0 ? input.outerStride() : in(l);
-              T* y = l == layers() - 1 ? output.data() + j0 * out(l)
-                     : keep            ? activations_[std::size_t(l + 1)].data() + j0 * out(l)
-                                       : linalg::ensure(hidden[std::size_t(l + 1)], out(l) * slice);
-              plans_[std::size_t(l)].forward_packed(pass.packed[std::size_t(l)].data(), bias(l).data(), x,
-                                                    ldx, y, out(l), j1 - j0, l < layers() - 1);
-            }
-          }
-          then(c0, c1);
-        },
-        linalg::column_align);
+    detail::parallel_columns(n, chunks, [&](Index c0, Index c1, int) {
+      if (c1 <= c0) return;
+      // kept for ∂W of layer 0; one flat copy when the columns are contiguous (Eigen copies a
+      // strided Ref column by column: 3 % of a D=2 density pass)
+      if (keep && input.outerStride() == input.rows())
+        std::copy_n(input.data() + c0 * input.rows(), (c1 - c0) * input.rows(),
+                    activations_[0].data() + c0 * input.rows());
+      else if (keep)
+        activations_[0].middleCols(c0, c1 - c0) = input.middleCols(c0, c1 - c0);
+      const Index slice = linalg::forward_slice(*std::max_element(sizes_.begin(), sizes_.end()));
+      std::vector<linalg::Buffer<T>>& hidden = PassScratch::local().hidden;  // this thread's
+      if (!keep && hidden.size() < std::size_t(layers())) hidden.resize(std::size_t(layers()));
+      for (Index j0 = c0; j0 < c1; j0 += slice) {
+        const Index j1 = std::min(c1, j0 + slice);
+        for (Index l = 0; l < layers(); ++l) {
+          // layer l reads x (ldx) and writes y (ldy): column j0 of the batch, or of the slice
+          const T* x = keep     ? activations_[std::size_t(l)].data() + j0 * in(l)
+                       : l == 0 ? input.data() + j0 * input.outerStride()
+                                : hidden[std::size_t(l)].data();
+          const Index ldx = !keep && l == 0 ? input.outerStride() : in(l);
+          T* y = l == layers() - 1 ? output.data() + j0 * out(l)
+                 : keep            ? activations_[std::size_t(l + 1)].data() + j0 * out(l)
+                                   : linalg::ensure(hidden[std::size_t(l + 1)], out(l) * slice);
+          plans_[std::size_t(l)].forward_packed(pass.packed[std::size_t(l)].data(), bias(l).data(), x, ldx, y,
+                                                out(l), j1 - j0, l < layers() - 1);
+        }
+      }
+      then(c0, c1);
+    });
     forwarded_cols_ = keep ? n : -1;
   }
 
