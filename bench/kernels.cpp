@@ -14,7 +14,7 @@ constexpr knead::Index dim = 64, hidden = 512, batch = 256;
 struct Layer {
   knead::Matrix<T> w, mask, x, y;
   knead::Vector<T> b;
-  knead::detail::MaskedLinearPlan plan;
+  knead::linalg::MaskedLinearPlan plan;
   double useful_flops = 0;
 };
 
@@ -26,7 +26,7 @@ Layer make_layer(int which) {
   l.b = knead::Vector<T>::Random(l.mask.rows());
   l.x = knead::Matrix<T>::Random(l.mask.cols(), batch);
   l.y.resize(l.mask.rows(), batch);
-  l.plan = knead::detail::MaskedLinearPlan(l.mask);
+  l.plan = knead::linalg::MaskedLinearPlan(l.mask);
   l.useful_flops = 2.0 * double(l.mask.sum()) * batch;
   return l;
 }

@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <stdexcept>
 #include <thread>
@@ -290,4 +292,102 @@ TEST_CASE("An Mlp runs its callers' column work once per column, inside its own 
     CHECK(Eigen::Map<const Vector<T>>(made.gradients().data(), Index(made.gradients().size())) ==
           reference_gradients);
   }
+}
+
+TEST_CASE("Two application threads may run parallel jobs while the pool is resized", "[core][threads]") {
+  // Two threads each run parallel_columns jobs of 2 to 4 chunks and check that every column was
+  // computed exactly once, while a third changes num_threads() and resizes the pool. The pool must
+  // run one job at a time and resize only between jobs: resizing under a running job stops the
+  // workers it waits for (a hang) or leaves parts of it undone.
+  const ThreadCount count(2);
+  std::atomic<int> finished{0};
+  std::atomic<Index> wrong{0};
+  auto columns = [&](int seed) {
+    for (int round = 0; round < 400; ++round) {
+      const Index n = 64 + 37 * ((round + seed) % 7);
+      const int chunks = 2 + (round + seed) % 3;
+      std::vector<std::atomic<int>> hits(static_cast<std::size_t>(n));
+      detail::parallel_columns(n, chunks, [&](Index begin, Index end, int) {
+        for (Index j = begin; j < end; ++j) hits[std::size_t(j)].fetch_add(1);
+      });
+      for (const auto& h : hits) wrong += h.load() != 1;
+    }
+    ++finished;
+  };
+  auto resize = [&] {
+    for (int k = 0; finished.load() < 2; ++k) {
+      detail::ThreadPool::instance().set_threads(1 + k % 4);
+      set_num_threads(1 + (k + 1) % 3);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    ++finished;
+  };
+  std::thread first(columns, 0), second(columns, 1), resizer(resize);
+  // a hang is a failure too: give the threads a minute (they need well under a second)
+  for (int wait = 0; wait < 600 && finished.load() < 3; ++wait)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (finished.load() < 3) {
+    std::fputs("thread pool test: jobs still running after a minute (deadlock)\n", stderr);
+    std::_Exit(EXIT_FAILURE);
+  }
+  first.join();
+  second.join();
+  resizer.join();
+  CHECK(wrong.load() == 0);
+}
+
+TEST_CASE("Networks run from two application threads compute what they compute alone", "[core][threads]") {
+  // Each thread runs its own MADE's forward and backward passes on 2 or 3 threads (the pool's jobs
+  // interleave between the two) and compares them bit for bit with the same passes run alone.
+  using T = double;
+  const Index n = 150;
+  struct Run {
+    Matrix<T> out, grad_x;
+    Vector<T> gradients;
+  };
+  auto pass = [](Made<T>& made, const Matrix<T>& x, const Matrix<T>& grad) {
+    Run r;
+    made.forward(x, r.out);
+    zero_gradients(made);
+    made.backward(grad, &r.grad_x);
+    r.gradients = Eigen::Map<const Vector<T>>(made.gradients().data(), Index(made.gradients().size()));
+    return r;
+  };
+  Rng rng(11);
+  std::vector<Made<T>> nets{Made<T>(4, {24, 24}, InputOrder::reversed(), 3), Made<T>(5, {32}, {}, 4)};
+  std::vector<Matrix<T>> xs, grads;
+  std::vector<Run> alone;
+  for (auto& made : nets) {
+    xs.push_back(test::random_batch<T>(made.dim(), n, rng));
+    grads.push_back(test::random_batch<T>(2 * made.dim(), n, rng));
+    alone.push_back(pass(made, xs.back(), grads.back()));
+  }
+  const ThreadCount count(2);
+  std::atomic<int> finished{0};
+  std::atomic<Index> wrong{0};
+  auto work = [&](std::size_t i) {
+    for (int round = 0; round < 100; ++round) {
+      const Run r = pass(nets[i], xs[i], grads[i]);
+      wrong += r.out != alone[i].out || r.grad_x != alone[i].grad_x || r.gradients != alone[i].gradients;
+    }
+    ++finished;
+  };
+  auto resize = [&] {
+    for (int k = 0; finished.load() < 2; ++k) {
+      set_num_threads(2 + k % 2);
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    }
+    ++finished;
+  };
+  std::thread first(work, 0), second(work, 1), resizer(resize);
+  for (int wait = 0; wait < 600 && finished.load() < 3; ++wait)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (finished.load() < 3) {
+    std::fputs("thread pool test: passes still running after a minute (deadlock)\n", stderr);
+    std::_Exit(EXIT_FAILURE);
+  }
+  first.join();
+  second.join();
+  resizer.join();
+  CHECK(wrong.load() == 0);
 }

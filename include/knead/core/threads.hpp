@@ -142,6 +142,10 @@ class BalanceScope {
 /// Fork–join pool: run(n, job, balance) calls job(t) for t = 0..n−1, t = 0 on the caller, and
 /// returns when all are done. Workers spin briefly before sleeping, since flow layers issue many
 /// short jobs.
+///
+/// Several application threads may use the pool: it runs one job at a time (run_mutex_), the
+/// others wait for it, and it is resized only between jobs, under the same lock. A job's parts may
+/// start jobs of their own: those run on the part's thread, part after part.
 class ThreadPool {
  public:
   static ThreadPool& instance() {
@@ -152,39 +156,39 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
   ~ThreadPool() { stop_workers(); }
 
-  [[nodiscard]] int threads() const { return threads_; }
+  [[nodiscard]] int threads() const { return threads_.load(std::memory_order_relaxed); }
 
+  /// Resizes the pool to n threads (the caller and n − 1 workers), once the running job, if any,
+  /// is done. Refused from within a job's part, which that job would wait for forever.
   void set_threads(int n) {
-    if (n == threads_) return;
-    stop_workers();
-    threads_ = n;
-    stop_ = false;
-    seconds_.assign(std::size_t(n), 0.0);
-    // a worker starts from the current generation: a job posted before it runs is still its job
-    const unsigned now = generation_.load(std::memory_order_acquire);
-    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t, now] { work(t, now); });
+    if (n < 1) fail("ThreadPool::set_threads", "thread count must be at least 1, got ", n);
+    if (inside_) fail<std::logic_error>("ThreadPool::set_threads", "called from within a parallel job");
+    const std::lock_guard<std::mutex> one_job_at_a_time(run_mutex_);
+    resize(n);
   }
 
-  /// Runs job(t) for t = 0..n−1 (n at most threads()), sized by `balance`, which learns from it.
+  /// Runs job(t) for t = 0..n−1, sized by `balance`, which learns from it; the pool first grows to
+  /// n threads if it has fewer.
   template <class Job>
   void run(int n, Job& job, Balance& balance) {
-    n = std::min(n, threads_);
-    if (n <= 1 || inside_) {
+    if (n <= 1 || inside_) {  // a job's part starting a job: its parts run here, in turn
       const BalanceScope scope(&balance);
       for (int t = 0; t < n; ++t) job(t);
       if (n < 1) job(0);
       return;
     }
-    std::lock_guard<std::mutex> one_job_at_a_time(run_mutex_);
+    const std::lock_guard<std::mutex> one_job_at_a_time(run_mutex_);
+    if (threads() < n) resize(n);
     balance.prepare(n);
-    job_ = [](void* context, int t) { (*static_cast<Job*>(context))(t); };
-    context_ = &job;
-    balance_ = &balance;
-    active_ = n;
-    pending_.store(n - 1, std::memory_order_relaxed);
     error_ = nullptr;
     {
-      std::lock_guard<std::mutex> lock(mutex_);
+      // what a worker reads of the job, published with the generation that announces it
+      const std::lock_guard<std::mutex> lock(mutex_);
+      job_ = [](void* context, int t) { (*static_cast<Job*>(context))(t); };
+      context_ = &job;
+      balance_ = &balance;
+      active_ = n;
+      pending_.store(n - 1, std::memory_order_relaxed);
       generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
@@ -206,23 +210,46 @@ class ThreadPool {
  private:
   ThreadPool() = default;
 
+  /// Replaces the workers by n − 1 new ones (with run_mutex_ held: no job is running).
+  void resize(int n) {
+    if (n == threads()) return;
+    stop_workers();
+    stop_.store(false, std::memory_order_relaxed);
+    seconds_.assign(std::size_t(n), 0.0);
+    threads_.store(n, std::memory_order_relaxed);
+    // a worker starts from the current generation: a job posted after it starts is its job
+    const unsigned now = generation_.load(std::memory_order_acquire);
+    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t, now] { work(t, now); });
+  }
+
   void work(int t, unsigned seen) {
     inside_ = true;
     for (;;) {
       // spin a little (up to about a millisecond), then sleep until the next job or stop
-      for (int spin = 0; spin < 2000 && generation_.load(std::memory_order_acquire) == seen && !stop_; ++spin)
+      for (int spin = 0; spin < 2000 && generation_.load(std::memory_order_acquire) == seen &&
+                         !stop_.load(std::memory_order_relaxed);
+           ++spin)
         std::this_thread::yield();
+      bool mine = false;
+      void (*job)(void*, int) = nullptr;
+      void* context = nullptr;
+      const Balance* balance = nullptr;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
-        if (stop_) return;
+        wake_.wait(lock, [&] {
+          return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen;
+        });
+        if (stop_.load(std::memory_order_relaxed)) return;
+        // the generation and its job together: a worker that wakes late sees the latest job whole
+        seen = generation_.load(std::memory_order_acquire);
+        mine = t < active_;
+        job = job_, context = context_, balance = balance_;
       }
-      seen = generation_.load(std::memory_order_acquire);
-      if (t < active_) {
+      if (mine) {
         const auto start = Clock::now();
         try {
-          const BalanceScope scope(balance_);
-          job_(context_, t);
+          const BalanceScope scope(balance);
+          job(context, t);
         } catch (...) {
           record_error();
         }
@@ -240,7 +267,7 @@ class ThreadPool {
   void stop_workers() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
+      stop_.store(true, std::memory_order_relaxed);
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
@@ -248,24 +275,26 @@ class ThreadPool {
   }
 
   using Clock = std::chrono::steady_clock;
-  int threads_ = 1;
+  std::atomic<int> threads_{1};
   std::vector<double> seconds_{0.0};  // each thread's time in the last job
-  const Balance* balance_ = nullptr;  // the job's
   std::vector<std::thread> workers_;
-  std::mutex mutex_, run_mutex_;
+  std::mutex mutex_;      // the job's description and generation, the workers' sleep, error_
+  std::mutex run_mutex_;  // held by the running job, and by a resize
   std::condition_variable wake_;
   std::atomic<unsigned> generation_{0};
   std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+  // the running job (written under mutex_ with the generation that announces it)
   int active_ = 0;
-  bool stop_ = false;
   void (*job_)(void*, int) = nullptr;
   void* context_ = nullptr;
+  const Balance* balance_ = nullptr;
   std::exception_ptr error_;
   static inline thread_local bool inside_ = false;
 };
 
-inline int& configured_threads() {
-  static int n = [] {
+inline std::atomic<int>& configured_threads() {
+  static std::atomic<int> n = [] {
     const char* env = std::getenv("KNEAD_NUM_THREADS");
     const int v = env != nullptr ? std::atoi(env) : 1;
     return std::clamp(v, 1, 256);
@@ -273,8 +302,8 @@ inline int& configured_threads() {
   return n;
 }
 
-inline Index& configured_min_parallel_work() {
-  static Index multiply_adds = [] {
+inline std::atomic<Index>& configured_min_parallel_work() {
+  static std::atomic<Index> multiply_adds = [] {
     const char* env = std::getenv("KNEAD_MIN_PARALLEL_WORK");
     return env != nullptr ? std::max<Index>(0, std::atoll(env)) : Index(4'000'000);
   }();
@@ -336,9 +365,7 @@ void parallel_parts(int parts, F&& f, Balance& balance) {
     f(0);
     return;
   }
-  ThreadPool& pool = ThreadPool::instance();
-  if (pool.threads() < parts) pool.set_threads(parts);
-  pool.run(parts, f, balance);
+  ThreadPool::instance().run(parts, f, balance);
 }
 
 /// parallel_parts() with the balance of the call site (one per type of f).

@@ -5,11 +5,10 @@
 ///
 /// With masks the network computes with W ⊙ M: entries outside a mask have no effect and get a zero
 /// gradient, whatever value the buffer holds (they start at zero and optimizers leave them there).
-/// Only the blocks of W that are not structurally zero are multiplied (masked_linear.hpp); W ⊙ M
+/// Only the blocks of W that are not structurally zero are multiplied (linalg/masked_linear.hpp); W ⊙ M
 /// is never formed in full. Workspaces are sized on first use: steady-state calls do not allocate.
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <random>
 #include <span>
@@ -19,7 +18,8 @@
 #include "knead/core/leaf.hpp"
 #include "knead/core/no_grad.hpp"
 #include "knead/core/threads.hpp"
-#include "knead/nn/masked_linear.hpp"
+#include "knead/linalg/masked_linear.hpp"
+#include "knead/linalg/pass_jobs.hpp"
 
 namespace knead {
 
@@ -56,8 +56,8 @@ class Mlp : public LeafParameters<T> {
       for (auto& b : bias(l)) b = zero ? T(0) : uniform(rng);
     }
     for (Index l = 0; l < layers(); ++l)
-      plans_.push_back(masked() ? detail::MaskedLinearPlan(masks_[std::size_t(l)])
-                                : detail::MaskedLinearPlan(out(l), in(l)));
+      plans_.push_back(masked() ? linalg::MaskedLinearPlan(masks_[std::size_t(l)])
+                                : linalg::MaskedLinearPlan(out(l), in(l)));
   }
 
   [[nodiscard]] Index layers() const { return Index(sizes_.size()) - 1; }
@@ -110,8 +110,8 @@ class Mlp : public LeafParameters<T> {
                     activations_[0].data() + c0 * input.rows());
       else if (keep)
         activations_[0].middleCols(c0, c1 - c0) = input.middleCols(c0, c1 - c0);
-      const Index slice = forward_slice();
-      std::vector<typename PassScratch::Buffer>& hidden = PassScratch::local().hidden;  // this thread's
+      const Index slice = linalg::forward_slice(*std::max_element(sizes_.begin(), sizes_.end()));
+      std::vector<linalg::Buffer<T>>& hidden = PassScratch::local().hidden;  // this thread's
       if (!keep && hidden.size() < std::size_t(layers())) hidden.resize(std::size_t(layers()));
       for (Index j0 = c0; j0 < c1; j0 += slice) {
         const Index j1 = std::min(c1, j0 + slice);
@@ -123,7 +123,7 @@ class Mlp : public LeafParameters<T> {
           const Index ldx = !keep && l == 0 ? input.outerStride() : in(l);
           T* y = l == layers() - 1 ? output.data() + j0 * out(l)
                  : keep            ? activations_[std::size_t(l + 1)].data() + j0 * out(l)
-                        : detail::KernelScratch<T>::ensure(hidden[std::size_t(l + 1)], out(l) * slice);
+                                   : linalg::ensure(hidden[std::size_t(l + 1)], out(l) * slice);
           plans_[std::size_t(l)].forward_packed(pass.packed[std::size_t(l)].data(), bias(l).data(), x, ldx, y,
                                                 out(l), j1 - j0, l < layers() - 1);
         }
@@ -150,8 +150,7 @@ class Mlp : public LeafParameters<T> {
                    grad_output.rows(), "x", grad_output.cols());
     PassScratch& pass = PassScratch::local();
     const auto in_pass = pass.enter("Mlp::backward", layers());
-    for (Index l = 0; l + 1 < layers(); ++l)
-      detail::KernelScratch<T>::ensure(pass.grads[std::size_t(l)], out(l) * n);
+    for (Index l = 0; l + 1 < layers(); ++l) linalg::ensure(pass.grads[std::size_t(l)], out(l) * n);
     if (grad_input != nullptr) grad_input->resize(inputs(), n);
     const int chunks = detail::column_chunks(n, min_chunk());
     T* gradient = accumulate_parameters ? this->params_.gradient_data() : nullptr;
@@ -162,8 +161,6 @@ class Mlp : public LeafParameters<T> {
     // ∂L/∂W, ∂L/∂b of its share of the layer's weight blocks and rows over the whole batch: every
     // parameter gradient is summed by one thread in one order, so no per-thread copies are reduced
     // and the results are the same for any thread count.
-    // Each layer's work has its own shape, so its own balance of the threads (shared by networks).
-    static std::array<detail::Balance, 4> balances;
     for (Index l = layers() - 1; l >= 0; --l) {
       detail::parallel_columns(
           n, chunks,
@@ -171,7 +168,7 @@ class Mlp : public LeafParameters<T> {
             backward_layer(pass, l, grad_output, grad_input, gradient, c0, c1, t, chunks);
             if (l == 0 && c1 > c0) then(c0, c1);
           },
-          16, &balances[std::size_t(std::min<Index>(l, 3))]);
+          linalg::column_align, &linalg::PassBalances<T>::backward_layer(l));
     }
   }
 
@@ -191,40 +188,12 @@ class Mlp : public LeafParameters<T> {
   /// or into `output` for the last layer. Uses W ⊙ M, so masked entries never count.
   void forward_units(Index layer, std::span<const Index> rows, Index input_cols, Index c0, Index c1,
                      Matrix<T>& output) const {
-    const Index m = Index(rows.size()), n = c1 - c0;
-    if (m == 0 || n <= 0) return;
     const Matrix<T>& x = activations_[std::size_t(layer)];
     Matrix<T>& y = layer == layers() - 1 ? output : activations_[std::size_t(layer + 1)];
-    auto& s = detail::KernelScratch<T>::local();
-    T* w = detail::KernelScratch<T>::ensure(s.block, m * input_cols);
-    const auto wl = weight(layer);
-    const T* mask = mask_data(layer);
-    const auto b = bias(layer);
-    const bool relu = layer < layers() - 1;
-    // A step computes a few units (about hidden / (D − 1) a layer, 2 outputs) over the whole batch:
-    // on knead's kernel those rows of W ⊙ M are laid out row by row and dotted with each sample's
-    // contiguous input column (thin_multiply), straight into the layer's buffer with bias and ReLU.
-    // Eigen's product packed the batch's inputs anew for every step and layer, and its few-row
-    // paths are its slowest.
-    const bool thin = detail::runs_thin<T>(m);
-    for (Index c = 0; c < input_cols; ++c)
-      for (Index r = 0; r < m; ++r) {
-        const Index at = rows[std::size_t(r)] + c * out(layer);
-        w[thin ? r * input_cols + c : r + c * m] = mask == nullptr || mask[at] != T(0) ? wl.data()[at] : T(0);
-      }
-    if (thin)
-      return detail::thin_multiply(w, input_cols, Index(1), m, input_cols, x.data() + c0 * x.rows(), x.rows(),
-                                   n, y.data() + c0 * y.rows(), y.rows(), rows.data(),
-                                   detail::Store<T>{true, b.data(), relu, nullptr, 0});
-    T* z = detail::KernelScratch<T>::ensure(s.product, m * n);
-    std::fill(z, z + m * n, T(0));
-    detail::gemm<false, false>(m, n, input_cols, T(1), w, m, x.data() + c0 * x.rows(), x.rows(), z, m);
-    for (Index j = 0; j < n; ++j)
-      for (Index r = 0; r < m; ++r) {
-        const Index row = rows[std::size_t(r)];
-        const T v = z[r + j * m] + b(row);
-        y(row, c0 + j) = relu ? std::max(v, T(0)) : v;
-      }
+    plans_[std::size_t(layer)].forward_rows(weight(layer).data(), out(layer), bias(layer).data(),
+                                            mask_data(layer), rows, input_cols, x.data() + c0 * x.rows(),
+                                            x.rows(), y.data() + c0 * y.rows(), y.rows(), c1 - c0,
+                                            layer < layers() - 1);
   }
 
   /// Marks a layer-by-layer pass on n columns as complete (see begin_partial()).
@@ -252,9 +221,8 @@ class Mlp : public LeafParameters<T> {
   /// them before reading them: a flow of many networks keeps one set in cache rather than one per
   /// network (5 MADEs at D=2 hidden 512: 34 MB touched per training step instead of 50; +3 %).
   struct PassScratch {
-    using Buffer = typename detail::KernelScratch<T>::Buffer;
-    std::vector<Buffer> packed, packed_inputs, grads;  // one per layer
-    std::vector<Buffer> hidden;  // a slice of each hidden layer's output, in a NoGrad forward()
+    std::vector<linalg::Buffer<T>> packed, packed_inputs, grads;  // one per layer
+    std::vector<linalg::Buffer<T>> hidden;  // a slice of each hidden layer's output, in a NoGrad forward()
     bool busy = false;
 
     static PassScratch& local() {
@@ -277,15 +245,6 @@ class Mlp : public LeafParameters<T> {
       return Leave{&busy};
     }
   };
-
-  /// Columns taken through all the layers at a time by forward(): a slice's activations stay in
-  /// the cache from the layer that writes them to the layer that reads them. A multiple of the
-  /// width of knead's kernel's tiles (a narrower last tile runs slower).
-  [[nodiscard]] Index forward_slice() const {
-    constexpr Index tile = detail::Avx512Sgemm::nr;
-    const Index widest = *std::max_element(sizes_.begin(), sizes_.end());
-    return std::clamp<Index>(Index(65536) / widest, 3 * tile, 4096) / tile * tile;
-  }
 
   /// Activations (unless not `keep`) and output sized for a pass on n columns (values left as
   /// they are).
@@ -315,10 +274,7 @@ class Mlp : public LeafParameters<T> {
       const detail::Share share = detail::thread_share(t, parts);
       plan.backward_weight(mask_data(l), g, ldg, h.data(), h.rows(), h.cols(), gradient + offset(l), out(l),
                            share, parts > 1 ? pass.packed_inputs[std::size_t(l)].data() : nullptr);
-      const auto [r0, r1] = share.of(out(l), 16);
-      T* gb = gradient + offset(l) + out(l) * in(l);
-      for (Index j = 0; j < h.cols(); ++j)
-        for (Index r = r0; r < r1; ++r) gb[r] += g[r + j * ldg];
+      plan.backward_bias(g, ldg, h.cols(), gradient + offset(l) + out(l) * in(l), share);
     }
     if (c1 <= c0) return;
     const Index n = c1 - c0;
@@ -344,17 +300,14 @@ class Mlp : public LeafParameters<T> {
     const Index n = activations_[0].cols();
     for (Index l = 0; l < layers(); ++l) {
       const auto& plan = plans_[std::size_t(l)];
-      detail::KernelScratch<T>::ensure(pass.packed[std::size_t(l)], plan.packed_size(transposed));
-      if (inputs)
-        detail::KernelScratch<T>::ensure(pass.packed_inputs[std::size_t(l)],
-                                         plan.template packed_inputs_size<T>(n));
+      linalg::ensure(pass.packed[std::size_t(l)], plan.packed_size(transposed));
+      if (inputs) linalg::ensure(pass.packed_inputs[std::size_t(l)], plan.template packed_inputs_size<T>(n));
     }
-    static std::array<detail::Balance, 2> balances;  // packing for forward, for backward
     detail::parallel_parts(
         chunks,
         [&](int t) {
           const detail::Share share = detail::thread_share(t, chunks);
-          if (const auto [c0, c1] = share.of(n, 16); c1 > c0) columns(c0, c1);
+          if (const auto [c0, c1] = share.of(n, linalg::column_align); c1 > c0) columns(c0, c1);
           for (Index l = 0; l < layers(); ++l) {
             const auto& plan = plans_[std::size_t(l)];
             if (l > 0 || first_layer)
@@ -366,7 +319,7 @@ class Mlp : public LeafParameters<T> {
             }
           }
         },
-        balances[transposed ? 1 : 0]);
+        linalg::PassBalances<T>::packing(transposed));
   }
 
   static Index count_parameters(const std::vector<Index>& sizes) {
@@ -388,7 +341,7 @@ class Mlp : public LeafParameters<T> {
 
   std::vector<Index> sizes_;
   std::vector<Matrix<T>> masks_;
-  std::vector<detail::MaskedLinearPlan> plans_;  // the blocks each layer computes
+  std::vector<linalg::MaskedLinearPlan> plans_;  // the blocks each layer computes
   mutable std::vector<Matrix<T>> activations_;   // input of every layer, for backward
   mutable Index forwarded_cols_ = -1;            // columns of the last complete forward pass
 };

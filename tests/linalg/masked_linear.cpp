@@ -1,14 +1,14 @@
-#include "knead/nn/masked_linear.hpp"
+#include "knead/linalg/masked_linear.hpp"
 
 #include <random>
 
 #include "knead/nn/made.hpp"
-#include "nn/mask_examples.hpp"
+#include "linalg/mask_examples.hpp"
 #include "support.hpp"
 
 using namespace knead;
-using detail::MaskBlock;
-using detail::MaskedLinearPlan;
+using linalg::MaskBlock;
+using linalg::MaskedLinearPlan;
 
 namespace {
 
@@ -52,7 +52,7 @@ void check_kernels(const Matrix<T>& mask, Rng& rng, Index n = 37) {
 }  // namespace
 
 TEMPLATE_TEST_CASE("MaskedLinearPlan's layouts are the covers of its mask and of the transpose",
-                   "[nn][masked_linear]", float, double) {
+                   "[linalg][masked_linear]", float, double) {
   Rng rng(11);
   std::vector<Matrix<TestType>> masks = test::made_masks<TestType>();
   masks.push_back(test::random_mask<TestType>(40, 30, 0.5, rng));
@@ -60,8 +60,8 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan's layouts are the covers of its mask and of
     INFO("mask " << mask.rows() << "x" << mask.cols());
     const MaskedLinearPlan plan(mask);
     const Matrix<Index> ones = (mask.array() != TestType(0)).template cast<Index>();
-    CHECK(plan.by_rows() == detail::cover_mask(ones));
-    CHECK(plan.by_cols() == detail::cover_mask(ones.transpose()));
+    CHECK(plan.by_rows() == linalg::cover_mask(ones));
+    CHECK(plan.by_cols() == linalg::cover_mask(ones.transpose()));
     Index area = 0;
     for (const MaskBlock& b : plan.by_rows()) area += b.rows * b.cols;
     CHECK(plan.computed_macs() == area);
@@ -71,7 +71,7 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan's layouts are the covers of its mask and of
   CHECK(dense.computed_macs() == 30);
 }
 
-TEMPLATE_TEST_CASE("MaskedLinearPlan kernels match the dense products with W ⊙ M", "[nn][masked_linear]",
+TEMPLATE_TEST_CASE("MaskedLinearPlan kernels match the dense products with W ⊙ M", "[linalg][masked_linear]",
                    float, double) {
   Rng rng(5);
   std::vector<Matrix<TestType>> masks = test::made_masks<TestType>();
@@ -84,7 +84,7 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan kernels match the dense products with W ⊙
 }
 
 TEMPLATE_TEST_CASE("MaskedLinearPlan's weight gradient in shares is the whole one bit for bit",
-                   "[nn][masked_linear]", float, double) {
+                   "[linalg][masked_linear]", float, double) {
   // Uneven shares, as threads of different speeds get: every entry is summed by one share, and the
   // cuts fall on the kernel's row panels, so the sums must not change in the last bit. 300 columns
   // make two slices of the batch for the 512-input layer.
@@ -120,7 +120,7 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan's weight gradient in shares is the whole on
   }
 }
 
-TEMPLATE_TEST_CASE("MaskedLinearPlan kernels slice batches wider than the cache", "[nn][masked_linear]",
+TEMPLATE_TEST_CASE("MaskedLinearPlan kernels slice batches wider than the cache", "[linalg][masked_linear]",
                    float, double) {
   // 600 columns: the batch is packed in slices of 256 columns (512 inputs) or 512 (64 inputs)
   Rng rng(6);
@@ -131,8 +131,8 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan kernels slice batches wider than the cache"
   }
 }
 
-TEMPLATE_TEST_CASE("MaskedLinearPlan packs the same weights whole or in parts", "[nn][masked_linear]", float,
-                   double) {
+TEMPLATE_TEST_CASE("MaskedLinearPlan packs the same weights whole or in parts", "[linalg][masked_linear]",
+                   float, double) {
   Rng rng(8);
   const Made<TestType> made(64, {512, 512}, InputOrder::identity(), 4);
   for (const auto& mask : made.mlp().masks()) {
@@ -156,7 +156,7 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan packs the same weights whole or in parts", 
 }
 
 TEMPLATE_TEST_CASE("MaskedLinearPlan shares the packing of one large block between threads",
-                   "[nn][masked_linear]", float, double) {
+                   "[linalg][masked_linear]", float, double) {
   // An unmasked layer is a single block: the shares cut it by row panels, about in proportion.
   Rng rng(9);
   for (const auto& [out, in] : std::vector<std::pair<Index, Index>>{{512, 512}, {130, 70}, {4, 64}}) {
@@ -180,10 +180,60 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan shares the packing of one large block betwe
       // whole row panels (64 rows in knead's AVX-512 kernel, 48 or fewer in Eigen's): within one panel of
       // half
       const double panel =
-          double(detail::PackedGemm<TestType>::mr(plan.template own_kernel<TestType>(transposed))) /
+          double(linalg::PackedGemm<TestType>::mr(plan.template own_kernel<TestType>(transposed))) /
           double(transposed ? in : out);
       CHECK(packed_by_first >= 0.5 - panel);
       CHECK(packed_by_first <= 0.5 + panel);
     }
+  }
+}
+
+TEMPLATE_TEST_CASE("MaskedLinearPlan computes chosen rows from the first inputs, and the bias gradient",
+                   "[linalg][masked_linear]", float, double) {
+  // forward_rows: rows `rows` of (W⊙M) x + b (ReLU'd or not) from the first `input_cols` inputs, into
+  // those rows of y only, against the dense product with the other inputs cut off; few rows (the
+  // dot-product path on AVX-512) and many. backward_bias: Σ_j g(:, j), the same summed whole or by
+  // shares of the rows.
+  using T = TestType;
+  Rng rng(17);
+  const T tolerance = std::is_same_v<T, float> ? T(1e-4) : T(1e-12);
+  const Index n = 45;
+  for (const Matrix<T>& mask : {test::random_mask<T>(40, 30, 0.6, rng), Matrix<T>(Matrix<T>::Ones(24, 9))}) {
+    const Index out = mask.rows(), in = mask.cols();
+    const MaskedLinearPlan plan(mask);
+    Matrix<T> w = test::random_batch<T>(out, in, rng);
+    for (Index c = 0; c < in; ++c)
+      for (Index r = 0; r < out; ++r)
+        if (mask(r, c) == T(0)) w(r, c) = T(1e6);  // must have no effect
+    const Vector<T> bias = test::random_batch<T>(out, 1, rng);
+    const Matrix<T> x = test::random_batch<T>(in, n, rng);
+    for (const std::vector<Index>& rows :
+         {std::vector<Index>{3, 7},
+          std::vector<Index>{0, 1, 2, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 23}}) {
+      for (const Index input_cols : {Index(1), in / 2, in}) {
+        for (const bool relu : {false, true}) {
+          INFO(out << "x" << in << " layer, " << rows.size() << " rows, " << input_cols << " inputs, relu "
+                   << relu);
+          const Matrix<T> before = test::random_batch<T>(out, n, rng);
+          Matrix<T> y = before;
+          plan.forward_rows(w.data(), out, bias.data(), mask.data(), std::span<const Index>(rows), input_cols,
+                            x.data(), in, y.data(), out, n, relu);
+          const Matrix<T> z =
+              (w.cwiseProduct(mask).leftCols(input_cols) * x.topRows(input_cols)).colwise() + bias;
+          Matrix<T> expected = before;
+          const Matrix<T> finished = relu ? Matrix<T>(z.cwiseMax(T(0))) : z;
+          for (const Index r : rows) expected.row(r) = finished.row(r);
+          CHECK((y - expected).cwiseAbs().maxCoeff() < tolerance * std::max(T(1), z.cwiseAbs().maxCoeff()));
+        }
+      }
+    }
+    const Matrix<T> g = test::random_batch<T>(out, n, rng);
+    const Vector<T> start = test::random_batch<T>(out, 1, rng);
+    Vector<T> whole = start, parts = start;
+    plan.backward_bias(g.data(), out, n, whole.data());
+    for (const auto& share : {detail::Share{0, 0.3}, detail::Share{0.3, 0.7}, detail::Share{0.7, 1}})
+      plan.backward_bias(g.data(), out, n, parts.data(), share);
+    CHECK(whole == parts);
+    CHECK((whole - start - g.rowwise().sum()).cwiseAbs().maxCoeff() < tolerance * T(n));
   }
 }

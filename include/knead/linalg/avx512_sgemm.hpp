@@ -34,7 +34,7 @@
 #define KNEAD_HAS_AVX512_SGEMM 0
 #endif
 
-namespace knead::detail {
+namespace knead::linalg {
 
 /// B (depth × cols) as a GEMM micro-kernel reads it: packed by the kernel's pack_rhs() (all
 /// `full_depth` rows of it; the product reads rows first .. first + depth), or, for knead's kernel
@@ -357,4 +357,4 @@ struct Avx512Sgemm {
 #endif
 };
 
-}  // namespace knead::detail
+}  // namespace knead::linalg

@@ -20,9 +20,9 @@
 
 #include "knead/core/errors.hpp"
 #include "knead/core/types.hpp"
-#include "knead/nn/gemm.hpp"
+#include "knead/linalg/gemm.hpp"
 
-namespace knead::detail {
+namespace knead::linalg {
 
 #if KNEAD_HAS_AVX512_SGEMM
 /// sums[t] = the sum of the 16 entries of v[t]. Pairs are interleaved and added, then pairs of
@@ -118,7 +118,7 @@ void thin_multiply(const T* a, Index a_row, Index a_col, Index m, Index depth, c
     return thin_rows_avx512(a, m, depth, x, ldx, n, c, ldc, rows, store);
   }
 #endif
-  fail<std::logic_error>("thin_multiply", "runs on knead's AVX-512 float kernel only");
+  detail::fail<std::logic_error>("thin_multiply", "runs on knead's AVX-512 float kernel only");
 }
 
 #if KNEAD_HAS_AVX512_SGEMM
@@ -199,7 +199,7 @@ void thin_weight_gradient(const T* g, Index ldg, Index m, const T* x, Index ldx,
     return;
   }
 #endif
-  fail<std::logic_error>("thin_weight_gradient", "runs on knead's AVX-512 float kernel only");
+  detail::fail<std::logic_error>("thin_weight_gradient", "runs on knead's AVX-512 float kernel only");
 }
 
-}  // namespace knead::detail
+}  // namespace knead::linalg

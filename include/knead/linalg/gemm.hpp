@@ -18,37 +18,46 @@
 #include <Eigen/Core>
 
 #include "knead/core/types.hpp"
-#include "knead/nn/avx512_sgemm.hpp"
+#include "knead/linalg/avx512_sgemm.hpp"
+#include "knead/linalg/eigen_internal.hpp"
 
-namespace knead::detail {
+namespace knead::linalg {
+
+/// A buffer aligned as Eigen allocates (the kernels' packed operands start on SIMD boundaries).
+template <class T>
+using Buffer = std::vector<T, Eigen::aligned_allocator<T>>;
+
+/// b's entries, grown to at least `size` of them (a buffer grows, never shrinks: once warm, no
+/// call allocates).
+template <class T>
+T* ensure(Buffer<T>& b, Index size) {
+  if (Index(b.size()) < size) b.resize(std::size_t(size));
+  return b.data();
+}
 
 /// Per-thread scratch for the GEMM packing buffers, masked-block copies and weights packed for
 /// one call; grows, never shrinks.
 template <class T>
 struct KernelScratch {
-  using Buffer = std::vector<T, Eigen::aligned_allocator<T>>;
+  using Buffer = linalg::Buffer<T>;
   Buffer pack_a, pack_b, block, product, weights;
   static KernelScratch& local() {
     thread_local KernelScratch scratch;
     return scratch;
   }
-  static T* ensure(Buffer& b, Index size) {
-    if (Index(b.size()) < size) b.resize(std::size_t(size));
-    return b.data();
-  }
+  static T* ensure(Buffer& b, Index size) { return linalg::ensure(b, size); }
 };
 
 /// Eigen's level-3 blocking over the thread-local packing buffers (Eigen's own would allocate
 /// them on the heap for every large product).
 template <class T>
-class ScratchBlocking : public Eigen::internal::level3_blocking<T, T> {
+class ScratchBlocking : public eigen_internal::level3_blocking<T, T> {
  public:
   ScratchBlocking(Index m, Index n, Index k) {
     this->m_mc = m;
     this->m_nc = n;
     this->m_kc = k;
-    Eigen::internal::computeProductBlockingSizes<T, T, 1, Index>(this->m_kc, this->m_mc, this->m_nc,
-                                                                 Index(1));
+    eigen_internal::computeProductBlockingSizes<T, T, 1, Index>(this->m_kc, this->m_mc, this->m_nc, Index(1));
     auto& s = KernelScratch<T>::local();
     this->m_blockA = KernelScratch<T>::ensure(s.pack_a, this->m_kc * this->m_mc);
     this->m_blockB = KernelScratch<T>::ensure(s.pack_b, this->m_kc * this->m_nc);
@@ -61,15 +70,12 @@ class ScratchBlocking : public Eigen::internal::level3_blocking<T, T> {
 template <bool TransA, bool TransB, class T>
 void gemm(Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb, T* c, Index ldc) {
   if (m <= 0 || n <= 0 || k <= 0) return;
-  using namespace Eigen;
+  using Eigen::ColMajor, Eigen::RowMajor;
   ScratchBlocking<T> blocking(m, n, k);
-  internal::general_matrix_matrix_product<Index, T, TransA ? RowMajor : ColMajor, false, T,
-                                          TransB ? RowMajor : ColMajor, false, ColMajor, 1>::run(m, n, k, a,
-                                                                                                 lda, b, ldb,
-                                                                                                 c, 1, ldc,
-                                                                                                 alpha,
-                                                                                                 blocking,
-                                                                                                 nullptr);
+  eigen_internal::general_matrix_matrix_product<Index, T, TransA ? RowMajor : ColMajor, false, T,
+                                                TransB ? RowMajor : ColMajor, false, ColMajor,
+                                                1>::run(m, n, k, a, lda, b, ldb, c, 1, ldc, alpha, blocking,
+                                                        nullptr);
 }
 
 /// The packing routines and micro-kernels for C (column-major) += A·B, A given column-major (or
@@ -79,10 +85,10 @@ void gemm(Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b,
 /// with the same choice. knead's kernel can also read B where it is stored (RhsView::stored).
 template <class T>
 struct PackedGemm {
-  using Traits = Eigen::internal::gebp_traits<T, T>;
-  using ColMapper = Eigen::internal::const_blas_data_mapper<T, Index, Eigen::ColMajor>;
-  using RowMapper = Eigen::internal::const_blas_data_mapper<T, Index, Eigen::RowMajor>;
-  using ResMapper = Eigen::internal::blas_data_mapper<T, Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
+  using Traits = eigen_internal::gebp_traits<T, T>;
+  using ColMapper = eigen_internal::const_blas_data_mapper<T, Index, Eigen::ColMajor>;
+  using RowMapper = eigen_internal::const_blas_data_mapper<T, Index, Eigen::RowMajor>;
+  using ResMapper = eigen_internal::blas_data_mapper<T, Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
 
   // Eigen's micro-kernel reads packed A with aligned SIMD loads; MaskedLinearPlan starts every
   // packed block at a multiple of 16 entries from an Eigen-aligned buffer.
@@ -116,13 +122,13 @@ struct PackedGemm {
       if (own) return Avx512Sgemm::pack_lhs(packed, a, lda, rows, depth, transposed);
     }
     if (transposed) {
-      Eigen::internal::gemm_pack_lhs<T, Index, RowMapper, Traits::mr, Traits::LhsProgress,
-                                     typename Traits::LhsPacket4Packing, Eigen::RowMajor>
+      eigen_internal::gemm_pack_lhs<T, Index, RowMapper, Traits::mr, Traits::LhsProgress,
+                                    typename Traits::LhsPacket4Packing, Eigen::RowMajor>
           pack;
       pack(packed, RowMapper(a, lda), depth, rows);
     } else {
-      Eigen::internal::gemm_pack_lhs<T, Index, ColMapper, Traits::mr, Traits::LhsProgress,
-                                     typename Traits::LhsPacket4Packing, Eigen::ColMajor>
+      eigen_internal::gemm_pack_lhs<T, Index, ColMapper, Traits::mr, Traits::LhsProgress,
+                                    typename Traits::LhsPacket4Packing, Eigen::ColMajor>
           pack;
       pack(packed, ColMapper(a, lda), depth, rows);
     }
@@ -137,10 +143,10 @@ struct PackedGemm {
       if (own) return Avx512Sgemm::pack_rhs(packed, b, ldb, depth, cols, transposed);
     }
     if (transposed) {
-      Eigen::internal::gemm_pack_rhs<T, Index, RowMapper, Traits::nr, Eigen::RowMajor> pack;
+      eigen_internal::gemm_pack_rhs<T, Index, RowMapper, Traits::nr, Eigen::RowMajor> pack;
       pack(packed, RowMapper(b, ldb), depth, cols);
     } else {
-      Eigen::internal::gemm_pack_rhs<T, Index, ColMapper, Traits::nr, Eigen::ColMajor> pack;
+      eigen_internal::gemm_pack_rhs<T, Index, ColMapper, Traits::nr, Eigen::ColMajor> pack;
       pack(packed, ColMapper(b, ldb), depth, cols);
     }
   }
@@ -171,7 +177,7 @@ struct PackedGemm {
     if (depth > 0) {
       if (lda != 0 || !b.is_packed())
         throw std::logic_error("PackedGemm::multiply: Eigen's kernel reads A and B packed only");
-      Eigen::internal::gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false> kernel;
+      eigen_internal::gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false> kernel;
       kernel(ResMapper(c, ldc), a, b.data, rows, depth, cols, T(1), depth, b.full_depth, 0, b.first);
     }
     for (Index j = 0; (store.relu || store.gate != nullptr) && j < cols; ++j)
@@ -179,4 +185,4 @@ struct PackedGemm {
   }
 };
 
-}  // namespace knead::detail
+}  // namespace knead::linalg

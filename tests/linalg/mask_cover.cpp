@@ -1,12 +1,12 @@
-#include "knead/nn/mask_cover.hpp"
+#include "knead/linalg/mask_cover.hpp"
 
 #include "knead/nn/made.hpp"
-#include "nn/mask_examples.hpp"
+#include "linalg/mask_examples.hpp"
 #include "support.hpp"
 
 using namespace knead;
-using detail::cover_mask;
-using detail::MaskBlock;
+using linalg::cover_mask;
+using linalg::MaskBlock;
 
 namespace {
 
@@ -38,13 +38,13 @@ Index area(const std::vector<MaskBlock>& blocks) {
 
 double cost(const std::vector<MaskBlock>& blocks) {
   double c = 0;
-  for (const MaskBlock& b : blocks) c += detail::block_cost(b.rows, b.cols, b.partial);
+  for (const MaskBlock& b : blocks) c += linalg::block_cost(b.rows, b.cols, b.partial);
   return c;
 }
 
 }  // namespace
 
-TEST_CASE("cover_mask covers MADE's masks and their transposes", "[nn][mask_cover]") {
+TEST_CASE("cover_mask covers MADE's masks and their transposes", "[linalg][mask_cover]") {
   for (const auto& mask : test::made_masks<float>()) {
     for (const Matrix<Index>& ones : {ones_of(mask), Matrix<Index>(ones_of(mask).transpose())}) {
       INFO("mask " << ones.rows() << "x" << ones.cols());
@@ -54,12 +54,12 @@ TEST_CASE("cover_mask covers MADE's masks and their transposes", "[nn][mask_cove
       CHECK(area(blocks) <= ones.size());
       CHECK(area(blocks) >= ones.sum());
       // and the search is no worse than multiplying the whole matrix as one masked block
-      CHECK(cost(blocks) <= detail::block_cost(ones.rows(), ones.cols(), true));
+      CHECK(cost(blocks) <= linalg::block_cost(ones.rows(), ones.cols(), true));
     }
   }
 }
 
-TEST_CASE("cover_mask skips about half of a large MADE layer", "[nn][mask_cover]") {
+TEST_CASE("cover_mask skips about half of a large MADE layer", "[linalg][mask_cover]") {
   const Made<float> made(64, {512, 512}, InputOrder::identity(), 1);
   for (const auto& mask : made.mlp().masks()) {
     INFO("mask " << mask.rows() << "x" << mask.cols() << " with " << mask.sum() << " ones");
@@ -69,7 +69,7 @@ TEST_CASE("cover_mask skips about half of a large MADE layer", "[nn][mask_cover]
   }
 }
 
-TEST_CASE("cover_mask covers unstructured and trivial masks", "[nn][mask_cover]") {
+TEST_CASE("cover_mask covers unstructured and trivial masks", "[linalg][mask_cover]") {
   Rng rng(11);
   for (const Matrix<float>& mask :
        {test::random_mask<float>(40, 30, 0.5, rng), test::random_mask<float>(7, 90, 0.2, rng)}) {

@@ -1,4 +1,4 @@
-#include "knead/nn/thin_gemm.hpp"
+#include "knead/linalg/thin_gemm.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -16,7 +16,7 @@ double tolerance(Index depth) {
 }
 
 bool runs_here() {
-  if (detail::PackedGemm<float>::own_kernel_available()) return true;
+  if (linalg::PackedGemm<float>::own_kernel_available()) return true;
   WARN("this CPU has no AVX-512F: the thin products run only on knead's AVX-512 kernel");
   return false;
 }
@@ -24,7 +24,7 @@ bool runs_here() {
 }  // namespace
 
 TEST_CASE("thin_multiply computes a product of a few rows, added, or started with a bias and finished",
-          "[nn][gemm]") {
+          "[linalg][gemm]") {
   if (!runs_here()) return;
   Rng rng(5);
   for (const Index m : {1, 2, 4, 15})
@@ -45,10 +45,10 @@ TEST_CASE("thin_multiply computes a product of a few rows, added, or started wit
             const Matrix<float> gate = test::random_batch<float>(m + 1, n, rng);
             Matrix<float> c = test::random_batch<float>(ldc, n, rng);
             const Matrix<float> before = c;
-            detail::Store<float> store;
+            linalg::Store<float> store;
             if (stored == 1) store = {true, bias.data(), true, nullptr, 0};
             if (stored == 2) store = {true, nullptr, false, gate.data(), gate.rows()};
-            detail::thin_multiply(a_stored.data(), row, col, m, depth, x.data(), ldx, n, c.data(), ldc,
+            linalg::thin_multiply(a_stored.data(), row, col, m, depth, x.data(), ldx, n, c.data(), ldc,
                                   nullptr, store);
 
             const Eigen::MatrixXd product = a.cast<double>() * x.topRows(depth).cast<double>();
@@ -60,7 +60,7 @@ TEST_CASE("thin_multiply computes a product of a few rows, added, or started wit
           }
 }
 
-TEST_CASE("thin_weight_gradient adds (G Xᵀ) ⊙ M for a few rows of G", "[nn][gemm]") {
+TEST_CASE("thin_weight_gradient adds (G Xᵀ) ⊙ M for a few rows of G", "[linalg][gemm]") {
   if (!runs_here()) return;
   Rng rng(6);
   for (const Index m : {1, 4, 15})
@@ -75,7 +75,7 @@ TEST_CASE("thin_weight_gradient adds (G Xᵀ) ⊙ M for a few rows of G", "[nn][
               (test::random_batch<float>(m, in, rng).array() > 0.0f).cast<float>().matrix();
           Matrix<float> gw = test::random_batch<float>(ldgw, in, rng);
           const Matrix<float> before = gw;
-          detail::thin_weight_gradient(g.data(), ldg, m, x.data(), ldx, in, n, masked ? mask.data() : nullptr,
+          linalg::thin_weight_gradient(g.data(), ldg, m, x.data(), ldx, in, n, masked ? mask.data() : nullptr,
                                        gw.data(), ldgw);
 
           Eigen::MatrixXd added = g.topRows(m).cast<double>() * x.topRows(in).cast<double>().transpose();
@@ -86,7 +86,7 @@ TEST_CASE("thin_weight_gradient adds (G Xᵀ) ⊙ M for a few rows of G", "[nn][
         }
 }
 
-TEST_CASE("thin_multiply writes row i of the product into row rows[i] of C", "[nn][gemm]") {
+TEST_CASE("thin_multiply writes row i of the product into row rows[i] of C", "[linalg][gemm]") {
   if (!runs_here()) return;
   Rng rng(7);
   const Index depth = 33, n = 40, ldc = 6;
@@ -96,8 +96,8 @@ TEST_CASE("thin_multiply writes row i of the product into row rows[i] of C", "[n
   const Vector<float> bias = test::random_batch<float>(ldc, 1, rng);
   Matrix<float> c = test::random_batch<float>(ldc, n, rng);
   const Matrix<float> before = c;
-  detail::thin_multiply(a.data(), 1, 2, 2, depth, x.data(), depth, n, c.data(), ldc, rows.data(),
-                        detail::Store<float>{true, bias.data(), false, nullptr, 0});
+  linalg::thin_multiply(a.data(), 1, 2, 2, depth, x.data(), depth, n, c.data(), ldc, rows.data(),
+                        linalg::Store<float>{true, bias.data(), false, nullptr, 0});
   const Eigen::MatrixXd product = a.cast<double>() * x.cast<double>();
   for (Index r = 0; r < ldc; ++r) {
     INFO("row " << r);
@@ -112,7 +112,7 @@ TEST_CASE("thin_multiply writes row i of the product into row rows[i] of C", "[n
 }
 
 TEST_CASE("thin_multiply computes each column the same, bit for bit, whatever columns it is called on",
-          "[nn][gemm]") {
+          "[linalg][gemm]") {
   // threads split a batch at any multiple of 16 columns, and the results must not depend on it
   if (!runs_here()) return;
   Rng rng(8);
@@ -123,11 +123,11 @@ TEST_CASE("thin_multiply computes each column the same, bit for bit, whatever co
       const Matrix<float> a = test::random_batch<float>(m, depth, rng),
                           x = test::random_batch<float>(depth, n, rng);
       const Vector<float> bias = test::random_batch<float>(m, 1, rng);
-      const detail::Store<float> store{true, bias.data(), false, nullptr, 0};
+      const linalg::Store<float> store{true, bias.data(), false, nullptr, 0};
       Matrix<float> whole(m, n), pieces(m, n);
-      detail::thin_multiply(a.data(), 1, m, m, depth, x.data(), depth, n, whole.data(), m, nullptr, store);
+      linalg::thin_multiply(a.data(), 1, m, m, depth, x.data(), depth, n, whole.data(), m, nullptr, store);
       for (const auto& [c0, c1] : {std::pair<Index, Index>{0, 3}, {3, 20}, {20, 21}, {21, 45}})
-        detail::thin_multiply(a.data(), 1, m, m, depth, x.data() + c0 * depth, depth, c1 - c0,
+        linalg::thin_multiply(a.data(), 1, m, m, depth, x.data() + c0 * depth, depth, c1 - c0,
                               pieces.data() + c0 * m, m, nullptr, store);
       CHECK(pieces == whole);
     }

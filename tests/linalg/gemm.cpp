@@ -1,4 +1,4 @@
-#include "knead/nn/gemm.hpp"
+#include "knead/linalg/gemm.hpp"
 
 #include <limits>
 #include <vector>
@@ -6,7 +6,7 @@
 #include "support.hpp"
 
 using namespace knead;
-using detail::PackedGemm;
+using linalg::PackedGemm;
 
 namespace {
 
@@ -36,8 +36,8 @@ void check_product(bool own, bool b_packed, Index rows, Index depth, Index cols,
   // B(k, j) stored at b_stored[k·k_stride + j·col_stride], from row `first`
   const Index ld = b_stored.rows(), k_stride = b_transposed ? ld : 1, col_stride = b_transposed ? 1 : ld;
   const auto rhs = b_packed
-                       ? detail::RhsView<T>::packed(packed_b.data(), full_depth, first)
-                       : detail::RhsView<T>::stored(b_stored.data() + first * k_stride, k_stride, col_stride);
+                       ? linalg::RhsView<T>::packed(packed_b.data(), full_depth, first)
+                       : linalg::RhsView<T>::stored(b_stored.data() + first * k_stride, k_stride, col_stride);
   // C starts non-zero and has a leading dimension larger than its rows: the product is added, and
   // nothing outside C's rows may be touched.
   const Index ldc = rows + 5;
@@ -45,7 +45,7 @@ void check_product(bool own, bool b_packed, Index rows, Index depth, Index cols,
   const Matrix<T> before = c;
   const Vector<T> bias = test::random_batch<T>(rows, 1, rng);
   const Matrix<T> gate = test::random_batch<T>(rows + 2, cols, rng);  // leading dimension rows + 2
-  detail::Store<T> store;
+  linalg::Store<T> store;
   if (stored == Stored::bias_relu) store = {true, bias.data(), true, nullptr, 0};
   if (stored == Stored::gated) store = {true, nullptr, false, gate.data(), gate.rows()};
   // knead's kernel with B as stored also reads A as stored where it can (whole 16-row vectors)
@@ -67,7 +67,7 @@ void check_product(bool own, bool b_packed, Index rows, Index depth, Index cols,
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("PackedGemm multiplies every shape of tile, with either kernel", "[nn][gemm]", float,
+TEMPLATE_TEST_CASE("PackedGemm multiplies every shape of tile, with either kernel", "[linalg][gemm]", float,
                    double) {
   // knead's AVX-512 kernel covers A in panels of 64 rows (the last rounded up to 16, masked) and B in
   // panels of 6 columns (the last narrower): rows and columns on each side of those edges. It reads
@@ -95,7 +95,7 @@ TEMPLATE_TEST_CASE("PackedGemm multiplies every shape of tile, with either kerne
 }
 
 TEST_CASE("knead's AVX-512 kernel gives every entry the same sum however rows and columns are split",
-          "[nn][gemm]") {
+          "[linalg][gemm]") {
   // Each entry is one chain of FMAs over k in order, whichever tile computes it: a product cut in
   // row panels and column ranges equals the whole product bit for bit.
   if (!PackedGemm<float>::own_kernel_available()) {
@@ -111,8 +111,8 @@ TEST_CASE("knead's AVX-512 kernel gives every entry the same sum however rows an
   auto product = [&](Index r0, Index r1, Index c0, Index c1, Matrix<float>& c, bool b_packed) {
     Buffer<float> packed_a(std::size_t(PackedGemm<float>::packed_lhs_size(r1 - r0, depth)));
     PackedGemm<float>::pack_lhs(true, packed_a.data(), a.data() + r0, rows, r1 - r0, depth, false);
-    const auto rhs = b_packed ? detail::RhsView<float>::packed(packed_b.data() + c0 * depth, depth)
-                              : detail::RhsView<float>::stored(b.data() + c0 * depth, 1, depth);
+    const auto rhs = b_packed ? linalg::RhsView<float>::packed(packed_b.data() + c0 * depth, depth)
+                              : linalg::RhsView<float>::stored(b.data() + c0 * depth, 1, depth);
     PackedGemm<float>::multiply(true, c.data() + r0 + c0 * rows, rows, packed_a.data(), 0, r1 - r0, depth,
                                 rhs, c1 - c0);
   };
@@ -128,7 +128,7 @@ TEST_CASE("knead's AVX-512 kernel gives every entry the same sum however rows an
   }
 }
 
-TEST_CASE("knead's kernel packs B = Sᵀ in panels of 6 columns", "[nn][gemm]") {
+TEST_CASE("knead's kernel packs B = Sᵀ in panels of 6 columns", "[linalg][gemm]") {
   // Panel q (columns 6q .. of B, w of them) holds B(k, j) = S(6q + j, k) at k·w + j. Eight panels
   // are packed per pass over S (48 columns), with stores that overrun into the next k: widths on
   // each side of 48 and 96, S stored with spare rows or none, and nothing written past depth · cols.

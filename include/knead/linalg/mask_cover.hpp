@@ -20,7 +20,7 @@
 
 #include "knead/core/types.hpp"
 
-namespace knead::detail {
+namespace knead::linalg {
 
 /// A rectangle of a weight matrix: all ones in the mask (full), or mixed (partial).
 struct MaskBlock {
@@ -162,4 +162,4 @@ inline std::vector<MaskBlock> cover_mask(const Matrix<Index>& ones) {
   return MaskPlanner{prefix_counts(ones), {}}.cover(0, ones.rows(), 0, ones.cols()).blocks;
 }
 
-}  // namespace knead::detail
+}  // namespace knead::linalg

@@ -10,6 +10,7 @@
 /// about half of the dense FLOPs are skipped and W ⊙ M is never rebuilt in full.
 
 #include <algorithm>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -17,11 +18,11 @@
 
 #include "knead/core/threads.hpp"
 #include "knead/core/types.hpp"
-#include "knead/nn/gemm.hpp"
-#include "knead/nn/mask_cover.hpp"
-#include "knead/nn/thin_gemm.hpp"
+#include "knead/linalg/gemm.hpp"
+#include "knead/linalg/mask_cover.hpp"
+#include "knead/linalg/thin_gemm.hpp"
 
-namespace knead::detail {
+namespace knead::linalg {
 
 /// The rectangles covering the non-zeros of a mask, in two layouts: `by_rows` (row strips, for
 /// y = (W⊙M) x and ∂L/∂W) and `by_cols` (column strips, for ∂L/∂x = (W⊙M)ᵀ g), so that each
@@ -91,7 +92,7 @@ class MaskedLinearPlan {
   /// layer is a single block).
   template <class T>
   void pack_weights(const T* w, Index ldw, const T* mask, bool transposed, T* packed,
-                    Share share = {}) const {
+                    detail::Share share = {}) const {
     if (thin<T>(transposed)) {  // by the first share
       // the live rows of W⊙M (or of (W⊙M)ᵀ), one after the other: (i, k) at packed[i·depth + k]
       const std::vector<Index>& live = (transposed ? col_edges_ : row_edges_).live;
@@ -167,6 +168,51 @@ class MaskedLinearPlan {
     backward_input_packed(packed, g, ldg, gx, ldgx, n);
   }
 
+  /// The units `rows` of the layer on n columns from its first `input_cols` inputs (the others must
+  /// not matter: masked out, or zero): y(rows[i], j) = ((W⊙M) x)(rows[i], j) + b(rows[i]), then ReLU
+  /// when `relu`, for x (input_cols × n, leading dimension ldx) and y (leading dimension ldy); the
+  /// other rows of y are left as they are. The incremental steps of autoregressive sampling: a step
+  /// computes a few units (about hidden / (D − 1) a layer, 2 outputs) over the whole batch. For few
+  /// rows (runs_thin) those rows of W⊙M are laid out row by row and dotted with each sample's
+  /// contiguous input column (thin_multiply), straight into y with bias and ReLU; Eigen's product
+  /// packed the batch's inputs anew for every step and layer, and its few-row paths are its slowest.
+  template <class T>
+  void forward_rows(const T* w, Index ldw, const T* bias, const T* mask, std::span<const Index> rows,
+                    Index input_cols, const T* x, Index ldx, T* y, Index ldy, Index n, bool relu) const {
+    const Index m = Index(rows.size());
+    if (m == 0 || n <= 0) return;
+    auto& s = KernelScratch<T>::local();
+    T* rows_of_w = KernelScratch<T>::ensure(s.block, m * input_cols);
+    const bool thin = runs_thin<T>(m);
+    for (Index c = 0; c < input_cols; ++c)
+      for (Index r = 0; r < m; ++r) {
+        const Index at = rows[std::size_t(r)] + c * out_;
+        rows_of_w[thin ? r * input_cols + c : r + c * m] =
+            mask == nullptr || mask[at] != T(0) ? w[rows[std::size_t(r)] + c * ldw] : T(0);
+      }
+    if (thin)
+      return thin_multiply(rows_of_w, input_cols, Index(1), m, input_cols, x, ldx, n, y, ldy, rows.data(),
+                           Store<T>{true, bias, relu, nullptr, 0});
+    T* z = KernelScratch<T>::ensure(s.product, m * n);
+    std::fill(z, z + m * n, T(0));
+    gemm<false, false>(m, n, input_cols, T(1), rows_of_w, m, x, ldx, z, m);
+    for (Index j = 0; j < n; ++j)
+      for (Index r = 0; r < m; ++r) {
+        const Index row = rows[std::size_t(r)];
+        const T v = z[r + j * m] + bias[row];
+        y[row + j * ldy] = relu ? std::max(v, T(0)) : v;
+      }
+  }
+
+  /// gb += Σ_j g(:, j) over the n columns of g (out × n, leading dimension ldg): ∂L/∂b, for the
+  /// rows in `share` of the layer's outputs (all by default), each row summed over the batch in order.
+  template <class T>
+  void backward_bias(const T* g, Index ldg, Index n, T* gb, detail::Share share = {}) const {
+    const auto [r0, r1] = share.of(out_, 16);
+    for (Index j = 0; j < n; ++j)
+      for (Index r = r0; r < r1; ++r) gb[r] += g[r + j * ldg];
+  }
+
   /// Whether backward_weight() reads the layer's input batch as it is (knead's kernel, 64 inputs or
   /// fewer) rather than packed: a sample's inputs then span at most four cache lines, and packing
   /// (a transpose) would cost more than the product gains from it. Wider rows, with a leading
@@ -188,7 +234,7 @@ class MaskedLinearPlan {
   /// (packed_inputs_size(n) entries). Only the kernel column panels in `share`, so that threads
   /// share the packing of a batch that all of them then read.
   template <class T>
-  void pack_inputs(const T* x, Index ldx, Index n, T* packed, Share share = {}) const {
+  void pack_inputs(const T* x, Index ldx, Index n, T* packed, detail::Share share = {}) const {
     if (reads_inputs_unpacked<T>()) return;
     const Index nr = PackedGemm<T>::nr(own_kernel<T>());
     const auto [c0, c1] = share.of(in_, nr);
@@ -214,7 +260,7 @@ class MaskedLinearPlan {
   /// a scratch, from which only its own columns are added.
   template <class T>
   void backward_weight(const T* mask, const T* g, Index ldg, const T* x, Index ldx, Index n, T* gw,
-                       Index ldgw, Share share = {}, const T* packed_x = nullptr) const {
+                       Index ldgw, detail::Share share = {}, const T* packed_x = nullptr) const {
     if (thin<T>()) {  // by the share that holds the middle of the work
       if (share.begin <= 0.5 && 0.5 < share.end)
         thin_weight_gradient(g, ldg, out_, x, ldx, in_, n, mask, gw, ldgw);
@@ -286,7 +332,7 @@ class MaskedLinearPlan {
   /// dimension ldx, or, when ldx is 0, xᵀ packed at x.
   template <class T>
   void weight_gradient_slice(const T* mask, const T* g, Index ldg, Index depth, const T* x, Index ldx, T* gw,
-                             Index ldgw, Share share) const {
+                             Index ldgw, detail::Share share) const {
     const bool own = own_kernel<T>();
     const Index nr = PackedGemm<T>::nr(own), mr = PackedGemm<T>::mr(own);
     auto& s = KernelScratch<T>::local();
@@ -374,7 +420,7 @@ class MaskedLinearPlan {
   /// The rows [top, bottom) of a rows × cols block, starting at `before` of `total` entries, whose
   /// mr-row panels have their middle entry in `share`: a contiguous run of whole panels.
   static std::pair<Index, Index> panels_in(Index rows, Index cols, double before, double total, Index mr,
-                                           Share share) {
+                                           detail::Share share) {
     const Index panels = (rows + mr - 1) / mr;
     auto mine = [&](Index k) {
       const double middle =
@@ -440,7 +486,7 @@ class MaskedLinearPlan {
          {std::pair{&by_rows_, &row_offsets_}, std::pair{&by_cols_, &col_offsets_}}) {
       offsets->assign(1, 0);
       for (const MaskBlock& b : *blocks)
-        offsets->push_back(offsets->back() + Avx512Sgemm::packed_lhs_size(b.rows, b.cols));
+        offsets->push_back(offsets->back() + PackedGemm<float>::packed_lhs_size(b.rows, b.cols));
     }
   }
 
@@ -450,4 +496,4 @@ class MaskedLinearPlan {
   Edges row_edges_, col_edges_;  // blocks that start / finish their rows, in each layout
 };
 
-}  // namespace knead::detail
+}  // namespace knead::linalg
