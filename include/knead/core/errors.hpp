@@ -45,7 +45,10 @@ template <class... Parts>
 }  // namespace knead::detail
 
 #ifdef KNEAD_NO_ASSERT
-#define KNEAD_ASSERT(condition, ...) static_cast<void>(0)
+// never evaluated, but the arguments still count as used (no unused-variable warnings)
+#define KNEAD_ASSERT(condition, ...)                                                             \
+  (false ? ((condition) ? static_cast<void>(0) : ::knead::detail::assertion_failed(__VA_ARGS__)) \
+         : static_cast<void>(0))
 #else
 /// Checks an internal invariant: KNEAD_ASSERT(out.cols() == n, "Chain", "part returned ", ...).
 #define KNEAD_ASSERT(condition, ...) \
