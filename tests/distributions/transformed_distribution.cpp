@@ -359,6 +359,12 @@ TEST_CASE("A flow refuses non-finite samples and non-finite gradients at its bac
       overflowing.sample_and_log_prob(3, rng),
       Catch::Contains("TransformedDistribution::sample_and_log_prob: result") && Catch::Contains("(0, 0)"));
 
+  const TransformedDistribution wide_base(DiagonalNormal<double>(Vector<double>::Zero(2), huge),
+                                          Affine<double>(2));
+  CHECK_THROWS_WITH(wide_base.sample(3, rng),
+                    Catch::Contains("TransformedDistribution::sample: noise drawn from the base") &&
+                        Catch::Contains("(0, 0)"));
+
   TransformedDistribution flow(StandardNormal<double>(2), Affine<double>(2));
   const Matrix<double> x = test::random_batch<double>(2, 3, rng);
   RowVector<double> grad_log_prob = RowVector<double>::Ones(3);

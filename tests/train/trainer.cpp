@@ -534,6 +534,28 @@ TEST_CASE("One trainer step on (x, c) pairs is a gradient step on their mean NLL
   CHECK(-flow.log_prob(x, c).mean() + 0.5 < -flow.log_prob(x, reversed).mean());
 }
 
+TEST_CASE("A validation split of (x, c) pairs holds out the same columns of both", "[train][conditional]") {
+  Rng rng(63);
+  ConditionalFlow flow(StandardNormal<double>(2), test::ConditionalAffine<double>(2, 1));
+  const Matrix<double> c = test::random_batch<double>(1, 40, rng);
+  Matrix<double> x = test::random_batch<double>(2, 40, rng);
+  x.row(1) -= 3.0 * c;
+  Trainer trainer(flow, TrainerOptions{.batch_size = 8,
+                                       .max_steps = 20,
+                                       .seed = 6,
+                                       .validation_fraction = 0.25,
+                                       .validation_every = 20,
+                                       .restore_best = false,
+                                       .progress = nullptr});
+  const TrainingHistory h = trainer.fit_with_context(x, c);
+  REQUIRE(h.validation.size() == 1);
+  // the split fit(data) makes with this seed, applied to both
+  Rng split_x(6), split_c(6);
+  const DataSplit<double> xs = split_validation<double>(x, 0.25, split_x);
+  const DataSplit<double> cs = split_validation<double>(c, 0.25, split_c);
+  CHECK(h.validation[0].nll == Approx(-flow.log_prob(xs.validation, cs.validation).mean()).epsilon(1e-12));
+}
+
 TEST_CASE("The trainer rejects contexts that do not pair with the data", "[train][conditional][errors]") {
   ConditionalFlow flow(StandardNormal<double>(2), test::ConditionalAffine<double>(2, 1));
   Trainer trainer(flow, TrainerOptions{.max_steps = 1, .progress = nullptr});
