@@ -45,3 +45,16 @@ TEMPLATE_TEST_CASE("check_finite finds a non-finite value anywhere, however the 
       }
     }
 }
+
+TEST_CASE("KNEAD_ASSERT throws std::logic_error naming the function when its condition is false",
+          "[core][errors]") {
+  int evaluated = 0;
+  const auto count = [&] { return ++evaluated; };
+  CHECK_NOTHROW(KNEAD_ASSERT(count() == 1, "f", "never shown"));
+  CHECK(evaluated == 1);
+  CHECK_THROWS_AS(KNEAD_ASSERT(count() == 1, "f", "part ", 3, " returned ", 2, " rows"), std::logic_error);
+  CHECK_THROWS_WITH(
+      KNEAD_ASSERT(1 + 1 == 3, "Chain::forward_and_log_det", "part ", 3, " returned ", 2, " rows"),
+      Catch::StartsWith("Chain::forward_and_log_det: part 3 returned 2 rows") &&
+          Catch::Contains("bug in knead"));
+}

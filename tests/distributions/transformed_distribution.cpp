@@ -1,6 +1,16 @@
 #include "knead/distributions/transformed_distribution.hpp"
 
+#include <limits>
+#include <numbers>
+
+#include "conditional_examples.hpp"
 #include "flows.hpp"
+#include "knead/bijectors/batch_norm.hpp"
+#include "knead/bijectors/coupling.hpp"
+#include "knead/bijectors/dynamic_chain.hpp"
+#include "knead/bijectors/leaky_relu.hpp"
+#include "knead/bijectors/permute.hpp"
+#include "knead/bijectors/triangular_affine.hpp"
 #include "knead/distributions/diagonal_normal.hpp"
 #include "knead/distributions/standard_normal.hpp"
 #include "support.hpp"
@@ -119,4 +129,257 @@ TEST_CASE("TransformedDistribution rejects bad input", "[distributions][errors]"
                                           Catch::Contains("(1, 2)"));
   CHECK_THROWS_WITH(flow.log_prob(Matrix<double>::Zero(3, 3)), Catch::Contains("2 rows"));
   CHECK_THROWS_WITH(flow.log_prob(Matrix<double>::Zero(2, 0)), Catch::Contains("empty batch"));
+}
+
+// ---- conditional flows ------------------------------------------------------------------------
+
+namespace {
+
+using ConditionalFlow = TransformedDistribution<StandardNormal<double>, test::ConditionalAffine<double>>;
+
+ConditionalFlow random_conditional_flow(Rng& rng) {
+  ConditionalFlow flow(StandardNormal<double>(2), test::ConditionalAffine<double>(2, 3));
+  test::randomise_parameters(flow, rng, 0.5);
+  return flow;
+}
+
+}  // namespace
+
+TEST_CASE("A conditional flow's log_prob(x, c) is the change of variables with the context's map",
+          "[distributions][conditional]") {
+  Rng rng(51);
+  const ConditionalFlow flow = random_conditional_flow(rng);
+  const auto& b = flow.bijector();
+  const Matrix<double> x = test::random_batch<double>(2, 7, rng);
+  const Matrix<double> c = test::random_batch<double>(3, 7, rng);
+  // u = (x − B c − b) ⊙ e^{−A c};  log p(x | c) = −½‖u‖² − log 2π − Σ_i (A c)_i
+  const Matrix<double> s = b.a() * c;
+  Matrix<double> centred = x - b.b_matrix() * c;
+  centred.colwise() -= b.b();
+  const Matrix<double> u = (centred.array() * (-s.array()).exp()).matrix();
+  const RowVector<double> expected =
+      (-0.5 * u.colwise().squaredNorm().array() - std::log(2 * std::numbers::pi) - s.colwise().sum().array())
+          .matrix();
+  CHECK((flow.log_prob(x, c) - expected).cwiseAbs().maxCoeff() < 1e-12);
+  CHECK(flow.context_dim() == 3);
+}
+
+TEST_CASE("A conditional flow samples one x per context column, consistently with its density",
+          "[distributions][conditional]") {
+  Rng rng(52);
+  const ConditionalFlow flow = random_conditional_flow(rng);
+  const auto& b = flow.bijector();
+  const Matrix<double> c = test::random_batch<double>(3, 6, rng);
+  Rng draw(9), same(9);
+  const Matrix<double> x = flow.sample(c, draw);
+  REQUIRE(x.cols() == 6);
+  Matrix<double> u;
+  standard_normal(same, u, 2, 6);  // the base's draws with the same seed
+  Matrix<double> expected = (u.array() * (b.a() * c).array().exp()).matrix() + b.b_matrix() * c;
+  expected.colwise() += b.b();
+  CHECK((x - expected).cwiseAbs().maxCoeff() < 1e-12);
+  Rng again(9);
+  Matrix<double> x2;
+  RowVector<double> lp;
+  flow.sample_and_log_prob(c, again, x2, lp);
+  CHECK(x2 == x);
+  CHECK((lp - flow.log_prob(x, c)).cwiseAbs().maxCoeff() < 1e-12);
+}
+
+TEST_CASE("A conditional flow's backward gives ∂L/∂θ, ∂L/∂x and ∂L/∂c of log p(x | c)",
+          "[distributions][conditional][gradients]") {
+  Rng rng(53);
+  ConditionalFlow flow = random_conditional_flow(rng);
+  Matrix<double> x = test::random_batch<double>(2, 5, rng);
+  Matrix<double> c = test::random_batch<double>(3, 5, rng);
+  const RowVector<double> v = test::random_batch<double>(1, 5, rng);
+  const auto loss = [&] { return flow.log_prob(x, c).dot(v); };
+  flow.zero_gradients();
+  RowVector<double> lp;
+  flow.log_prob(x, c, lp);
+  Matrix<double> grad_x, grad_c = Matrix<double>::Constant(3, 5, 99.0);  // written, not added to
+  flow.backward_log_prob(v, grad_x, grad_c);
+  const Vector<double> grad_theta =
+      Eigen::Map<Vector<double>>(flow.gradients().data(), flow.num_parameters());
+  const auto flat = [](Matrix<double>& m) { return std::span<double>(m.data(), std::size_t(m.size())); };
+  const auto as_vector = [](const Matrix<double>& m) {
+    return Eigen::Map<const Vector<double>>(m.data(), m.size());
+  };
+  CHECK(testing::relative_error(as_vector(grad_x),
+                                testing::finite_difference_gradient<double>(loss, flat(x))) < 1e-7);
+  CHECK(testing::relative_error(as_vector(grad_c),
+                                testing::finite_difference_gradient<double>(loss, flat(c))) < 1e-7);
+  CHECK(testing::relative_error(grad_theta,
+                                testing::finite_difference_gradient<double>(loss, flow.parameters())) < 1e-7);
+
+  // the mean NLL of (x, c) pairs
+  flow.zero_gradients();
+  const double nll = flow.mean_nll_and_backward(x, c);
+  CHECK(nll == Approx(-flow.log_prob(x, c).mean()).epsilon(1e-12));
+  const Vector<double> analytic = Eigen::Map<Vector<double>>(flow.gradients().data(), flow.num_parameters());
+  CHECK(testing::relative_error(
+            analytic, testing::finite_difference_gradient<double>([&] { return -flow.log_prob(x, c).mean(); },
+                                                                  flow.parameters())) < 1e-7);
+
+  // reparameterised samples: L = Σ w ⊙ x + Σ v ⊙ log p(x | c), the noise fixed by the seed
+  const Matrix<double> w = test::random_batch<double>(2, 5, rng);
+  const auto sample_loss = [&] {
+    Rng fixed(17);
+    Matrix<double> s;
+    RowVector<double> l;
+    flow.sample_and_log_prob(c, fixed, s, l);
+    return s.cwiseProduct(w).sum() + l.dot(v);
+  };
+  flow.zero_gradients();
+  Rng fixed(17);
+  Matrix<double> s;
+  flow.sample_and_log_prob(c, fixed, s, lp);
+  flow.backward_sample_and_log_prob(w, v, grad_c);
+  CHECK(testing::relative_error(Eigen::Map<Vector<double>>(flow.gradients().data(), flow.num_parameters()),
+                                testing::finite_difference_gradient<double>(sample_loss, flow.parameters())) <
+        1e-7);
+  CHECK(testing::relative_error(as_vector(grad_c),
+                                testing::finite_difference_gradient<double>(sample_loss, flat(c))) < 1e-7);
+}
+
+TEST_CASE("A conditional flow refuses calls without a context and bad contexts",
+          "[distributions][conditional][errors]") {
+  Rng rng(54);
+  DynamicChain<double> chain(2);
+  chain.push_back(Affine<double>(2)).push_back(test::ConditionalAffine<double>(2, 1));
+  TransformedDistribution flow(StandardNormal<double>(2), chain);
+  const Matrix<double> x = test::random_batch<double>(2, 4, rng);
+  CHECK_THROWS_WITH(flow.log_prob(x), Catch::Contains("TransformedDistribution::log_prob") &&
+                                          Catch::Contains("conditional") && Catch::Contains("context"));
+  CHECK_THROWS_WITH(flow.sample(3, rng),
+                    Catch::Contains("TransformedDistribution::sample") && Catch::Contains("conditional"));
+  CHECK_THROWS_WITH(flow.log_prob(x, Matrix<double>::Zero(2, 4)),
+                    Catch::Contains("TransformedDistribution::log_prob") && Catch::Contains("1x4") &&
+                        Catch::Contains("2x4"));
+  Matrix<double> c = Matrix<double>::Zero(1, 4);
+  c(0, 3) = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH(flow.log_prob(x, c), Catch::Contains("TransformedDistribution::log_prob") &&
+                                             Catch::Contains("context") && Catch::Contains("(0, 3)"));
+  CHECK_THROWS_WITH(flow.sample(c, rng), Catch::Contains("TransformedDistribution::sample") &&
+                                             Catch::Contains("context") && Catch::Contains("(0, 3)"));
+  c(0, 3) = 0.5;
+  CHECK(flow.log_prob(x, c).size() == 4);
+}
+
+// ---- data-dependent initialisation -----------------------------------------------------------
+
+TEST_CASE("TransformedDistribution::initialize initialises the bijector on the data",
+          "[distributions][initialize]") {
+  Rng rng(55);
+  Affine<double> affine(2);
+  test::randomise_parameters(affine, rng, 0.5);
+  TransformedDistribution flow(StandardNormal<double>(2), Chain(test::MeanShift<double>(2), affine));
+  CHECK_FALSE(flow.initialized());
+  const Matrix<double> x = test::shifted_normal(2, 8, rng, 4.0);
+  flow.initialize(x);
+  CHECK(flow.initialized());
+  const auto& shift = flow.bijector().part<0>();
+  REQUIRE(shift.initialized_on.size() == 1);
+  const Matrix<double> reached = inverse(affine, x);
+  CHECK((shift.initialized_on[0] - reached).cwiseAbs().maxCoeff() < 1e-12);
+  // the shift maps what reaches it to mean zero
+  CHECK((shift.shift() - reached.rowwise().mean()).cwiseAbs().maxCoeff() < 1e-12);
+  Matrix<double> bad = x;
+  bad(0, 1) = NAN;
+  CHECK_THROWS_WITH(flow.initialize(bad),
+                    Catch::Contains("TransformedDistribution::initialize") && Catch::Contains("(0, 1)"));
+}
+
+// ---- one check policy at the boundary -----------------------------------------------------------
+
+namespace {
+
+using ChainFlow = TransformedDistribution<StandardNormal<double>, DynamicChain<double>>;
+
+/// A 2-D flow of each kind: the builder's flows and single bijectors of every leaf kind.
+std::vector<std::pair<std::string, ChainFlow>> flows_of_every_kind() {
+  std::vector<std::pair<std::string, ChainFlow>> flows;
+  for (const FlowKind kind :
+       {FlowKind::maf, FlowKind::iaf, FlowKind::realnvp, FlowKind::nice, FlowKind::mlp}) {
+    const FlowSpec<double> spec{
+        .kind = kind, .dim = 2, .layers = 2, .hidden = {8}, .identity_init = false, .seed = 3};
+    flows.emplace_back(std::string(to_string(kind)), ChainFlow(StandardNormal<double>(2), make_flow(spec)));
+  }
+  const auto one = [&](std::string name, AnyBijector<double> part) {
+    DynamicChain<double> chain(2);
+    chain.push_back(std::move(part));
+    flows.emplace_back(std::move(name), ChainFlow(StandardNormal<double>(2), std::move(chain)));
+  };
+  one("Permute", Permute<double>(std::vector<Index>{1, 0}));
+  one("Affine", Affine<double>(2));
+  one("Invert<Affine>", Invert(Affine<double>(2)));
+  one("TriangularAffine", TriangularAffine<double>(2));
+  one("PReLU", PReLU<double>(2));
+  one("LeakyReLU", LeakyReLU<double>(2, 0.5));
+  one("BatchNorm", BatchNorm<double>(2));
+  one("AffineCoupling", AffineCoupling<double>(2, 1));
+  one("AdditiveCoupling", AdditiveCoupling<double>(2, 1));
+  return flows;
+}
+
+}  // namespace
+
+TEST_CASE("Every kind of flow refuses a non-finite value in x with the same clear error",
+          "[distributions][errors]") {
+  Rng rng(56);
+  for (auto& [name, flow] : flows_of_every_kind()) {
+    for (const double bad :
+         {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(),
+          -std::numeric_limits<double>::infinity()}) {
+      INFO(name << " with " << bad);
+      Matrix<double> x = test::random_batch<double>(2, 4, rng);
+      x(1, 2) = bad;
+      const std::string log_prob = "TransformedDistribution::log_prob: input batch has a non-finite value";
+      const std::string initialize =
+          "TransformedDistribution::initialize: input batch has a non-finite value";
+      CHECK_THROWS_WITH(flow.log_prob(x), Catch::Contains(log_prob) && Catch::Contains("at (1, 2)"));
+      CHECK_THROWS_AS(flow.log_prob(x), std::invalid_argument);
+      CHECK_THROWS_WITH(flow.mean_nll_and_backward(x),
+                        Catch::Contains(log_prob) && Catch::Contains("at (1, 2)"));
+      CHECK_THROWS_WITH(flow.initialize(x), Catch::Contains(initialize) && Catch::Contains("at (1, 2)"));
+    }
+  }
+}
+
+TEST_CASE("A flow refuses non-finite samples and non-finite gradients at its backward entries",
+          "[distributions][errors]") {
+  Rng rng(57);
+  Vector<double> huge(2), none;
+  huge << 1000.0, 0.0;  // e^1000 overflows
+  TransformedDistribution overflowing(StandardNormal<double>(2), Scale<double>(huge, none));
+  CHECK_THROWS_WITH(overflowing.sample(3, rng), Catch::Contains("TransformedDistribution::sample: result") &&
+                                                    Catch::Contains("non-finite") &&
+                                                    Catch::Contains("(0, 0)"));
+  CHECK_THROWS_WITH(
+      overflowing.sample_and_log_prob(3, rng),
+      Catch::Contains("TransformedDistribution::sample_and_log_prob: result") && Catch::Contains("(0, 0)"));
+
+  const TransformedDistribution wide_base(DiagonalNormal<double>(Vector<double>::Zero(2), huge),
+                                          Affine<double>(2));
+  CHECK_THROWS_WITH(wide_base.sample(3, rng),
+                    Catch::Contains("TransformedDistribution::sample: noise drawn from the base") &&
+                        Catch::Contains("(0, 0)"));
+
+  TransformedDistribution flow(StandardNormal<double>(2), Affine<double>(2));
+  const Matrix<double> x = test::random_batch<double>(2, 3, rng);
+  RowVector<double> grad_log_prob = RowVector<double>::Ones(3);
+  Matrix<double> grad_x;
+  (void)flow.log_prob(x);
+  grad_log_prob(1) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH(flow.backward_log_prob(grad_log_prob, grad_x),
+                    Catch::Contains("TransformedDistribution::backward_log_prob: grad_log_prob") &&
+                        Catch::Contains("(0, 1)"));
+  CHECK_THROWS_WITH(flow.backward_log_prob(RowVector<double>::Ones(4), grad_x),
+                    Catch::Contains("backward_log_prob") && Catch::Contains("1x3"));
+  (void)flow.sample_and_log_prob(3, rng);
+  Matrix<double> bad_grad_x = Matrix<double>::Zero(2, 3);
+  bad_grad_x(1, 0) = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH(flow.backward_sample_and_log_prob(bad_grad_x, RowVector<double>::Zero(3)),
+                    Catch::Contains("TransformedDistribution::backward_sample_and_log_prob: grad_x") &&
+                        Catch::Contains("(1, 0)"));
 }

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <vector>
 
+#include "conditional_examples.hpp"
 #include "knead/bijectors/chain.hpp"
 #include "knead/bijectors/elementwise_affine.hpp"
 #include "knead/distributions/diagonal_normal.hpp"
@@ -488,4 +489,107 @@ TEST_CASE("The trainer rejects bad options and a mismatched optimizer", "[train]
   Rng rng(1);
   Trainer tiny(flow, quiet({.validation_fraction = 0.5}));
   CHECK_THROWS_WITH(tiny.fit(shifted_normal(2, 1, rng, 0.0)), Catch::Contains("none for training"));
+}
+
+// ---- conditional models and data-dependent initialisation --------------------------------------
+
+namespace {
+
+using ConditionalFlow = TransformedDistribution<StandardNormal<double>, test::ConditionalAffine<double>>;
+
+}  // namespace
+
+static_assert(ConditionalTrainableModel<ConditionalFlow>);
+static_assert(!TrainableModel<ConditionalFlow>);
+
+TEST_CASE("One trainer step on (x, c) pairs is a gradient step on their mean NLL", "[train][conditional]") {
+  Rng rng(61);
+  ConditionalFlow flow(StandardNormal<double>(2), test::ConditionalAffine<double>(2, 1));
+  test::randomise_parameters(flow, rng, 0.3);
+  const Index n = 8;
+  const Matrix<double> c = test::random_batch<double>(1, n, rng);
+  Matrix<double> x = test::random_batch<double>(2, n, rng);
+  x.row(0) += 2.0 * c;  // x depends on its own context column
+  const std::vector<double> before = test::copy_of(flow.parameters());
+  // the whole data set is the batch (in shuffled order, which the mean does not see)
+  const Vector<double> gradient = testing::finite_difference_gradient<double>(
+      [&] { return -flow.log_prob(x, c).mean(); }, flow.parameters());
+  const double loss_before = -flow.log_prob(x, c).mean();
+  const double lr = 0.1;
+  Trainer trainer(flow, Sgd<double>(flow, {.lr = lr}),
+                  {.batch_size = n, .max_steps = 1, .seed = 4, .progress = nullptr});
+  const TrainingHistory h = trainer.fit_with_context(x, c);
+  REQUIRE(h.steps == 1);
+  CHECK(h.train_loss[0] == Approx(loss_before).epsilon(1e-12));
+  for (std::size_t i = 0; i < before.size(); ++i)
+    CHECK(flow.parameters()[i] == Approx(before[i] - lr * gradient(Index(i))).margin(1e-8));
+  CHECK(trainer.evaluate_with_context(x, c) == Approx(-flow.log_prob(x, c).mean()).epsilon(1e-12));
+
+  // pairs stay paired: a batch smaller than the data takes the same columns of x and c, so training
+  // on (x, c) moves toward the conditional fit, far below the NLL with the contexts shuffled
+  TrainerOptions options{.batch_size = 4, .max_steps = 300, .seed = 5, .progress = nullptr};
+  Trainer longer(flow, Adam<double>(flow, {.lr = 0.05}), options);
+  (void)longer.fit_with_context(x, c);
+  Matrix<double> reversed = c.rowwise().reverse();
+  CHECK(-flow.log_prob(x, c).mean() + 0.5 < -flow.log_prob(x, reversed).mean());
+}
+
+TEST_CASE("A validation split of (x, c) pairs holds out the same columns of both", "[train][conditional]") {
+  Rng rng(63);
+  ConditionalFlow flow(StandardNormal<double>(2), test::ConditionalAffine<double>(2, 1));
+  const Matrix<double> c = test::random_batch<double>(1, 40, rng);
+  Matrix<double> x = test::random_batch<double>(2, 40, rng);
+  x.row(1) -= 3.0 * c;
+  Trainer trainer(flow, TrainerOptions{.batch_size = 8,
+                                       .max_steps = 20,
+                                       .seed = 6,
+                                       .validation_fraction = 0.25,
+                                       .validation_every = 20,
+                                       .restore_best = false,
+                                       .progress = nullptr});
+  const TrainingHistory h = trainer.fit_with_context(x, c);
+  REQUIRE(h.validation.size() == 1);
+  // the split fit(data) makes with this seed, applied to both
+  Rng split_x(6), split_c(6);
+  const DataSplit<double> xs = split_validation<double>(x, 0.25, split_x);
+  const DataSplit<double> cs = split_validation<double>(c, 0.25, split_c);
+  CHECK(h.validation[0].nll == Approx(-flow.log_prob(xs.validation, cs.validation).mean()).epsilon(1e-12));
+}
+
+TEST_CASE("The trainer rejects contexts that do not pair with the data", "[train][conditional][errors]") {
+  ConditionalFlow flow(StandardNormal<double>(2), test::ConditionalAffine<double>(2, 1));
+  Trainer trainer(flow, TrainerOptions{.max_steps = 1, .progress = nullptr});
+  const Matrix<double> x = Matrix<double>::Zero(2, 5);
+  CHECK_THROWS_WITH(trainer.fit_with_context(x, Matrix<double>::Zero(1, 4)),
+                    Catch::Contains("Trainer::fit_with_context") && Catch::Contains("context") &&
+                        Catch::Contains("1x5") && Catch::Contains("1x4"));
+  CHECK_THROWS_WITH(trainer.fit_with_context(x, Matrix<double>::Zero(2, 5)), Catch::Contains("2x5"));
+  Matrix<double> c = Matrix<double>::Zero(1, 5);
+  c(0, 2) = NAN;
+  CHECK_THROWS_WITH(trainer.fit_with_context(x, c), Catch::Contains("context") && Catch::Contains("(0, 2)"));
+}
+
+TEST_CASE("The trainer initialises the model on its first batch, once", "[train][initialize]") {
+  Rng rng(62);
+  TransformedDistribution flow(StandardNormal<double>(2),
+                               Chain(Affine<double>(2), test::MeanShift<double>(2)));
+  const Matrix<double> data = test::shifted_normal(2, 40, rng, 5.0);
+  Trainer trainer(flow,
+                  Sgd<double>(flow, {.lr = 1e-12}),  // tiny updates: the shift stays the initialisation's
+                  {.batch_size = 10, .max_steps = 3, .seed = 2, .progress = nullptr});
+  (void)trainer.fit(data);
+  const auto& shift = flow.bijector().part<1>();
+  REQUIRE(shift.initialized_on.size() == 1);
+  const Matrix<double> first = shift.initialized_on[0];
+  CHECK(first.cols() == 10);
+  CHECK((shift.shift() - first.rowwise().mean()).cwiseAbs().maxCoeff() < 1e-9);
+  // the first batch is columns of the data
+  for (Index j = 0; j < first.cols(); ++j) {
+    bool found = false;
+    for (Index k = 0; k < data.cols() && !found; ++k) found = first.col(j) == data.col(k);
+    CHECK(found);
+  }
+  CHECK(flow.initialized());
+  (void)trainer.fit(data);  // already initialised: not again
+  CHECK(flow.bijector().part<1>().initialized_on.size() == 1);
 }

@@ -2,6 +2,11 @@
 /// @file
 /// AnyBijector<T>: a type-erased bijector with value semantics, so flows can be assembled at
 /// run time (from command-line options or a saved file).
+///
+/// It wraps unconditional and conditional bijectors alike (knead/core/conditional.hpp) and so has
+/// both kinds of call: context_dim() is the wrapped one's (0 for an unconditional bijector, which
+/// ignores a context given to it and adds nothing to ∂L/∂c); a call without a context reaching a
+/// conditional bijector throws std::invalid_argument naming it.
 
 #include <memory>
 #include <string>
@@ -10,6 +15,7 @@
 #include <utility>
 
 #include "knead/core/bijector.hpp"
+#include "knead/core/conditional.hpp"
 
 namespace knead {
 
@@ -20,7 +26,7 @@ class AnyBijector {
 
   // The self test comes first: clang checks Bijector<AnyBijector> (copyability) recursively otherwise.
   template <class B>
-  requires(!std::same_as<std::remove_cvref_t<B>, AnyBijector> && Bijector<B> &&
+  requires(!std::same_as<std::remove_cvref_t<B>, AnyBijector> && FlowBijector<B> &&
            std::same_as<typename B::Scalar, T>)
       AnyBijector(B bijector)  // NOLINT(google-explicit-constructor): wrapping is the point
       : self_(std::make_unique<Model<B>>(std::move(bijector))) {}
@@ -44,6 +50,24 @@ class AnyBijector {
   void backward(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in) {
     self_->backward(grad_out, grad_log_det, grad_in);
   }
+  [[nodiscard]] Index context_dim() const { return self_->context_dim(); }
+  void forward_and_log_det(MatrixCRef<T> u, MatrixCRef<T> context, Matrix<T>& x,
+                           RowVector<T>& log_det) const {
+    self_->forward_and_log_det(u, context, x, log_det);
+  }
+  void inverse_and_log_det(MatrixCRef<T> x, MatrixCRef<T> context, Matrix<T>& u,
+                           RowVector<T>& log_det) const {
+    self_->inverse_and_log_det(x, context, u, log_det);
+  }
+  /// Writes ∂L/∂in and adds ∂L/∂c into grad_context (nothing for an unconditional bijector).
+  void backward(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in,
+                Matrix<T>& grad_context) {
+    self_->backward(grad_out, grad_log_det, grad_in, grad_context);
+  }
+  [[nodiscard]] bool needs_initialize() const { return self_->needs_initialize(); }
+  void initialize(MatrixCRef<T> x) { self_->initialize(x); }
+  void initialize(MatrixCRef<T> x, MatrixCRef<T> context) { self_->initialize(x, context); }
+
   [[nodiscard]] Index num_parameters() const { return self_->num_parameters(); }
   [[nodiscard]] std::span<T> parameters() { return self_->parameters(); }
   [[nodiscard]] std::span<T> gradients() { return self_->gradients(); }
@@ -76,6 +100,13 @@ class AnyBijector {
     virtual void forward_and_log_det(MatrixCRef<T>, Matrix<T>&, RowVector<T>&) const = 0;
     virtual void inverse_and_log_det(MatrixCRef<T>, Matrix<T>&, RowVector<T>&) const = 0;
     virtual void backward(MatrixCRef<T>, RowVectorCRef<T>, Matrix<T>&) = 0;
+    [[nodiscard]] virtual Index context_dim() const = 0;
+    virtual void forward_and_log_det(MatrixCRef<T>, MatrixCRef<T>, Matrix<T>&, RowVector<T>&) const = 0;
+    virtual void inverse_and_log_det(MatrixCRef<T>, MatrixCRef<T>, Matrix<T>&, RowVector<T>&) const = 0;
+    virtual void backward(MatrixCRef<T>, RowVectorCRef<T>, Matrix<T>&, Matrix<T>&) = 0;
+    [[nodiscard]] virtual bool needs_initialize() const = 0;
+    virtual void initialize(MatrixCRef<T>) = 0;
+    virtual void initialize(MatrixCRef<T>, MatrixCRef<T>) = 0;
     [[nodiscard]] virtual Index num_parameters() const = 0;
     virtual std::span<T> parameters() = 0;
     virtual std::span<T> gradients() = 0;
@@ -94,14 +125,52 @@ class AnyBijector {
     }
     [[nodiscard]] Index dim() const override { return bijector.dim(); }
     void forward_and_log_det(MatrixCRef<T> in, Matrix<T>& out, RowVector<T>& ld) const override {
-      bijector.forward_and_log_det(in, out, ld);
+      if constexpr (Bijector<B>)
+        bijector.forward_and_log_det(in, out, ld);
+      else
+        detail::fail_needs_context("AnyBijector::forward_and_log_det", name(), bijector.context_dim());
     }
     void inverse_and_log_det(MatrixCRef<T> in, Matrix<T>& out, RowVector<T>& ld) const override {
-      bijector.inverse_and_log_det(in, out, ld);
+      if constexpr (Bijector<B>)
+        bijector.inverse_and_log_det(in, out, ld);
+      else
+        detail::fail_needs_context("AnyBijector::inverse_and_log_det", name(), bijector.context_dim());
     }
     void backward(MatrixCRef<T> g, RowVectorCRef<T> gld, Matrix<T>& gin) override {
-      bijector.backward(g, gld, gin);
+      if constexpr (Bijector<B>)
+        bijector.backward(g, gld, gin);
+      else
+        detail::fail_needs_context("AnyBijector::backward", name(), bijector.context_dim());
     }
+    [[nodiscard]] Index context_dim() const override { return knead::context_dim(bijector); }
+    void forward_and_log_det(MatrixCRef<T> in, MatrixCRef<T> c, Matrix<T>& out,
+                             RowVector<T>& ld) const override {
+      if constexpr (ConditionalBijector<B>)
+        bijector.forward_and_log_det(in, c, out, ld);
+      else
+        bijector.forward_and_log_det(in, out, ld);
+    }
+    void inverse_and_log_det(MatrixCRef<T> in, MatrixCRef<T> c, Matrix<T>& out,
+                             RowVector<T>& ld) const override {
+      if constexpr (ConditionalBijector<B>)
+        bijector.inverse_and_log_det(in, c, out, ld);
+      else
+        bijector.inverse_and_log_det(in, out, ld);
+    }
+    void backward(MatrixCRef<T> g, RowVectorCRef<T> gld, Matrix<T>& gin, Matrix<T>& gc) override {
+      if constexpr (ConditionalBijector<B>)
+        bijector.backward(g, gld, gin, gc);
+      else
+        bijector.backward(g, gld, gin);
+    }
+    [[nodiscard]] bool needs_initialize() const override { return knead::needs_initialize(bijector); }
+    void initialize(MatrixCRef<T> x) override {
+      if constexpr (Bijector<B> || HasInitialize<B>)
+        knead::initialize(bijector, x);
+      else if (knead::needs_initialize(bijector))
+        detail::fail_needs_context("AnyBijector::initialize", name(), bijector.context_dim());
+    }
+    void initialize(MatrixCRef<T> x, MatrixCRef<T> c) override { knead::initialize(bijector, x, c); }
     [[nodiscard]] Index num_parameters() const override { return bijector.num_parameters(); }
     std::span<T> parameters() override { return bijector.parameters(); }
     std::span<T> gradients() override { return bijector.gradients(); }
@@ -122,5 +191,6 @@ class AnyBijector {
 };
 
 static_assert(check_bijector<AnyBijector<double>>());
+static_assert(check_conditional_bijector<AnyBijector<double>>());
 
 }  // namespace knead

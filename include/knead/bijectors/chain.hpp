@@ -7,6 +7,7 @@
 
 #include "knead/core/bijector.hpp"
 #include "knead/core/chain_runner.hpp"
+#include "knead/core/conditional.hpp"
 
 namespace knead {
 
@@ -18,13 +19,22 @@ namespace knead {
 ///
 /// The parts' parameters are laid out one after the other in one buffer. All parts have the
 /// same dim(); an empty Chain<> is not allowed (use DynamicChain for a possibly empty one).
-template <Bijector First, Bijector... Rest>
+///
+/// Parts may be conditional (knead/core/conditional.hpp). A chain with a conditional part is a
+/// conditional bijector: its passes take one context, which goes to every conditional part (they
+/// all read the same context_dim() rows) and to no other, and backward adds the sum of their ∂L/∂c.
+/// Its calls without a context exist only if every part has them.
+template <FlowBijector First, FlowBijector... Rest>
 class Chain {
  public:
   using Scalar = typename First::Scalar;
   static_assert((std::same_as<Scalar, typename Rest::Scalar> && ...),
                 "knead::Chain: all parts must use the same scalar type");
   static constexpr Index size = 1 + sizeof...(Rest);
+  /// Some part reads a context.
+  static constexpr bool conditional = ConditionalBijector<First> || (ConditionalBijector<Rest> || ...);
+  /// Every part has the calls without a context.
+  static constexpr bool unconditional = Bijector<First> && (Bijector<Rest> && ...);
 
   explicit Chain(First first, Rest... rest) : parts_(std::move(first), std::move(rest)...) {
     const Index d = std::get<0>(parts_).dim();
@@ -34,6 +44,7 @@ class Chain {
         detail::fail("Chain", "part ", i, " has dim ", part.dim(), " but part 0 has dim ", d);
       ++i;
     });
+    if constexpr (conditional) (void)context_dim();  // the parts must agree
     adopt();
   }
   Chain(const Chain& other) : parts_(other.parts_) { adopt(); }
@@ -60,14 +71,69 @@ class Chain {
     return std::get<I>(parts_);
   }
 
-  void forward_and_log_det(MatrixCRef<Scalar> u, Matrix<Scalar>& x, RowVector<Scalar>& log_det) const {
-    runner_.forward(size, visitor(parts_), u, x, log_det);
+  void forward_and_log_det(MatrixCRef<Scalar> u, Matrix<Scalar>& x,
+                           RowVector<Scalar>& log_det) const requires unconditional {
+    runner_.forward("Chain::forward_and_log_det", size, visitor(parts_), u, x, log_det);
   }
-  void inverse_and_log_det(MatrixCRef<Scalar> x, Matrix<Scalar>& u, RowVector<Scalar>& log_det) const {
-    runner_.inverse(size, visitor(parts_), x, u, log_det);
+  void inverse_and_log_det(MatrixCRef<Scalar> x, Matrix<Scalar>& u,
+                           RowVector<Scalar>& log_det) const requires unconditional {
+    runner_.inverse("Chain::inverse_and_log_det", size, visitor(parts_), x, u, log_det);
   }
-  void backward(MatrixCRef<Scalar> grad_out, RowVectorCRef<Scalar> grad_log_det, Matrix<Scalar>& grad_in) {
+  void backward(MatrixCRef<Scalar> grad_out, RowVectorCRef<Scalar> grad_log_det,
+                Matrix<Scalar>& grad_in) requires unconditional {
     runner_.backward("Chain", size, visitor(parts_), grad_out, grad_log_det, grad_in);
+  }
+
+  // ---- with a context (a chain with a conditional part) -----------------------------------------
+
+  /// The context rows the conditional parts read (all the same; 0 if the parts are type-erased
+  /// and none of them reads one). @throws std::invalid_argument if two parts disagree.
+  [[nodiscard]] Index context_dim() const requires conditional {
+    Index c = 0, i = 0;
+    for_each_part([&](const auto& part) {
+      const Index mine = knead::context_dim(part);
+      if (mine != 0 && c != 0 && mine != c)
+        detail::fail("Chain", "part ", i, " reads a context of ", mine, " rows but an earlier part reads ",
+                     c);
+      if (mine != 0) c = mine;
+      ++i;
+    });
+    return c;
+  }
+  void forward_and_log_det(MatrixCRef<Scalar> u, MatrixCRef<Scalar> context, Matrix<Scalar>& x,
+                           RowVector<Scalar>& log_det) const requires conditional {
+    constexpr std::string_view function = "Chain::forward_and_log_det";
+    detail::check_context(function, context, context_dim(), u.cols());
+    runner_.forward(function, size, visitor(parts_), u, x, log_det, context);
+  }
+  void inverse_and_log_det(MatrixCRef<Scalar> x, MatrixCRef<Scalar> context, Matrix<Scalar>& u,
+                           RowVector<Scalar>& log_det) const requires conditional {
+    constexpr std::string_view function = "Chain::inverse_and_log_det";
+    detail::check_context(function, context, context_dim(), x.cols());
+    runner_.inverse(function, size, visitor(parts_), x, u, log_det, context);
+  }
+  /// Writes ∂L/∂in and adds ∂L/∂c (summed over the conditional parts) into grad_context.
+  void backward(MatrixCRef<Scalar> grad_out, RowVectorCRef<Scalar> grad_log_det, Matrix<Scalar>& grad_in,
+                Matrix<Scalar>& grad_context) requires conditional {
+    runner_.backward("Chain", size, visitor(parts_), grad_out, grad_log_det, grad_in, grad_context,
+                     context_dim());
+  }
+
+  // ---- data-dependent initialisation ------------------------------------------------------------
+
+  /// Some part has an initialize hook.
+  [[nodiscard]] bool needs_initialize() const {
+    bool any = false;
+    for_each_part([&any](const auto& part) { any = any || knead::needs_initialize(part); });
+    return any;
+  }
+  /// Initialises the parts in the density direction, each on the batch as it arrives there.
+  void initialize(MatrixCRef<Scalar> x) requires unconditional {
+    runner_.initialize(size, visitor(parts_), x);
+  }
+  void initialize(MatrixCRef<Scalar> x, MatrixCRef<Scalar> context) requires conditional {
+    detail::check_context("Chain::initialize", context, context_dim(), x.cols());
+    runner_.initialize(size, visitor(parts_), x, context);
   }
 
   [[nodiscard]] Index num_parameters() const { return group_.size(); }

@@ -1,6 +1,15 @@
 #pragma once
 /// @file
 /// Argument checks shared by every public call. Each error names the function and the bad value.
+///
+/// Two tiers:
+/// - checks of what a caller passes (shapes, non-finite values, options) always run and throw
+///   std::invalid_argument via detail::fail;
+/// - KNEAD_ASSERT(condition, function, message...) states an invariant that only a bug in knead
+///   itself can break (a part returning a result of the wrong shape inside a chain). It throws
+///   std::logic_error with "function: message" when the condition is false. It is on by default;
+///   compiling with -DKNEAD_NO_ASSERT (the same in every translation unit of a program) removes
+///   the checks and does not evaluate their arguments.
 
 #include <cmath>
 #include <limits>
@@ -26,6 +35,27 @@ template <class Error = std::invalid_argument, class... Parts>
 [[noreturn]] void fail(std::string_view function, const Parts&... parts) {
   throw Error(message(function, parts...));
 }
+
+/// The failure of a KNEAD_ASSERT: an internal invariant broke.
+template <class... Parts>
+[[noreturn]] void assertion_failed(std::string_view function, const Parts&... parts) {
+  fail<std::logic_error>(function, parts..., " (internal check failed: a bug in knead)");
+}
+
+}  // namespace knead::detail
+
+#ifdef KNEAD_NO_ASSERT
+// never evaluated, but the arguments still count as used (no unused-variable warnings)
+#define KNEAD_ASSERT(condition, ...)                                                             \
+  (false ? ((condition) ? static_cast<void>(0) : ::knead::detail::assertion_failed(__VA_ARGS__)) \
+         : static_cast<void>(0))
+#else
+/// Checks an internal invariant: KNEAD_ASSERT(out.cols() == n, "Chain", "part returned ", ...).
+#define KNEAD_ASSERT(condition, ...) \
+  ((condition) ? static_cast<void>(0) : ::knead::detail::assertion_failed(__VA_ARGS__))
+#endif
+
+namespace knead::detail {
 
 /// A batch must have `rows` rows and at least one column.
 template <class Derived>

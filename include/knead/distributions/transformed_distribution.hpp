@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "knead/core/bijector.hpp"
+#include "knead/core/conditional.hpp"
 #include "knead/core/errors.hpp"
 #include "knead/core/no_grad.hpp"
 #include "knead/distributions/distribution.hpp"
@@ -14,7 +15,20 @@ namespace knead {
 
 /// log p(x) = log p_base(B⁻¹(x)) + log|det ∂B⁻¹/∂x|.
 /// Parameters: the base's, then the bijector's, in one buffer.
-template <Distribution Base, Bijector B>
+///
+/// With a conditional bijector (knead/core/conditional.hpp) it is a conditional density:
+/// log p(x | c) = log p_base(B⁻¹(x; c)) + log|det ∂B⁻¹(x; c)/∂x|, with log_prob(x, c), sample(c, rng)
+/// (one sample per column of c) and backward entries that also write ∂L/∂c. Each kind of call
+/// exists when the bijector has it.
+///
+/// Checks at this boundary, the same for every bijector: the batch, the context, the noise drawn
+/// from the base, the samples produced and the gradients handed to the backward entries must be
+/// finite; a non-finite value throws std::invalid_argument naming the function, the argument and
+/// its (row, column).
+///
+/// initialize(x) runs the bijector's data-dependent initialisation (knead::initialize) and marks
+/// the flow initialised; the Trainer calls it on its first batch unless initialized() is set.
+template <Distribution Base, FlowBijector B>
 class TransformedDistribution {
  public:
   using Scalar = typename B::Scalar;
@@ -29,13 +43,14 @@ class TransformedDistribution {
     adopt();
   }
   TransformedDistribution(const TransformedDistribution& other)
-      : base_(other.base_), bijector_(other.bijector_) {
+      : base_(other.base_), bijector_(other.bijector_), initialized_(other.initialized_) {
     adopt();
   }
   TransformedDistribution& operator=(const TransformedDistribution& other) {
     if (this != &other) {
       base_ = other.base_;
       bijector_ = other.bijector_;
+      initialized_ = other.initialized_;
       adopt();
     }
     return *this;
@@ -52,25 +67,31 @@ class TransformedDistribution {
 
   // ---- values ---------------------------------------------------------------------------------
 
-  void log_prob(MatrixCRef<T> x, RowVector<T>& out) const {
-    check_input("TransformedDistribution::log_prob", x);
+  void log_prob(MatrixCRef<T> x, RowVector<T>& out) const requires Bijector<B> {
+    constexpr std::string_view function = "TransformedDistribution::log_prob";
+    check_input(function, x);
+    check_no_context_needed(function);
     no_grad_pass_ = NoGrad::active();
     bijector_.inverse_and_log_det(x, noise_, log_det_);
+    check_pass(function, x.cols());
     base_.log_prob(noise_, out);
     out += log_det_;
   }
-  [[nodiscard]] RowVector<T> log_prob(MatrixCRef<T> x) const {
+  [[nodiscard]] RowVector<T> log_prob(MatrixCRef<T> x) const requires Bijector<B> {
     RowVector<T> out;
     log_prob(x, out);
     return out;
   }
 
-  void sample(Index n, Rng& rng, Matrix<T>& x) const {
+  void sample(Index n, Rng& rng, Matrix<T>& x) const requires Bijector<B> {
+    constexpr std::string_view function = "TransformedDistribution::sample";
+    check_no_context_needed(function);
     no_grad_pass_ = NoGrad::active();
-    base_.sample(n, rng, noise_);
+    draw_noise(function, n, rng);
     bijector_.forward_and_log_det(noise_, x, log_det_);
+    check_samples(function, x);
   }
-  [[nodiscard]] Matrix<T> sample(Index n, Rng& rng) const {
+  [[nodiscard]] Matrix<T> sample(Index n, Rng& rng) const requires Bijector<B> {
     Matrix<T> x;
     sample(n, rng, x);
     return x;
@@ -78,30 +99,99 @@ class TransformedDistribution {
 
   /// Samples and their log densities in one pass: the inverse is never run, the noise and the
   /// forward log-det are reused (log p(x) = log p_base(u) − log|det ∂x/∂u|).
-  void sample_and_log_prob(Index n, Rng& rng, Matrix<T>& x, RowVector<T>& log_prob) const {
+  void sample_and_log_prob(Index n, Rng& rng, Matrix<T>& x,
+                           RowVector<T>& log_prob) const requires Bijector<B> {
+    constexpr std::string_view function = "TransformedDistribution::sample_and_log_prob";
+    check_no_context_needed(function);
     no_grad_pass_ = NoGrad::active();
-    base_.sample(n, rng, noise_);
+    draw_noise(function, n, rng);
     base_.log_prob(noise_, log_prob);
     bijector_.forward_and_log_det(noise_, x, log_det_);
+    check_samples(function, x);
     log_prob -= log_det_;
   }
-  [[nodiscard]] ValueAndLogDet<T> sample_and_log_prob(Index n, Rng& rng) const {
+  [[nodiscard]] ValueAndLogDet<T> sample_and_log_prob(Index n, Rng& rng) const requires Bijector<B> {
     ValueAndLogDet<T> r;  // here log_det holds log p(x)
     sample_and_log_prob(n, rng, r.value, r.log_det);
     return r;
   }
 
+  // ---- values with a context (a conditional bijector) ----------------------------------------------
+
+  /// Rows of the context (0 if the bijector, type-erased, reads none).
+  [[nodiscard]] Index context_dim() const requires ConditionalBijector<B> { return bijector_.context_dim(); }
+
+  /// log p(x | c), one value per column of x (column j of c is the context of sample j).
+  void log_prob(MatrixCRef<T> x, MatrixCRef<T> context,
+                RowVector<T>& out) const requires ConditionalBijector<B> {
+    constexpr std::string_view function = "TransformedDistribution::log_prob";
+    check_input(function, x);
+    check_context(function, context, x.cols());
+    no_grad_pass_ = NoGrad::active();
+    bijector_.inverse_and_log_det(x, context, noise_, log_det_);
+    check_pass(function, x.cols());
+    base_.log_prob(noise_, out);
+    out += log_det_;
+  }
+  [[nodiscard]] RowVector<T> log_prob(MatrixCRef<T> x,
+                                      MatrixCRef<T> context) const requires ConditionalBijector<B> {
+    RowVector<T> out;
+    log_prob(x, context, out);
+    return out;
+  }
+
+  /// One sample per column of `context`: x_j = B(u_j; c_j), u_j ~ base.
+  void sample(MatrixCRef<T> context, Rng& rng, Matrix<T>& x) const requires ConditionalBijector<B> {
+    constexpr std::string_view function = "TransformedDistribution::sample";
+    check_context(function, context, context.cols());
+    no_grad_pass_ = NoGrad::active();
+    draw_noise(function, context.cols(), rng);
+    bijector_.forward_and_log_det(noise_, context, x, log_det_);
+    check_samples(function, x);
+  }
+  [[nodiscard]] Matrix<T> sample(MatrixCRef<T> context, Rng& rng) const requires ConditionalBijector<B> {
+    Matrix<T> x;
+    sample(context, rng, x);
+    return x;
+  }
+
+  /// Samples for the columns of `context` and their log densities log p(x | c) in one pass.
+  void sample_and_log_prob(MatrixCRef<T> context, Rng& rng, Matrix<T>& x,
+                           RowVector<T>& log_prob) const requires ConditionalBijector<B> {
+    constexpr std::string_view function = "TransformedDistribution::sample_and_log_prob";
+    check_context(function, context, context.cols());
+    no_grad_pass_ = NoGrad::active();
+    draw_noise(function, context.cols(), rng);
+    base_.log_prob(noise_, log_prob);
+    bijector_.forward_and_log_det(noise_, context, x, log_det_);
+    check_samples(function, x);
+    log_prob -= log_det_;
+  }
+
   // ---- gradients ------------------------------------------------------------------------------
 
   /// Differentiates the last log_prob(x): adds ∂L/∂θ into gradients() and writes ∂L/∂x.
-  void backward_log_prob(RowVectorCRef<T> grad_log_prob, Matrix<T>& grad_x) {
-    refuse_after_no_grad("TransformedDistribution::backward_log_prob");
+  void backward_log_prob(RowVectorCRef<T> grad_log_prob, Matrix<T>& grad_x) requires Bijector<B> {
+    constexpr std::string_view function = "TransformedDistribution::backward_log_prob";
+    refuse_after_no_grad(function);
+    check_gradient(function, "grad_log_prob", grad_log_prob, 1);
     base_.backward_log_prob(grad_log_prob, grad_noise_);
     bijector_.backward(grad_noise_, grad_log_prob, grad_x);
   }
 
+  /// Differentiates the last log_prob(x, c): adds ∂L/∂θ into gradients(), writes ∂L/∂x and ∂L/∂c.
+  void backward_log_prob(RowVectorCRef<T> grad_log_prob, Matrix<T>& grad_x,
+                         Matrix<T>& grad_context) requires ConditionalBijector<B> {
+    constexpr std::string_view function = "TransformedDistribution::backward_log_prob";
+    refuse_after_no_grad(function);
+    check_gradient(function, "grad_log_prob", grad_log_prob, 1);
+    base_.backward_log_prob(grad_log_prob, grad_noise_);
+    grad_context.setZero(bijector_.context_dim(), grad_log_prob.cols());
+    bijector_.backward(grad_noise_, grad_log_prob, grad_x, grad_context);
+  }
+
   /// Mean negative log-likelihood of the batch; adds its gradient into gradients().
-  T mean_nll_and_backward(MatrixCRef<T> x) {
+  T mean_nll_and_backward(MatrixCRef<T> x) requires Bijector<B> {
     log_prob(x, log_prob_);
     const T n = T(x.cols());
     grad_log_prob_.setConstant(x.cols(), T(-1) / n);
@@ -109,16 +199,62 @@ class TransformedDistribution {
     return -log_prob_.sum() / n;
   }
 
+  /// Mean of −log p(x_j | c_j) over the batch; adds its gradient into gradients().
+  T mean_nll_and_backward(MatrixCRef<T> x, MatrixCRef<T> context) requires ConditionalBijector<B> {
+    log_prob(x, context, log_prob_);
+    const T n = T(x.cols());
+    grad_log_prob_.setConstant(x.cols(), T(-1) / n);
+    backward_log_prob(grad_log_prob_, grad_x_, grad_context_);
+    return -log_prob_.sum() / n;
+  }
+
   /// Differentiates the last sample_and_log_prob() with respect to the parameters (the samples
   /// are reparameterised): given ∂L/∂x and ∂L/∂log_prob, adds ∂L/∂θ into gradients().
-  void backward_sample_and_log_prob(MatrixCRef<T> grad_x, RowVectorCRef<T> grad_log_prob) {
-    refuse_after_no_grad("TransformedDistribution::backward_sample_and_log_prob");
+  void backward_sample_and_log_prob(MatrixCRef<T> grad_x,
+                                    RowVectorCRef<T> grad_log_prob) requires Bijector<B> {
+    constexpr std::string_view function = "TransformedDistribution::backward_sample_and_log_prob";
+    refuse_after_no_grad(function);
+    check_gradient(function, "grad_x", grad_x, dim());
+    check_gradient(function, "grad_log_prob", grad_log_prob, 1);
     grad_log_det_ = -grad_log_prob;
-    bijector_.backward(grad_x, grad_log_det_, grad_noise_);       // paths through x and log|det|
-    base_.backward_log_prob(grad_log_prob, grad_base_log_prob_);  // path through log p_base(u)
-    grad_noise_ += grad_base_log_prob_;
-    base_.backward_sample(grad_noise_);  // u = base's reparameterisation of its noise
+    bijector_.backward(grad_x, grad_log_det_, grad_noise_);  // paths through x and log|det|
+    finish_backward_sample(grad_log_prob);
   }
+
+  /// The same for the last sample_and_log_prob(context, …); also writes ∂L/∂c.
+  void backward_sample_and_log_prob(MatrixCRef<T> grad_x, RowVectorCRef<T> grad_log_prob,
+                                    Matrix<T>& grad_context) requires ConditionalBijector<B> {
+    constexpr std::string_view function = "TransformedDistribution::backward_sample_and_log_prob";
+    refuse_after_no_grad(function);
+    check_gradient(function, "grad_x", grad_x, dim());
+    check_gradient(function, "grad_log_prob", grad_log_prob, 1);
+    grad_log_det_ = -grad_log_prob;
+    grad_context.setZero(bijector_.context_dim(), grad_log_prob.cols());
+    bijector_.backward(grad_x, grad_log_det_, grad_noise_, grad_context);
+    finish_backward_sample(grad_log_prob);
+  }
+
+  // ---- data-dependent initialisation ------------------------------------------------------------
+
+  /// Initialises the bijector from data (each part on the batch as it arrives there in the density
+  /// direction; a no-op for bijectors without initialize hooks) and marks the flow initialised.
+  void initialize(MatrixCRef<T> x) requires Bijector<B> {
+    constexpr std::string_view function = "TransformedDistribution::initialize";
+    check_input(function, x);
+    check_no_context_needed(function);
+    if (knead::needs_initialize(bijector_)) knead::initialize(bijector_, x);
+    initialized_ = true;
+  }
+  void initialize(MatrixCRef<T> x, MatrixCRef<T> context) requires ConditionalBijector<B> {
+    constexpr std::string_view function = "TransformedDistribution::initialize";
+    check_input(function, x);
+    check_context(function, context, x.cols());
+    if (knead::needs_initialize(bijector_)) knead::initialize(bijector_, x, context);
+    initialized_ = true;
+  }
+  /// Whether initialize() ran (or set_initialized(true) said it need not, for a loaded flow).
+  [[nodiscard]] bool initialized() const { return initialized_; }
+  void set_initialized(bool on) { initialized_ = on; }
 
   // ---- parameters -----------------------------------------------------------------------------
 
@@ -148,6 +284,47 @@ class TransformedDistribution {
     detail::check_batch(function, x, dim());
     detail::check_finite(function, "input batch", x);
   }
+  void check_context(std::string_view function, MatrixCRef<T> context, Index cols) const {
+    if (cols == 0) detail::fail(function, "empty context (0 columns)");
+    detail::check_context(function, context, bijector_.context_dim(), cols);
+    detail::check_finite(function, "context", context);
+  }
+  /// A call without a context on a type-erased bijector that holds a conditional part.
+  void check_no_context_needed(std::string_view function) const {
+    if constexpr (HasContextDim<B>)
+      if (bijector_.context_dim() != 0)
+        detail::fail(function, "the bijector is conditional (context_dim ", bijector_.context_dim(),
+                     "): call it with a context, one column per sample");
+  }
+  void check_pass(std::string_view function, Index cols) const {
+    KNEAD_ASSERT(noise_.rows() == dim() && noise_.cols() == cols && log_det_.cols() == cols, function,
+                 "the bijector returned a ", noise_.rows(), "x", noise_.cols(), " result and ",
+                 log_det_.cols(), " log-dets for ", cols, " samples");
+  }
+  void draw_noise(std::string_view function, Index n, Rng& rng) const {
+    base_.sample(n, rng, noise_);
+    KNEAD_ASSERT(noise_.rows() == dim() && noise_.cols() == n, function, "the base drew a ", noise_.rows(),
+                 "x", noise_.cols(), " batch for ", n, " samples");
+    detail::check_finite(function, "noise drawn from the base", noise_);
+  }
+  static void check_samples(std::string_view function, MatrixCRef<T> x) {
+    detail::check_finite(function, "result (a sample overflowed, or a parameter is not finite)", x);
+  }
+  /// A gradient handed to a backward entry: `rows` × (samples of the last pass), finite values.
+  template <class Derived>
+  void check_gradient(std::string_view function, std::string_view what, const Eigen::MatrixBase<Derived>& g,
+                      Index rows) const {
+    if (g.rows() != rows || g.cols() != noise_.cols())
+      detail::fail(function, what, " must be ", rows, "x", noise_.cols(),
+                   " (the shape of the last pass), got ", g.rows(), "x", g.cols());
+    detail::check_finite(function, what, g);
+  }
+  /// The paths of a reparameterised sample's gradient through log p_base(u) and the base.
+  void finish_backward_sample(RowVectorCRef<T> grad_log_prob) {
+    base_.backward_log_prob(grad_log_prob, grad_base_log_prob_);  // path through log p_base(u)
+    grad_noise_ += grad_base_log_prob_;
+    base_.backward_sample(grad_noise_);  // u = base's reparameterisation of its noise
+  }
   auto parts() {
     return [this](auto f) {
       f(base_);
@@ -162,7 +339,8 @@ class TransformedDistribution {
   mutable Matrix<T> noise_;
   mutable RowVector<T> log_det_;
   mutable bool no_grad_pass_ = false;  // the last pass ran under NoGrad: nothing to differentiate
-  Matrix<T> grad_noise_, grad_base_log_prob_, grad_x_;
+  bool initialized_ = false;
+  Matrix<T> grad_noise_, grad_base_log_prob_, grad_x_, grad_context_;
   RowVector<T> log_prob_, grad_log_prob_, grad_log_det_;
 };
 

@@ -4,6 +4,11 @@
 /// optional gradient clipping, validation with early stopping that restores the best parameters,
 /// a progress line on stderr, a per-step callback, and checkpoints every N steps from which a run
 /// resumes bit for bit (see knead/train/checkpoint.hpp).
+///
+/// A conditional flow p(x | c) trains on (x, c) pairs: fit_with_context(data, context) with one
+/// context column per data column; every batch takes the same columns of both. A model with an
+/// initialize(batch) hook (TransformedDistribution) is initialised on the first batch of a run, once, unless
+/// it reports initialized().
 
 #include <chrono>
 #include <cmath>
@@ -47,6 +52,19 @@ concept TrainableModel = HasScalar<M> && HasDim<M> && HasParameterSpans<M> &&
     requires(M& m, const M& cm, MatrixCRef<typename M::Scalar> x, RowVector<typename M::Scalar>& out) {
   { m.mean_nll_and_backward(x) } -> std::convertible_to<typename M::Scalar>;
   cm.log_prob(x, out);
+  m.zero_gradients();
+  m.set_training(true);
+};
+
+/// What the trainer needs of a conditional model p(x | c): a TransformedDistribution with a
+/// conditional bijector has it.
+template <class M>
+concept ConditionalTrainableModel = HasScalar<M> && HasDim<M> && HasParameterSpans<M> &&
+    requires(M& m, const M& cm, MatrixCRef<typename M::Scalar> x, MatrixCRef<typename M::Scalar> c,
+             RowVector<typename M::Scalar>& out) {
+  { cm.context_dim() } -> std::convertible_to<Index>;
+  { m.mean_nll_and_backward(x, c) } -> std::convertible_to<typename M::Scalar>;
+  cm.log_prob(x, c, out);
   m.zero_gradients();
   m.set_training(true);
 };
@@ -122,9 +140,9 @@ struct TrainerOptions {
 
 /// Fits `model` by minimising the mean negative log-likelihood of the data (D×N, one sample per
 /// column) with `optimizer`. The model is held by reference and updated in place.
-template <TrainableModel Model, Optimizer Opt = Adam<typename Model::Scalar>>
-requires std::same_as<typename Model::Scalar, typename Opt::Scalar>
-class Trainer {
+template <class Model, Optimizer Opt = Adam<typename Model::Scalar>>
+requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
+    std::same_as<typename Model::Scalar, typename Opt::Scalar> class Trainer {
  public:
   using T = typename Model::Scalar;
 
@@ -138,7 +156,7 @@ class Trainer {
       : Trainer(model, Opt(Index(model.parameters().size())), std::move(options)) {}
 
   /// Trains on `data`, holding out options().validation_fraction of it for validation.
-  TrainingHistory fit(MatrixCRef<T> data) {
+  TrainingHistory fit(MatrixCRef<T> data) requires TrainableModel<Model> {
     detail::check_data<T>("Trainer::fit", "training data", data, model_.dim());
     if (options_.validation_fraction == 0) return run(data, nullptr);
     Rng split_rng(options_.seed);
@@ -147,7 +165,7 @@ class Trainer {
     return run(split.train, &validation);
   }
   /// Trains on `train`, validating on `validation`. Both are read in place, not copied.
-  TrainingHistory fit(MatrixCRef<T> train, MatrixCRef<T> validation) {
+  TrainingHistory fit(MatrixCRef<T> train, MatrixCRef<T> validation) requires TrainableModel<Model> {
     detail::check_data<T>("Trainer::fit", "training data", train, model_.dim());
     detail::check_data<T>("Trainer::fit", "validation data", validation, model_.dim());
     return run(train, &validation);
@@ -163,7 +181,8 @@ class Trainer {
   /// model ends in the mode it had before the run that wrote the checkpoint.
   /// @throws FileError if the file cannot be read, FormatError (naming Trainer::resume, the path and
   ///         the mismatch) if it is broken or belongs to another model, optimizer or data set.
-  TrainingHistory resume(const std::filesystem::path& path, MatrixCRef<T> data) {
+  TrainingHistory resume(const std::filesystem::path& path,
+                         MatrixCRef<T> data) requires TrainableModel<Model> {
     detail::check_data<T>("Trainer::resume", "training data", data, model_.dim());
     const TrainingCheckpoint<T> checkpoint = load_checkpoint<T>(path);
     if (options_.validation_fraction == 0) return run(data, nullptr, &checkpoint, path);
@@ -173,7 +192,8 @@ class Trainer {
     return run(split.train, &validation, &checkpoint, path);
   }
   /// resume(path, data) for a run started with fit(train, validation).
-  TrainingHistory resume(const std::filesystem::path& path, MatrixCRef<T> train, MatrixCRef<T> validation) {
+  TrainingHistory resume(const std::filesystem::path& path, MatrixCRef<T> train,
+                         MatrixCRef<T> validation) requires TrainableModel<Model> {
     detail::check_data<T>("Trainer::resume", "training data", train, model_.dim());
     detail::check_data<T>("Trainer::resume", "validation data", validation, model_.dim());
     const TrainingCheckpoint<T> checkpoint = load_checkpoint<T>(path);
@@ -182,9 +202,39 @@ class Trainer {
 
   /// Mean NLL of `data` in evaluation mode (BatchNorm uses its running statistics), in chunks of
   /// validation_batch_size columns. The model's training mode is restored afterwards.
-  double evaluate(MatrixCRef<T> data) {
+  double evaluate(MatrixCRef<T> data) requires TrainableModel<Model> {
     detail::check_data<T>("Trainer::evaluate", "data", data, model_.dim());
     return mean_nll(data);
+  }
+
+  // ---- a conditional model p(x | c): (x, c) pairs, column j of the context belongs to sample j ----
+
+  /// Trains on the pairs (data column j, context column j), holding out
+  /// options().validation_fraction of the pairs for validation (the same columns of both).
+  TrainingHistory fit_with_context(MatrixCRef<T> data,
+                                   MatrixCRef<T> context) requires ConditionalTrainableModel<Model> {
+    check_pairs("Trainer::fit_with_context", "training", data, context);
+    if (options_.validation_fraction == 0) return run(data, nullptr, nullptr, {}, {&context, nullptr});
+    // the same seed splits both the same way: the split depends only on the engine and N
+    Rng data_rng(options_.seed), context_rng(options_.seed);
+    const DataSplit<T> x = split_validation<T>(data, options_.validation_fraction, data_rng);
+    const DataSplit<T> c = split_validation<T>(context, options_.validation_fraction, context_rng);
+    const MatrixCRef<T> x_validation(x.validation), c_train(c.train), c_validation(c.validation);
+    return run(x.train, &x_validation, nullptr, {}, {&c_train, &c_validation});
+  }
+  /// Trains on the pairs (train, train_context), validating on (validation, validation_context).
+  TrainingHistory fit_with_context(MatrixCRef<T> train, MatrixCRef<T> train_context, MatrixCRef<T> validation,
+                                   MatrixCRef<T> validation_context) requires
+      ConditionalTrainableModel<Model> {
+    check_pairs("Trainer::fit_with_context", "training", train, train_context);
+    check_pairs("Trainer::fit_with_context", "validation", validation, validation_context);
+    return run(train, &validation, nullptr, {}, {&train_context, &validation_context});
+  }
+  /// Mean of −log p(x_j | c_j) in evaluation mode, in chunks of validation_batch_size columns.
+  double evaluate_with_context(MatrixCRef<T> data,
+                               MatrixCRef<T> context) requires ConditionalTrainableModel<Model> {
+    check_pairs("Trainer::evaluate_with_context", "", data, context);
+    return mean_nll(data, &context);
   }
 
   [[nodiscard]] Opt& optimizer() { return optimizer_; }
@@ -192,6 +242,33 @@ class Trainer {
   [[nodiscard]] const TrainerOptions& options() const { return options_; }
 
  private:
+  /// The contexts paired with the training and validation data (none for an unconditional model).
+  struct Contexts {
+    const MatrixCRef<T>* train = nullptr;
+    const MatrixCRef<T>* validation = nullptr;
+  };
+
+  void check_pairs(std::string_view function, std::string_view what, MatrixCRef<T> data,
+                   MatrixCRef<T> context) const requires ConditionalTrainableModel<Model> {
+    const std::string prefix = what.empty() ? std::string() : std::string(what) + " ";
+    detail::check_data<T>(function, prefix + "data", data, model_.dim());
+    if (context.rows() != model_.context_dim() || context.cols() != data.cols())
+      detail::fail(function, prefix, "context must be ", model_.context_dim(), "x", data.cols(),
+                   " (context_dim rows, one column per data column), got ", context.rows(), "x",
+                   context.cols());
+    detail::check_finite(function, prefix + "context", context);
+  }
+
+  /// The first batch of a run initialises a model with an initialize hook, unless it says it is.
+  template <class... Context>
+  void initialize_once(const Matrix<T>& batch, const Context&... context) {
+    if constexpr (requires { model_.initialize(batch, context...); }) {
+      if constexpr (requires { model_.initialized(); })
+        if (model_.initialized()) return;
+      model_.initialize(batch, context...);
+    }
+  }
+
   /// Sets the model's training mode and puts back the previous one (or `restore`, for a resumed
   /// run: the mode before the run that wrote the checkpoint) on scope exit, also when an exception
   /// leaves, for models that report their mode.
@@ -217,7 +294,7 @@ class Trainer {
 
   TrainingHistory run(MatrixCRef<T> train, const MatrixCRef<T>* validation,
                       const TrainingCheckpoint<T>* checkpoint = nullptr,
-                      const std::filesystem::path& from = {}) {
+                      const std::filesystem::path& from = {}, Contexts contexts = {}) {
     using Clock = std::chrono::steady_clock;
     const auto start = Clock::now();
     check_parameter_count("Trainer::fit");
@@ -225,7 +302,7 @@ class Trainer {
     MinibatchSampler sampler(train.cols(), options_.batch_size, options_.seed ^ 0x9E3779B97F4A7C15ULL);
     const auto n = std::size_t(optimizer_.num_parameters());
     std::vector<T> before(n), best(n);
-    Matrix<T> batch;
+    Matrix<T> batch, context_batch;
     TrainingHistory h;
     double best_nll = std::numeric_limits<double>::infinity();
     Index evaluations_without_improvement = 0;
@@ -256,9 +333,24 @@ class Trainer {
     if (patience_ran_out) h.stop_reason = StopReason::early_stopping;  // the checkpointed run stopped there
 
     for (Index step = h.steps + 1; step <= options_.max_steps && !patience_ran_out; ++step) {
-      sampler.next<T>(train, batch);
-      model_.zero_gradients();
-      const double loss = static_cast<double>(model_.mean_nll_and_backward(batch));
+      double loss = 0;
+      if (contexts.train == nullptr) {
+        if constexpr (TrainableModel<Model>) {
+          sampler.next<T>(train, batch);
+          if (step == 1 && checkpoint == nullptr) initialize_once(batch);
+          model_.zero_gradients();
+          loss = static_cast<double>(model_.mean_nll_and_backward(batch));
+        }
+      } else {
+        if constexpr (ConditionalTrainableModel<Model>) {
+          const std::span<const Index> columns = sampler.next_indices();
+          detail::gather_columns<T>(train, columns, batch);
+          detail::gather_columns<T>(*contexts.train, columns, context_batch);
+          if (step == 1 && checkpoint == nullptr) initialize_once(batch, context_batch);
+          model_.zero_gradients();
+          loss = static_cast<double>(model_.mean_nll_and_backward(batch, context_batch));
+        }
+      }
       if (!std::isfinite(loss)) fail_step(step, "the training loss is non-finite (", loss, ")");
       const std::span<T> params = model_.parameters();
       const std::span<T> grads = model_.gradients();
@@ -286,7 +378,7 @@ class Trainer {
 
       StepInfo info{step, options_.max_steps, loss, norm, lr, std::nullopt, std::nullopt, h.best_step};
       if (validation != nullptr && (step % options_.validation_every == 0 || step == options_.max_steps)) {
-        const double nll = mean_nll(*validation);
+        const double nll = mean_nll(*validation, contexts.validation);
         h.validation.push_back({step, nll});
         info.validation_nll = nll;
         if (nll < best_nll - options_.min_improvement) {  // a NaN NLL never improves
@@ -425,12 +517,17 @@ class Trainer {
     std::ranges::copy(c.parameters, model_.parameters().begin());
   }
 
-  double mean_nll(MatrixCRef<T> data) {
+  double mean_nll(MatrixCRef<T> data, const MatrixCRef<T>* context = nullptr) {
     const ModeGuard evaluation_mode(model_, false);
     double sum = 0;
     for (Index j = 0; j < data.cols(); j += options_.validation_batch_size) {
       const Index c = std::min(options_.validation_batch_size, data.cols() - j);
-      model_.log_prob(data.middleCols(j, c), log_prob_);
+      if (context == nullptr) {
+        if constexpr (TrainableModel<Model>) model_.log_prob(data.middleCols(j, c), log_prob_);
+      } else {
+        if constexpr (ConditionalTrainableModel<Model>)
+          model_.log_prob(data.middleCols(j, c), context->middleCols(j, c), log_prob_);
+      }
       for (Index k = 0; k < c; ++k) sum -= static_cast<double>(log_prob_(k));
     }
     return sum / double(data.cols());
