@@ -195,11 +195,16 @@ int main(int argc, char** argv) {
   const std::string dir = argv[1];
   pixel_facts();
   tick_facts();
-  font_sheet(dir);
-  scatter_and_density(dir);
-  heatmap(dir);
-  loss_curves(dir);
-  taffy(dir);
+  try {
+    font_sheet(dir);
+    scatter_and_density(dir);
+    heatmap(dir);
+    loss_curves(dir);
+    taffy(dir);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "plot_selftest: %s\n", e.what());
+    return 1;
+  }
   std::printf("%s; figures written to %s\n", failures == 0 ? "all checks passed" : "checks FAILED",
               dir.c_str());
   return failures == 0 ? 0 : 1;
