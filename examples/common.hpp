@@ -5,9 +5,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "knead/data/standardizer.hpp"
 #include "knead/data/two_moons.hpp"
 #include "knead/distributions/distribution.hpp"
+#include "knead/io/file.hpp"
 #include "plot/axes.hpp"
 
 namespace example {
@@ -226,10 +228,12 @@ inline void loss_png(const std::string& path, const std::vector<double>& train_l
   fig.save_png(path);
 }
 
+/// Writes `j` as indented JSON atomically (write_file_atomically: temporary file, sync, rename), so a
+/// failure — a full disk included — throws and leaves no partial file.
 inline void write_json(const std::string& path, const nlohmann::json& j) {
-  std::ofstream out(path);
-  out << j.dump(2) << "\n";
-  if (!out) throw std::runtime_error("cannot write " + path);
+  const std::string text = j.dump(2) + "\n";
+  knead::io::write_file_atomically(
+      path, std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
 }
 
 }  // namespace example

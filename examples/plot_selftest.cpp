@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "knead/data/siggraph.hpp"
 #include "knead/data/two_moons.hpp"
@@ -48,6 +49,46 @@ void pixel_facts() {
     threw = std::string(e.what()).find("/nonexistent-directory/x.png") != std::string::npos;
   }
   expect(threw, "save_png throws std::runtime_error naming the path");
+}
+
+/// Tick generation ends for every range: distinct increasing values inside it, at most
+/// plot::max_ticks of them, and a std::invalid_argument for a non-finite range.
+void tick_facts() {
+  const struct {
+    double lo, hi;
+    int target;
+    const char* what;
+  } ranges[] = {{1e17, 1e17 + 1e3, 5, "[1e17, 1e17 + 1e3]"},
+                {1e17, 1e17 + 10, 5, "[1e17, 1e17 + 10], finer than the spacing of doubles"},
+                {-1e300, 1e300, 5, "[-1e300, 1e300]"},
+                {-1.7e308, 1.7e308, 1, "[-1.7e308, 1.7e308], a width beyond double's range"},
+                {0, 1, 1000000000, "[0, 1] with a billion ticks asked for"},
+                {5e-324, 1e-323, 5, "a range of two subnormals"}};
+  for (const auto& r : ranges) {
+    const plot::Ticks t = plot::linear_ticks(r.lo, r.hi, r.target);
+    bool ok = !t.values.empty() && t.values.size() <= std::size_t(plot::max_ticks) &&
+              t.labels.size() == t.values.size();
+    for (std::size_t i = 0; ok && i < t.values.size(); ++i)
+      ok = t.values[i] >= r.lo && t.values[i] <= r.hi && (i == 0 || t.values[i] > t.values[i - 1]);
+    if (!ok) std::fprintf(stderr, "%s: %zu ticks\n", r.what, t.values.size());
+    expect(ok, "linear ticks are few, distinct, increasing and inside the range");
+  }
+  const plot::Ticks single = plot::linear_ticks(0, 0);
+  expect(single.values.size() == 1 && single.values[0] == 0 && single.labels[0] == "0",
+         "[0, 0] has the single tick 0");
+  const double nan = std::nan(""), inf = INFINITY;
+  for (const auto& [lo, hi] : {std::pair{nan, 1.0}, {0.0, nan}, {-inf, 0.0}, {0.0, inf}, {2.0, 1.0}})
+    for (const bool log : {false, true}) {
+      std::string message;
+      try {
+        (void)(log ? plot::log_ticks(lo, hi) : plot::linear_ticks(lo, hi));
+      } catch (const std::invalid_argument& e) {
+        message = e.what();
+      }
+      expect(message.find(log ? "plot::log_ticks" : "plot::linear_ticks") != std::string::npos &&
+                 message.find("finite") != std::string::npos,
+             "a non-finite or reversed range is refused with a message");
+    }
 }
 
 void font_sheet(const std::string& dir) {
@@ -153,11 +194,17 @@ int main(int argc, char** argv) {
   }
   const std::string dir = argv[1];
   pixel_facts();
-  font_sheet(dir);
-  scatter_and_density(dir);
-  heatmap(dir);
-  loss_curves(dir);
-  taffy(dir);
+  tick_facts();
+  try {
+    font_sheet(dir);
+    scatter_and_density(dir);
+    heatmap(dir);
+    loss_curves(dir);
+    taffy(dir);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "plot_selftest: %s\n", e.what());
+    return 1;
+  }
   std::printf("%s; figures written to %s\n", failures == 0 ? "all checks passed" : "checks FAILED",
               dir.c_str());
   return failures == 0 ? 0 : 1;

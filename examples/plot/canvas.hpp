@@ -5,7 +5,8 @@
 /// Pixels are stored as floats in [0, 1] so that thousands of faint, alpha-blended scatter points
 /// accumulate smoothly into a density instead of being lost to 8-bit rounding. Pixel (x, y) covers
 /// [x, x+1) × [y, y+1) with y pointing down; shapes are anti-aliased by their coverage of the pixel
-/// centre. save_png() writes through stb_image_write (Debian's libstb-dev).
+/// centre. save_png() encodes through stb_image_write (Debian's libstb-dev) and writes the file
+/// atomically with knead::io::write_file_atomically.
 
 #include <algorithm>
 #include <cmath>
@@ -24,6 +25,8 @@
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #endif
 #include <stb/stb_image_write.h>
+
+#include "knead/io/file.hpp"
 
 namespace plot {
 
@@ -147,11 +150,24 @@ class Canvas {
   }
 
   /// Writes the canvas as a PNG file; throws std::runtime_error naming the path if that fails.
+  /// Writes the canvas as a PNG file: encoded in memory, then written to a temporary file, synced
+  /// and renamed over `path` (write_file_atomically), so a full disk or a missing folder is an error
+  /// and leaves no partial file. @throws std::runtime_error naming the path and the reason.
   void save_png(const std::string& path) const {
-    const std::vector<std::uint8_t> bytes = to_rgb8();
-    if (path.empty() || stbi_write_png(path.c_str(), width_, height_, 3, bytes.data(), width_ * 3) == 0)
-      throw std::runtime_error("save_png: cannot write the PNG file '" + path +
-                               "' (does its directory exist and is it writable?)");
+    const std::vector<std::uint8_t> pixels = to_rgb8();
+    std::vector<std::uint8_t> png;
+    const auto append = [](void* context, void* data, int size) {
+      const auto* bytes = static_cast<const std::uint8_t*>(data);
+      static_cast<std::vector<std::uint8_t>*>(context)->insert(
+          static_cast<std::vector<std::uint8_t>*>(context)->end(), bytes, bytes + size);
+    };
+    if (stbi_write_png_to_func(append, &png, width_, height_, 3, pixels.data(), width_ * 3) == 0)
+      throw std::runtime_error("save_png: cannot encode the PNG file '" + path + "'");
+    try {
+      knead::io::write_file_atomically(path, png);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("save_png: cannot write the PNG file '" + path + "': " + e.what());
+    }
   }
 
  private:

@@ -129,3 +129,53 @@ TEST_CASE("Standardizer rejects constant dimensions, bad data and use before fit
   CHECK_THROWS_WITH(s.transform(inf), Contains("Standardizer::transform") && Contains("inf"));
   CHECK(s.data_log_prob(RowVector<double>::Zero(2)) == RowVector<double>::Constant(2, s.log_det()));
 }
+
+TEST_CASE("Standardizer fits data whose squares overflow and names a non-finite value's place",
+          "[data][errors]") {
+  using Catch::Contains;
+  // Row 0 near 1e300: the squares of its deviations (~1e600) are beyond double's range.
+  Matrix<double> x(2, 4);
+  x << 1e300, 2e300, 3e300, 4e300,  //
+      -1.7e308, 1.7e308, -1.7e308, 1.7e308;
+  for (const Scaling scaling : {Scaling::per_dimension, Scaling::uniform}) {
+    const Standardizer<double> s(x, scaling);
+    REQUIRE(s.scale().allFinite());
+    CHECK(std::isfinite(s.log_det()));
+    const Matrix<double> z = s.transform(x);
+    REQUIRE(z.allFinite());
+    if (scaling == Scaling::per_dimension) {
+      CHECK(s.scale()(0) == Approx(std::sqrt(1.25) * 1e300));
+      CHECK(s.scale()(1) == Approx(1.7e308));
+      for (Index i = 0; i < 2; ++i) {
+        CHECK(z.row(i).mean() == Approx(0).margin(1e-12));
+        CHECK(z.row(i).squaredNorm() / 4 == Approx(1));
+      }
+    } else {  // one scale, set by the wide row: the narrow one shrinks to almost nothing
+      CHECK(s.scale()(0) == s.scale()(1));
+      CHECK(z.squaredNorm() / 4 == Approx(2));
+    }
+    CHECK(((s.inverse_transform(z) - x).array() / x.array()).abs().maxCoeff() < 1e-14);
+  }
+
+  // A NaN in dimension 1 of sample 2 (row 1, column 2 of the D×N batch)
+  Matrix<float> bad = Matrix<float>::Ones(3, 5);
+  bad(1, 2) = std::nanf("");
+  CHECK_THROWS_WITH(Standardizer<float>(bad), Contains("Standardizer::fit") && Contains("nan") &&
+                                                  Contains("dimension 1") && Contains("sample 2"));
+}
+
+TEST_CASE("Standardizer's overflow-free moments are the plain formulas' bits when the squares fit",
+          "[data]") {
+  // Scaling by a power of two is exact, so μ = Σx/N and σ = √(Σ(x − μ)²/N) come out bit for bit.
+  Rng rng(11);
+  Matrix<double> x = knead::test::random_batch<double>(3, 257, rng, 1.0);
+  x.row(1) *= 1e-3;
+  x.row(2).array() += 1e5;
+  const Vector<double> mean = x.rowwise().mean();
+  const Vector<double> var = (x.colwise() - mean).rowwise().squaredNorm() / double(x.cols());
+  const Standardizer<double> s(x);
+  CHECK(s.mean() == mean);
+  CHECK(s.scale() == var.cwiseSqrt());
+  const Standardizer<double> uniform(x, Scaling::uniform);
+  CHECK(uniform.scale() == Vector<double>::Constant(3, std::sqrt(var.mean())));
+}

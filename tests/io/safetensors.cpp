@@ -262,17 +262,35 @@ TEST_CASE("safetensors accepts edge cases of a valid file", "[io][safetensors]")
   const SafetensorsFile empty(raw_file("{}"));
   CHECK(empty.tensors().empty());
   CHECK(empty.metadata().empty());
-  // Padding, a zero-size tensor at the end, and an empty dimension beside a huge one.
+  // Padding, a zero-size tensor at the end, and an empty dimension beside the largest one allowed:
+  // 2^46 F32 elements span 2^48 bytes. Reading it as a matrix must not loop over its 2^46 columns.
   const SafetensorsFile zero(
-      raw_file(R"({"a":{"dtype":"F32","shape":[0,18446744073709551615],"data_offsets":[4,4]},)"
+      raw_file(R"({"a":{"dtype":"F32","shape":[0,70368744177664],"data_offsets":[4,4]},)"
                R"("b":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}    )",
                4));
   CHECK(zero.tensor("a").element_count == 0);
   CHECK(zero.read<float>("a").empty());
-  CHECK_THROWS_WITH(zero.read_matrix<float>("a"),
-                    Catch::Contains("read_matrix") && Catch::Contains("too large"));
+  const Matrix<float> empty_matrix = zero.read_matrix<float>("a");
+  CHECK(empty_matrix.rows() == 0);
+  CHECK(empty_matrix.cols() == Index{1} << 46);
   const SafetensorsFile minus_zero(raw_file(R"({"a":{"dtype":"F32","shape":[-0],"data_offsets":[0,0]}})"));
   CHECK(minus_zero.tensor("a").shape == std::vector<std::uint64_t>{0});
+}
+
+TEST_CASE("safetensors bounds every dimension, also of a tensor without elements",
+          "[io][safetensors][errors]") {
+  // The fuzzer's finding: zero elements, and a second dimension whose loop would never end.
+  check_malformed(raw_file(R"({"a":{"dtype":"F32","shape":[0,1844674407741910323],"data_offsets":[0,0]}})"),
+                  "tensor 'a': shape [0,1844674407741910323] of F32 spans more than 2^48 bytes");
+  check_malformed(raw_file(R"({"a":{"dtype":"F32","shape":[0,18446744073709551615],"data_offsets":[0,0]}})"),
+                  "spans more than 2^48 bytes");
+  check_malformed(raw_file(R"({"a":{"dtype":"U8","shape":[65536,0,65536,65537],"data_offsets":[0,0]}})"),
+                  "spans more than 2^48 bytes");
+  // 2^45 F64 elements span exactly 2^48 bytes; one more is over
+  CHECK_NOTHROW(
+      SafetensorsFile(raw_file(R"({"a":{"dtype":"F64","shape":[35184372088832,0],"data_offsets":[0,0]}})")));
+  check_malformed(raw_file(R"({"a":{"dtype":"F64","shape":[35184372088833,0],"data_offsets":[0,0]}})"),
+                  "of F64 spans more than 2^48 bytes");
 }
 
 TEST_CASE("safetensors rejects truncated files and bad header lengths", "[io][safetensors][errors]") {
@@ -339,9 +357,9 @@ TEST_CASE("safetensors rejects missing and ill-typed fields", "[io][safetensors]
 
 TEST_CASE("safetensors rejects overflowing shapes and wrong offsets", "[io][safetensors][errors]") {
   check_malformed(raw_file(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})"),
-                  "tensor 'a': the element count of shape [4294967296,4294967296] overflows 64 bits");
+                  "tensor 'a': shape [4294967296,4294967296] of F32 spans more than 2^48 bytes");
   check_malformed(raw_file(R"({"a":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,0]}})"),
-                  "4611686018427387904 elements of F64 overflow 64 bits");
+                  "shape [4611686018427387904] of F64 spans more than 2^48 bytes");
   check_malformed(raw_file(R"({"a":{"dtype":"F32","shape":[],"data_offsets":4}})", 4),
                   "data_offsets must be an array [begin, end], got 4");
   check_malformed(raw_file(R"({"a":{"dtype":"F32","shape":[],"data_offsets":[0,4,8]}})", 8),
@@ -440,4 +458,36 @@ TEST_CASE("SafetensorsWriter rejects bad tensors", "[io][safetensors][errors]") 
   const SafetensorsFile file(writer.bytes());
   CHECK(file.tensors().size() == 1);
   CHECK(file.metadata().empty());
+}
+
+TEST_CASE("safetensors checks the header length before reading the rest of a file",
+          "[io][safetensors][errors]") {
+  // A sparse file of 1 TiB (no disk space used) with a hostile length field, loaded with the size
+  // limit raised above it: reading the whole file first would try to allocate 1 TiB (std::bad_alloc)
+  // before looking at the header. The refusal must name the claimed length and the bound or size.
+  std::string dir = (fs::temp_directory_path() / "knead-st-XXXXXX").string();
+  REQUIRE(::mkdtemp(dir.data()) != nullptr);
+  const fs::path path = fs::path(dir) / "huge.safetensors";
+  const std::uint64_t size = std::uint64_t{1} << 40;
+  const auto write_sparse = [&](std::uint64_t header_length) {
+    write_file_atomically(path, raw_file("", 0, header_length));
+    fs::resize_file(path, size);
+  };
+  write_sparse(200'000'000);  // beyond max_header_bytes
+  CHECK_THROWS_WITH(SafetensorsFile::load(path, size),
+                    Catch::Contains("SafetensorsFile::load") && Catch::Contains(path.string()) &&
+                        Catch::Contains("header length 200000000 exceeds the limit of 100000000"));
+  // A header within the bound that parses, whose one tensor claims more than the data section
+  // holds: refused after reading the 8 + header bytes, before the 1 TiB of data.
+  const std::string header = R"({"a":{"dtype":"U8","shape":[16],"data_offsets":[0,16]}})";
+  write_file_atomically(path, raw_file(header));
+  fs::resize_file(path, size);
+  CHECK_THROWS_WITH(SafetensorsFile::load(path, size),
+                    Catch::Contains("data section has " + std::to_string(size - 8 - header.size()) +
+                                    " bytes but the tensors cover only 16"));
+  // A small file whose length field claims more than it holds.
+  write_file_atomically(path, raw_file("{}", 0, 1000));
+  CHECK_THROWS_WITH(SafetensorsFile::load(path),
+                    Catch::Contains("header length 1000 is larger than the 2 bytes after the length field"));
+  fs::remove_all(dir);
 }

@@ -274,3 +274,36 @@ TEMPLATE_TEST_CASE("Adam follows Algorithm 1 where gradients are zero in long ru
       for (std::size_t i = 100; i < 420; ++i) CHECK(params[i] == T(std::sin(double(i))));
   }
 }
+
+TEMPLATE_TEST_CASE("Adam gives one answer for a huge gradient in a SIMD chunk and in the scalar tail",
+                   "[optim][adam][errors]", float, double) {
+  // 3 chunks of 32 and a tail of 5. A gradient whose square overflows T would make the second moment
+  // +∞; it is refused wherever it sits, changing nothing.
+  using T = TestType;
+  const std::size_t n = 3 * 32 + 5;
+  const T huge = std::is_same_v<T, float> ? T(1e25) : T(1e160);
+  for (const std::size_t bad_at : {std::size_t(40), n - 2}) {
+    Adam<T> adam(Index(n), {.lr = 0.1});
+    std::vector<T> params(n, T(1)), grads(n, T(0.5));
+    grads[bad_at] = -huge;
+    CHECK_THROWS_WITH(adam.step(params, grads), Catch::Contains("Adam::step") &&
+                                                    Catch::Contains("gradient " + std::to_string(bad_at)) &&
+                                                    Catch::Contains("overflow"));
+    CHECK(params == std::vector<T>(n, T(1)));
+    CHECK(adam.step_count() == 0);
+    for (const T s : adam.state()) CHECK(s == T(0));
+  }
+  // Just inside the bound the first step is finite and the same everywhere: m̂ = g, v̂ = g², so
+  // every parameter moves by lr · g / (|g| + ε) = lr.
+  const T largest = detail::largest_adam_gradient<T>;
+  CHECK(std::isfinite(largest * largest));
+  Adam<T> adam(Index(n), {.lr = 0.1});
+  std::vector<T> params(n, T(1)), grads(n, largest);
+  adam.step(params, grads);
+  for (std::size_t i = 0; i < n; ++i) {
+    INFO("parameter " << i);
+    REQUIRE(std::isfinite(params[i]));
+    CHECK(std::abs(double(params[i]) - 0.9) < 1e-6);
+  }
+  for (const T s : adam.state()) CHECK(std::isfinite(s));
+}

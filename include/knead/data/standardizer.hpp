@@ -39,29 +39,60 @@ class Standardizer {
   explicit Standardizer(MatrixCRef<T> data, Scaling scaling = Scaling::per_dimension) { fit(data, scaling); }
 
   /// μ_i is the mean of row i; σ_i follows `scaling` from the (population, 1/N) variances. Throws
-  /// std::invalid_argument for an empty or non-finite batch or a scale of 0 (a constant dimension
-  /// cannot be standardised; its density is not defined). Sums are taken in double precision, so
-  /// float data loses no accuracy.
+  /// std::invalid_argument for an empty batch, a non-finite value (naming its dimension and sample),
+  /// or a scale of 0 (a constant dimension cannot be standardised; its density is not defined) or
+  /// beyond the range of T. Sums are taken in double precision, so float data loses no accuracy.
+  ///
+  /// The moments cannot overflow: row i is first divided by a power of two c_i near its largest
+  /// magnitude, so |x/c_i| < 2 and the squares stay small (values near 1e300 have squares beyond
+  /// double's range). With y = x / c_i, μ_i = c_i mean(y) and σ_i = c_i √(mean((y − μ_i/c_i)²)).
+  /// Dividing by a power of two is exact and commutes with the rounding of +, /N and √, so data whose
+  /// squares fit gets the same bits as the unscaled formulas.
   void fit(MatrixCRef<T> data, Scaling scaling = Scaling::per_dimension) {
     constexpr std::string_view function = "Standardizer::fit";
     if (data.rows() < 1 || data.cols() < 1)
       detail::fail(function, "expected a non-empty D×N batch, got ", data.rows(), "x", data.cols());
-    detail::check_finite(function, "data", data);
-    const Matrix<double> x = data.template cast<double>();
-    const Vector<double> mean = x.rowwise().mean();
-    Vector<double> var = (x.colwise() - mean).rowwise().squaredNorm() / double(x.cols());
-    if (scaling == Scaling::uniform) var.setConstant(var.mean());
-    if (scaling == Scaling::none) var.setOnes();
-    for (Index i = 0; i < x.rows(); ++i) {
-      const double sd = std::sqrt(var(i));
+    for (Index j = 0; j < data.cols(); ++j)
+      for (Index i = 0; i < data.rows(); ++i)
+        if (!std::isfinite(static_cast<double>(data(i, j))))
+          detail::fail(function, "data has a non-finite value ", data(i, j), " in dimension ", i,
+                       " of sample ", j, " (row ", i, ", column ", j, " of the D×N batch)");
+    const Index dims = data.rows();
+    Matrix<double> y = data.template cast<double>();
+    Vector<double> power(dims);  // c_i
+    for (Index i = 0; i < dims; ++i) {
+      const double largest = y.row(i).cwiseAbs().maxCoeff();
+      int exponent = 0;
+      std::frexp(largest, &exponent);  // largest < 2^exponent
+      power(i) = largest > 0 ? std::ldexp(1.0, exponent - 1) : 1.0;
+      y.row(i) /= power(i);
+    }
+    const Vector<double> scaled_mean = y.rowwise().mean();
+    // σ_i² / c_i²
+    const Vector<double> scaled_var = (y.colwise() - scaled_mean).rowwise().squaredNorm() / double(y.cols());
+    Vector<double> sd(dims);
+    if (scaling == Scaling::uniform) {
+      // √(mean_i σ_i²) = c √(mean_i (σ_i/c)²), with c the largest c_i
+      const double common = power.maxCoeff();
+      const double scaled = (scaled_var.array() * (power.array() / common).square()).mean();
+      sd.setConstant(std::sqrt(scaled) * common);
+    } else {
+      sd = scaled_var.cwiseSqrt().cwiseProduct(power);
+    }
+    if (scaling == Scaling::none) sd.setOnes();
+    for (Index i = 0; i < dims; ++i) {
       // σ must survive the round trip to T and back through 1/σ.
-      if (!(static_cast<T>(sd) > T(0)) || !std::isfinite(static_cast<double>(T(1) / static_cast<T>(sd))))
-        detail::fail(function, "dimension ", i, " has standard deviation ", sd,
+      if (!std::isfinite(sd(i)) || !std::isfinite(static_cast<double>(static_cast<T>(sd(i)))))
+        detail::fail(function, "dimension ", i, " has standard deviation ", sd(i),
+                     ", beyond the range of the scalar type");
+      if (!(static_cast<T>(sd(i)) > T(0)) ||
+          !std::isfinite(static_cast<double>(T(1) / static_cast<T>(sd(i)))))
+        detail::fail(function, "dimension ", i, " has standard deviation ", sd(i),
                      " (constant data cannot be standardised)");
     }
-    mean_ = mean.template cast<T>();
-    scale_ = var.cwiseSqrt().template cast<T>();
-    log_det_ = static_cast<T>(-var.array().sqrt().log().sum());
+    mean_ = scaled_mean.cwiseProduct(power).template cast<T>();
+    scale_ = sd.template cast<T>();
+    log_det_ = static_cast<T>(-sd.array().log().sum());
   }
 
   [[nodiscard]] bool fitted() const { return mean_.size() > 0; }

@@ -89,41 +89,89 @@ inline void fsync_directory(std::string_view function, const std::filesystem::pa
 
 }  // namespace detail
 
-/// Reads a whole regular file. The size is taken from fstat and checked against max_bytes before
-/// anything is allocated; a file that shrinks or grows while being read is an error, not a short read.
-/// Non-regular files (folders, FIFOs, devices) are refused without blocking on them.
-/// @throws FileError naming the path and the system's reason.
+/// A regular file open for reading from its start, so that a reader can look at a few bytes (a
+/// length field) and check them against size() before it reads or allocates the rest. The size is
+/// taken from fstat and checked against max_bytes on opening; a file that shrinks while being read
+/// is an error, not a short read. Non-regular files (folders, FIFOs, devices) are refused without
+/// blocking on them. Errors are FileError naming `function`, the path and the system's reason.
+class FileReader {
+ public:
+  FileReader(const std::filesystem::path& path, std::uint64_t max_bytes = default_max_file_bytes,
+             std::string_view function = "FileReader")
+      : path_(path), function_(function), file_(open(path, function)) {
+    using detail::quoted;
+    using knead::detail::fail;
+    struct stat info {};
+    if (::fstat(file_.get(), &info) != 0)
+      fail<FileError>(function_, "cannot stat ", quoted(path_), ": ", detail::reason(errno));
+    if (!S_ISREG(info.st_mode)) fail<FileError>(function_, quoted(path_), " is not a regular file");
+    size_ = static_cast<std::uint64_t>(info.st_size);
+    if (size_ > max_bytes)
+      fail<FileError>(function_, quoted(path_), " has ", size_, " bytes, more than the limit of ", max_bytes);
+  }
+
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+  /// The size fstat gave when the file was opened.
+  [[nodiscard]] std::uint64_t size() const { return size_; }
+  /// Bytes read so far.
+  [[nodiscard]] std::uint64_t position() const { return position_; }
+
+  /// Fills `out` with the next out.size() bytes; out.size() must be at most size() − position().
+  void read(std::span<std::uint8_t> out) {
+    using detail::quoted;
+    using knead::detail::fail;
+    if (out.size() > size_ - position_)
+      fail(function_, "asked for ", out.size(), " bytes at ", position_, " of the ", size_, " bytes of ",
+           quoted(path_));
+    std::size_t done = 0;
+    while (done < out.size()) {
+      const ::ssize_t n = ::read(file_.get(), out.data() + done, out.size() - done);
+      if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN) continue;
+        fail<FileError>(function_, "cannot read ", quoted(path_), ": ", detail::reason(errno));
+      }
+      if (n == 0)
+        fail<FileError>(function_, quoted(path_), " shrank while being read: ", position_ + done, " of ",
+                        size_, " bytes");
+      done += static_cast<std::size_t>(n);
+    }
+    position_ += done;
+  }
+
+  /// After all size() bytes are read: checks that the file did not grow meanwhile.
+  void expect_end() {
+    std::uint8_t extra = 0;
+    if (::read(file_.get(), &extra, 1) > 0)
+      knead::detail::fail<FileError>(function_, detail::quoted(path_), " grew while being read beyond ",
+                                     size_, " bytes");
+  }
+
+ private:
+  static int open(const std::filesystem::path& path, std::string_view function) {
+    int fd = -1;
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused as not a regular file.
+    do fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+      knead::detail::fail<FileError>(function, "cannot open ", detail::quoted(path), ": ",
+                                     detail::reason(errno));
+    return fd;
+  }
+
+  std::filesystem::path path_;
+  std::string function_;
+  detail::FileDescriptor file_;
+  std::uint64_t size_ = 0, position_ = 0;
+};
+
+/// Reads a whole regular file (see FileReader): nothing is allocated before the size is checked
+/// against max_bytes. @throws FileError naming the path and the system's reason.
 inline Bytes read_file_bytes(const std::filesystem::path& path,
                              std::uint64_t max_bytes = default_max_file_bytes) {
-  constexpr std::string_view fn = "read_file_bytes";
-  using detail::quoted;
-  using knead::detail::fail;
-  int fd = -1;
-  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below as not a regular file.
-  do fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  while (fd < 0 && errno == EINTR);
-  if (fd < 0) fail<FileError>(fn, "cannot open ", quoted(path), ": ", detail::reason(errno));
-  detail::FileDescriptor file(fd);
-  struct stat info {};
-  if (::fstat(fd, &info) != 0) fail<FileError>(fn, "cannot stat ", quoted(path), ": ", detail::reason(errno));
-  if (!S_ISREG(info.st_mode)) fail<FileError>(fn, quoted(path), " is not a regular file");
-  const auto size = static_cast<std::uint64_t>(info.st_size);
-  if (size > max_bytes)
-    fail<FileError>(fn, quoted(path), " has ", size, " bytes, more than the limit of ", max_bytes);
-  Bytes bytes(static_cast<std::size_t>(size));
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ::ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      fail<FileError>(fn, "cannot read ", quoted(path), ": ", detail::reason(errno));
-    }
-    if (n == 0) fail<FileError>(fn, quoted(path), " shrank while being read: ", done, " of ", size, " bytes");
-    done += static_cast<std::size_t>(n);
-  }
-  std::uint8_t extra = 0;
-  if (::read(fd, &extra, 1) > 0)
-    fail<FileError>(fn, quoted(path), " grew while being read beyond ", size, " bytes");
+  FileReader file(path, max_bytes, "read_file_bytes");
+  Bytes bytes(static_cast<std::size_t>(file.size()));
+  file.read(bytes);
+  file.expect_end();
   return bytes;
 }
 

@@ -160,17 +160,33 @@ inline std::optional<std::uint64_t> element_count(const std::vector<std::uint64_
 /// A parsed safetensors file. It owns its bytes; tensors are decoded on request.
 class SafetensorsFile {
  public:
-  /// The reference implementation's cap on the JSON header.
+  /// The cap on the JSON header, that of the reference implementation (the Rust crate safetensors
+  /// refuses a header longer than 100,000,000 bytes as HeaderTooLarge).
   static constexpr std::uint64_t max_header_bytes = 100'000'000;
+  /// The cap on a tensor's extent: the product of its non-zero dimensions times its element size
+  /// is at most 2^48 bytes, the virtual address space of x86-64 and AArch64. A tensor beyond it
+  /// could not be held in memory once its zero dimensions (if any) were non-zero; without the cap a
+  /// zero-element shape such as [0, 1844674407741910323] would pass, and code looping over its
+  /// other dimension would run for years.
+  static constexpr std::uint64_t max_tensor_extent_bytes = std::uint64_t{1} << 48;
 
   /// Parses and validates a whole file held in memory. @throws FormatError saying what is wrong.
-  explicit SafetensorsFile(Bytes bytes) : bytes_(std::move(bytes)) { parse(); }
+  explicit SafetensorsFile(Bytes bytes) : bytes_(std::move(bytes)) {
+    if (bytes_.size() < 8) bad("file has ", bytes_.size(), " bytes, too short for the 8-byte header length");
+    const std::uint64_t header_bytes = checked_header_length(bytes_.data(), bytes_.size());
+    parse(header_bytes, bytes_.size() - 8 - header_bytes);
+  }
 
-  /// Reads and parses a file. @throws FileError if it cannot be read, FormatError if it is malformed.
+  /// Reads and parses a file: first the 8-byte header length, checked against max_header_bytes and
+  /// the file's size; then the header, whose tensors are checked against the size of the data
+  /// section; only then the data. A file that lies about its sizes is refused before anything
+  /// of the size it claims is allocated or read.
+  /// @throws FileError if it cannot be read, FormatError if it is malformed.
   static SafetensorsFile load(const std::filesystem::path& path,
                               std::uint64_t max_bytes = default_max_file_bytes) {
     try {
-      return SafetensorsFile(read_file_bytes(path, max_bytes));
+      FileReader file(path, max_bytes, "SafetensorsFile::load");
+      return SafetensorsFile(file);
     } catch (const FormatError& e) {
       knead::detail::fail<FormatError>("SafetensorsFile::load", detail::quoted(path), ": ", e.what());
     }
@@ -237,6 +253,7 @@ class SafetensorsFile {
     const std::vector<T> values = read<T>(name, narrowing);
     const auto rows = checked_index("read_matrix", t, t.shape[0]),
                cols = checked_index("read_matrix", t, t.shape[1]);
+    if (values.empty()) return Matrix<T>(rows, cols);  // no copy: it would loop over the other dimension
     return Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(values.data(),
                                                                                                rows, cols);
   }
@@ -317,17 +334,36 @@ class SafetensorsFile {
     }
   }
 
-  void parse() {
-    if (bytes_.size() < 8) bad("file has ", bytes_.size(), " bytes, too short for the 8-byte header length");
-    const std::uint64_t header_bytes = detail::load_le<std::uint64_t>(bytes_.data());
+  /// Reads a file in three steps (see load). The reader is at the start of the file.
+  explicit SafetensorsFile(FileReader& file) {
+    const std::uint64_t size = file.size();
+    if (size < 8) bad("file has ", size, " bytes, too short for the 8-byte header length");
+    bytes_.resize(8);
+    file.read(bytes_);
+    const std::uint64_t header_bytes = checked_header_length(bytes_.data(), size);
+    bytes_.resize(static_cast<std::size_t>(8 + header_bytes));
+    file.read(std::span<std::uint8_t>(bytes_).subspan(8));
+    parse(header_bytes, size - 8 - header_bytes);
+    bytes_.resize(static_cast<std::size_t>(size));
+    file.read(std::span<std::uint8_t>(bytes_).subspan(static_cast<std::size_t>(data_start_)));
+    file.expect_end();
+  }
+
+  /// The header length stored in the first 8 bytes of a file of `file_bytes` bytes, checked.
+  static std::uint64_t checked_header_length(const std::uint8_t* first_8_bytes, std::uint64_t file_bytes) {
+    const std::uint64_t header_bytes = detail::load_le<std::uint64_t>(first_8_bytes);
     if (header_bytes > max_header_bytes)
       bad("header length ", header_bytes, " exceeds the limit of ", max_header_bytes, " bytes");
-    if (header_bytes > bytes_.size() - 8)
-      bad("header length ", header_bytes, " is larger than the ", bytes_.size() - 8,
+    if (header_bytes > file_bytes - 8)
+      bad("header length ", header_bytes, " is larger than the ", file_bytes - 8,
           " bytes after the length field (truncated file?)");
-    data_start_ = 8 + header_bytes;
-    const std::uint64_t data_bytes = bytes_.size() - data_start_;
+    return header_bytes;
+  }
 
+  /// Parses the header in bytes_[8, 8 + header_bytes) and checks its tensors against a data section
+  /// of `data_bytes` bytes (which bytes_ need not hold yet).
+  void parse(std::uint64_t header_bytes, std::uint64_t data_bytes) {
+    data_start_ = 8 + header_bytes;
     const nlohmann::json header = parse_header(bytes_.data() + 8, bytes_.data() + data_start_);
     if (!header.is_object()) bad("header must be a JSON object, got ", header.type_name());
     for (const auto& [name, entry] : header.items()) {
@@ -385,12 +421,18 @@ class SafetensorsFile {
     const auto& shape = entry["shape"];
     if (!shape.is_array()) bad("tensor ", who, ": shape must be an array, got ", shape.type_name());
     for (const auto& d : shape) t.shape.push_back(unsigned_field(d, name, "shape entry"));
-    const auto count = detail::element_count(t.shape);
-    if (!count)
-      bad("tensor ", who, ": the element count of shape ", detail::brief(shape), " overflows 64 bits");
-    t.element_count = *count;
-    if (t.element_count > std::numeric_limits<std::uint64_t>::max() / dtype_size(t.dtype))
-      bad("tensor ", who, ": ", t.element_count, " elements of ", dtype_name(t.dtype), " overflow 64 bits");
+    // the extent: the product of the non-zero dimensions, in bytes
+    std::uint64_t extent = dtype_size(t.dtype);
+    bool beyond = false;
+    for (const auto d : t.shape)
+      if (d != 0 && !beyond) {
+        beyond = extent > max_tensor_extent_bytes / d;
+        extent *= beyond ? 1 : d;
+      }
+    if (beyond || extent > max_tensor_extent_bytes)
+      bad("tensor ", who, ": shape ", detail::brief(shape), " of ", dtype_name(t.dtype),
+          " spans more than 2^48 bytes (the product of its non-zero dimensions; no memory holds that)");
+    t.element_count = *detail::element_count(t.shape);  // ≤ extent: no overflow
     const std::uint64_t expected = t.element_count * dtype_size(t.dtype);
 
     const auto& offsets = entry["data_offsets"];

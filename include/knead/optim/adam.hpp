@@ -3,7 +3,9 @@
 /// Adam with decoupled weight decay (AdamW).
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <limits>
 #include <span>
 #include <utility>
 #include <vector>
@@ -14,6 +16,39 @@
 #include "knead/optim/optimizer.hpp"
 
 namespace knead {
+
+namespace detail {
+
+/// The largest gradient Adam accepts in T: √max(T) (about 1.8e19 for float, 1.3e154 for double).
+/// Within it g² is finite, and so is the second moment v ← β₂ v + (1 − β₂) g² (a weighted mean of
+/// finite squares). Beyond it v would become +∞, and √∞ has no single value across the update's
+/// paths: std::sqrt gives ∞ (the parameter freezes for good), the SIMD rsqrt and Newton step gives
+/// ∞ · 0 = NaN. So such a gradient is refused, like a non-finite one, before anything changes.
+template <class T>
+inline const T largest_adam_gradient = std::sqrt(std::numeric_limits<T>::max());
+
+/// Throws std::invalid_argument naming the first gradient that is non-finite or beyond
+/// largest_adam_gradient<T>; one pass that vectorises and runs on knead's threads for a large model.
+template <class T>
+void check_adam_gradients(std::string_view function, std::span<const T> grads) {
+  const T limit = largest_adam_gradient<T>;
+  const T* g = grads.data();
+  std::atomic<int> any_bad{0};
+  parallel_elementwise(Index(grads.size()), [&](Index begin, Index end, int) {
+    int bad = 0;
+    // false for NaN too
+    for (Index i = begin; i < end; ++i) bad |= !(std::abs(g[i]) <= limit);
+    if (bad != 0) any_bad.store(1, std::memory_order_relaxed);
+  });
+  if (any_bad.load() == 0) return;
+  check_finite_gradients(function, grads);
+  for (std::size_t i = 0; i < grads.size(); ++i)
+    if (!(std::abs(grads[i]) <= limit))
+      fail(function, "gradient ", i, " is ", grads[i], ", beyond ", limit,
+           " (its square would overflow the second moment); no update was applied");
+}
+
+}  // namespace detail
 
 struct AdamOptions {
   LrSchedule lr = 1e-3;  ///< a number (constant) or any LrSchedule
@@ -56,11 +91,12 @@ class Adam {
       : Adam(Index(model.parameters().size()), std::move(options)) {}
 
   /// One update of `params` from `grads` (both of num_parameters() entries). Throws
-  /// std::invalid_argument, changing nothing, if a size differs or a gradient is non-finite.
+  /// std::invalid_argument, changing nothing, if a size differs or a gradient is non-finite or
+  /// larger in magnitude than detail::largest_adam_gradient<T> (√max(T), whose square overflows).
   void step(std::span<T> params, std::span<const T> grads) {
     constexpr std::string_view function = "Adam::step";
     detail::check_step_spans(function, n_, params, grads);
-    detail::check_finite_gradients(function, grads);
+    detail::check_adam_gradients(function, grads);
 
     const double lr = learning_rate();
     ++t_;
