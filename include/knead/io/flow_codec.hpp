@@ -446,9 +446,10 @@ struct Codec<Maf<T>> {
   }
 };
 
-template <class T, bool HasScale>
-struct Codec<Coupling<T, HasScale>> {
-  using X = Coupling<T, HasScale>;
+template <class T, class Transformer>
+struct Codec<Coupling<T, Transformer>> {
+  using X = Coupling<T, Transformer>;
+  static constexpr bool HasScale = std::is_same_v<Transformer, AffineTransformer<T>>;
   static Json config(const X& x) {
     Json node{{"type", X::name()},
               {"dim", x.dim()},
