@@ -29,8 +29,8 @@ const std::vector<std::vector<int>> masks = {{0, 1},    {1, 0},          {1, 0, 
 
 /// Appends the side of every kink of the layer's conditioner at the batch `in`: each hidden ReLU
 /// (on or off) and, under a hard clamp, each raw log-scale (inside or outside ±c).
-template <class T, bool HasScale>
-void append_kink_sides(const Coupling<T, HasScale>& layer, const Matrix<T>& in, std::vector<bool>& sides) {
+template <class T, class Transformer>
+void append_kink_sides(const Coupling<T, Transformer>& layer, const Matrix<T>& in, std::vector<bool>& sides) {
   const Mlp<T>& net = layer.conditioner();
   Matrix<T> h = in(layer.partition().conditioning(), Eigen::all), z;
   for (Index l = 0; l < net.layers(); ++l) {
@@ -39,9 +39,10 @@ void append_kink_sides(const Coupling<T, HasScale>& layer, const Matrix<T>& in, 
     if (l + 1 < net.layers()) {
       for (const T v : z.reshaped()) sides.push_back(v > T(0));
       h = z.cwiseMax(T(0));
-    } else if (HasScale && layer.guard().kind == LogScaleGuardKind::clamp) {
-      for (const T a : z.bottomRows(z.rows() / 2).reshaped())
-        sides.push_back(std::abs(a) < layer.guard().bound);
+    } else if constexpr (std::is_same_v<Transformer, AffineTransformer<T>>) {
+      if (layer.guard().kind == LogScaleGuardKind::clamp)
+        for (const T a : z.bottomRows(z.rows() / 2).reshaped())
+          sides.push_back(std::abs(a) < layer.guard().bound);
     }
   }
 }

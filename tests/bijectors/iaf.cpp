@@ -134,17 +134,33 @@ TEST_CASE("Iaf with identity_init is exactly the identity", "[bijectors][iaf]") 
   CHECK(forward_log_det(iaf, z).isZero(0));
 }
 
-TEST_CASE("make_iaf rejects bad arguments", "[bijectors][iaf][errors]") {
+TEST_CASE("make_iaf rejects bad arguments, naming Iaf", "[bijectors][iaf][errors]") {
   using Catch::Contains;
-  CHECK_THROWS_WITH(make_iaf<double>(0), Contains("Maf") && Contains("dim must be at least 1, got 0"));
+  CHECK_THROWS_WITH(make_iaf<double>(0),
+                    Contains("Iaf") && Contains("dim must be at least 1, got 0") && !Contains("Maf"));
   MafOptions<double> small;
   small.hidden = {2};
-  CHECK_THROWS_WITH(make_iaf<double>(4, small), Contains("Maf") && Contains("hidden layer 1 has 2 units"));
+  CHECK_THROWS_WITH(make_iaf<double>(4, small),
+                    Contains("Iaf") && Contains("hidden layer 1 has 2 units") && !Contains("Maf"));
   MafOptions<double> options;
   options.hidden = {4};
   Iaf<double> iaf = make_iaf<double>(3, options);
+  CHECK_THROWS_WITH(backward(iaf, Matrix<double>::Zero(3, 1), RowVector<double>::Zero(1)),
+                    Contains("Iaf::backward") && !Contains("Maf"));
   CHECK_THROWS_AS(backward(iaf, Matrix<double>::Zero(3, 1), RowVector<double>::Zero(1)), std::logic_error);
-  CHECK_THROWS_WITH(forward(iaf, Matrix<double>::Zero(2, 1)), Contains("Maf") && Contains("3 rows"));
+  // Iaf's forward is Maf's inverse pass, and the reverse: each names Iaf's own function
+  CHECK_THROWS_WITH(forward(iaf, Matrix<double>::Zero(2, 1)),
+                    Contains("Iaf::forward_and_log_det") && Contains("3 rows") && !Contains("Maf"));
   CHECK_THROWS_WITH(inverse(iaf, Matrix<double>::Constant(3, 1, NAN)),
-                    Contains("Maf") && Contains("non-finite"));
+                    Contains("Iaf::inverse_and_log_det") && Contains("non-finite") && !Contains("Maf"));
+  forward(iaf, Matrix<double>::Zero(3, 1));
+  CHECK_THROWS_WITH(backward(iaf, Matrix<double>::Zero(3, 2), RowVector<double>::Zero(2)),
+                    Contains("Iaf::backward") && !Contains("Maf"));
+  // a copy, and an Iaf built from a Maf, name Iaf too; the Maf itself still names Maf
+  const Iaf<double> copy = iaf;
+  CHECK_THROWS_WITH(forward(copy, Matrix<double>::Zero(2, 1)), Contains("Iaf::forward_and_log_det"));
+  const Iaf<double> wrapped{Maf<double>(3, options)};
+  CHECK_THROWS_WITH(inverse(wrapped, Matrix<double>::Zero(2, 1)), Contains("Iaf::inverse_and_log_det"));
+  const Maf<double> maf(3, options);
+  CHECK_THROWS_WITH(forward(maf, Matrix<double>::Zero(2, 1)), Contains("Maf::forward_and_log_det"));
 }

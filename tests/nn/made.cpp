@@ -266,3 +266,68 @@ TEST_CASE("MADE rejects bad arguments", "[nn][made][errors]") {
   CHECK_THROWS_WITH(made.backward(Matrix<double>::Zero(6, 3), nullptr),
                     Contains("Made::backward") && Contains("6x2") && Contains("6x3"));
 }
+
+TEMPLATE_TEST_CASE("MADE with P = 1 or 3 parameters per dimension keeps the autoregressive property",
+                   "[nn][made]", float, double) {
+  using T = TestType;
+  Rng rng(31);
+  const Index n = 32;
+  for (const Index p : {1, 3})
+    for (const auto& c : configs()) {
+      CAPTURE(p, c.dim, c.label);
+      Made<T> made(c.dim, c.hidden, c.order, 3, false, p);
+      REQUIRE(made.params_per_dim() == p);
+      REQUIRE(Index(made.output_degrees().size()) == p * c.dim);
+      for (Index r = 0; r < p * c.dim; ++r)
+        CHECK(made.output_degrees()[std::size_t(r)] == made.input_degrees()[std::size_t(r % c.dim)]);
+      // the hidden layers and each block of D outputs are masked as in the two-parameter MADE
+      const Made<T> two(c.dim, c.hidden, c.order, 3);
+      const auto& masks = made.mlp().masks();
+      for (std::size_t l = 0; l + 1 < masks.size(); ++l) CHECK(masks[l] == two.mlp().masks()[l]);
+      for (Index q = 0; q < p; ++q)
+        CHECK(masks.back().middleRows(q * c.dim, c.dim) == two.mlp().masks().back().topRows(c.dim));
+
+      // each output moves exactly with the inputs of lower degree: every weight random (inside the
+      // masks or not), biases of the hidden units above 1 so that no unit is dead on the whole batch
+      test::randomise_parameters(made, rng, 1.0);
+      for (Index l = 0; l + 1 < made.mlp().layers(); ++l)
+        made.mlp().bias(l).array() = made.mlp().bias(l).array().abs() + T(1);
+      const Matrix<T> x = test::random_batch<T>(c.dim, n, rng);
+      Matrix<T> base, moved;
+      made.forward(x, base);
+      REQUIRE(base.rows() == p * c.dim);
+      Index leaks = 0, missing = 0;
+      for (Index j = 0; j < c.dim; ++j) {
+        Matrix<T> perturbed = x;
+        for (Index col = 0; col < n; ++col) perturbed(j, col) += T(col % 2 == 0 ? 5 : -5);
+        made.forward(perturbed, moved);
+        for (Index r = 0; r < p * c.dim; ++r) {
+          const bool may_depend =
+              made.output_degrees()[std::size_t(r)] > made.input_degrees()[std::size_t(j)];
+          const bool changed = (moved.row(r).array() != base.row(r).array()).any();  // bitwise
+          leaks += !may_depend && changed;
+          missing += may_depend && !changed;
+        }
+      }
+      CHECK(leaks == 0);
+      CHECK(missing == 0);
+
+      // an incremental pass, generating the dimensions in order, computes every P·D output
+      Matrix<T> stepped;
+      Matrix<T>& input = made.begin_incremental(n, stepped);
+      for (Index k = 0; k < c.dim; ++k) {
+        made.incremental_step(k, 0, n, stepped);
+        const Index i = made.order()[std::size_t(k)];
+        input.row(i) = x.row(i);
+      }
+      made.end_incremental(n);
+      CHECK((stepped - base).template cast<double>().cwiseAbs().maxCoeff() <
+            (std::is_same_v<T, float> ? 1e-5 : 1e-12) * std::max(1.0, double(base.cwiseAbs().maxCoeff())));
+    }
+}
+
+TEST_CASE("MADE rejects fewer than one parameter per dimension", "[nn][made][errors]") {
+  CHECK_THROWS_WITH(
+      Made<double>(3, {4}, InputOrder::identity(), 0, false, 0),
+      Catch::Contains("Made") && Catch::Contains("parameters per dimension must be at least 1, got 0"));
+}

@@ -1,13 +1,15 @@
 #pragma once
 /// @file
-/// Coupling layers: RealNVP's affine coupling and NICE's additive coupling, conditioned by a dense
-/// Mlp on the dimensions they leave unchanged.
+/// Coupling<T, Transformer>: an elementwise transformer on some dimensions, conditioned by a dense
+/// Mlp on the others, which pass unchanged. RealNVP's affine coupling and NICE's additive coupling
+/// are its AffineTransformer and AdditiveTransformer instances.
 
 #include <cstdint>
 #include <initializer_list>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -16,6 +18,9 @@
 #include "knead/core/no_grad.hpp"
 #include "knead/nn/log_scale_guard.hpp"
 #include "knead/nn/mlp.hpp"
+#include "knead/transformers/additive.hpp"
+#include "knead/transformers/affine.hpp"
+#include "knead/transformers/transformer.hpp"
 
 namespace knead {
 
@@ -103,78 +108,92 @@ struct CouplingOptions {
   std::uint64_t seed = 0;                ///< draws the initial weights; vary it between layers
 };
 
+namespace detail {
+inline constexpr std::string_view coupling_word = "Coupling";
+inline constexpr std::string_view forward_suffix = "Coupling::forward_and_log_det";
+inline constexpr std::string_view inverse_suffix = "Coupling::inverse_and_log_det";
+inline constexpr std::string_view backward_suffix = "Coupling::backward";
+
+/// The transformer a coupling layer builds from its options: the guard for the affine one.
+template <class Transformer, class T>
+Transformer transformer_from(const CouplingOptions<T>& options) {
+  if constexpr (std::is_constructible_v<Transformer, LogScaleGuard<T>>)
+    return Transformer(options.guard);
+  else
+    return Transformer();
+}
+}  // namespace detail
+
 /// Coupling layer. The dimensions split into a conditioning set A and a transformed set B (by a
-/// split point or a mask, see CouplingPartition); a dense Mlp reads the A half and emits a shift
-/// t and, for the affine coupling, a raw log-scale a for every dimension of B, with
-/// s = guard(a) (LogScaleGuard, soft clamp by default).
+/// split point or a mask, see CouplingPartition); a dense Mlp reads the A half and emits the
+/// parameters θ of an elementwise transformer (transformers/transformer.hpp) for every dimension
+/// of B, which maps u_B to x_B:
+/// - forward:  x_A = u_A,  x_B = f(u_B; θ(u_A))
+/// - inverse:  u_A = x_A,  u_B = f⁻¹(x_B; θ(x_A))
+/// - log|det ∂x/∂u| = Σ_{i∈B} log|f'(u_i)|   (the Jacobian is triangular after permuting A before B)
 ///
-/// Affine coupling (HasScale; RealNVP: Dinh, Sohl-Dickstein & Bengio 2017, "Density estimation
-/// using Real NVP"):
-/// - forward:  x_A = u_A,  x_B = u_B ⊙ exp(s(u_A)) + t(u_A)
-/// - inverse:  u_A = x_A,  u_B = (x_B − t(x_A)) ⊙ exp(−s(x_A))
-/// - log|det ∂x/∂u| = Σ_{i∈B} s_i   (the Jacobian is triangular after permuting A before B)
-///
-/// Additive coupling (!HasScale; NICE: Dinh, Krueger & Bengio 2015, "NICE: Non-linear Independent
-/// Components Estimation"): the same with s ≡ 0, so x_B = u_B + t(u_A) and log|det| = 0.
+/// AffineCoupling (RealNVP: Dinh, Sohl-Dickstein & Bengio 2017, "Density estimation using Real
+/// NVP") uses AffineTransformer: x_B = u_B ⊙ exp(s(u_A)) + t(u_A), s = guard(a), log|det| = Σ s.
+/// AdditiveCoupling (NICE: Dinh, Krueger & Bengio 2015, "NICE: Non-linear Independent Components
+/// Estimation") uses AdditiveTransformer: x_B = u_B + t(u_A), log|det| = 0.
 ///
 /// Both directions take one pass of the conditioner, since A is known on both sides.
-/// Parameters are the conditioner's (Mlp layout); its last layer's outputs are
-/// [t (|B| rows)][a (|B| rows, affine only)].
-template <class T, bool HasScale>
+/// Parameters are the conditioner's (Mlp layout); its last layer's P·|B| outputs stack the P
+/// parameters of the transformer: row p·|B| + r is parameter p of transformed dimension r
+/// ([t (|B| rows)][a (|B| rows)] for the affine coupling).
+template <class T, class Transformer>
 class Coupling {
+  static_assert(check_transformer<Transformer>());
+  static_assert(std::is_same_v<typename Transformer::Scalar, T>,
+                "knead: Coupling<T, Transformer> needs a "
+                "transformer on the same scalar T");
+
  public:
   using Scalar = T;
 
   /// Dimensions [0, split) condition and [split, dim) are transformed.
   Coupling(Index dim, Index split, CouplingOptions<T> options = {})
-      : Coupling(CouplingPartition::from_split(names().type, dim, split), std::move(options)) {}
+      : Coupling(CouplingPartition::from_split(name(), dim, split), std::move(options)) {}
   /// mask[i] = 1: dimension i conditions (passes through); 0: it is transformed. dim = mask size.
   explicit Coupling(const std::vector<int>& mask, CouplingOptions<T> options = {})
-      : Coupling(CouplingPartition::from_mask(names().type, mask), std::move(options)) {}
+      : Coupling(CouplingPartition::from_mask(name(), mask), std::move(options)) {}
   /// The same for a braced mask such as {1, 0, 1}; without it, {1, 0} would also match (dim, split).
   explicit Coupling(std::initializer_list<int> mask, CouplingOptions<T> options = {})
       : Coupling(std::vector<int>(mask), std::move(options)) {}
 
-  static constexpr std::string_view name() { return names().type; }
+  /// "AffineCoupling", "AdditiveCoupling": the transformer's label + "Coupling".
+  static constexpr std::string_view name() {
+    return detail::JoinedName<Transformer::label, detail::coupling_word>::value;
+  }
   [[nodiscard]] Index dim() const { return partition_.dim(); }
   [[nodiscard]] const CouplingPartition& partition() const { return partition_; }
-  [[nodiscard]] const LogScaleGuard<T>& guard() const { return guard_; }
-  /// The conditioner: |A| inputs, |B| (additive) or 2|B| (affine) outputs.
+  [[nodiscard]] const Transformer& transformer() const { return transformer_; }
+  /// The log-scale guard (transformers that have one, such as the affine).
+  [[nodiscard]] const LogScaleGuard<T>& guard() const requires requires(const Transformer& t) { t.guard(); }
+  { return transformer_.guard(); }
+  /// The conditioner: |A| inputs, P·|B| outputs.
   [[nodiscard]] Mlp<T>& conditioner() { return net_; }
   [[nodiscard]] const Mlp<T>& conditioner() const { return net_; }
 
   void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
-    detail::check_batch(names().forward, u, dim());
+    detail::check_batch(forward_name(), u, dim());
     condition(u);
-    // x_B = u_B ⊙ e^s + t, written over a copy of u so x_A = u_A
-    if constexpr (HasScale) {
-      CouplingPartition::gather<T>(partition_.transformed(), u, input_half_);  // backward needs u_B
-      scale_ = log_scale_.array().exp();
-      half_ = input_half_.cwiseProduct(scale_) + shift();
-      log_det = log_scale_.colwise().sum();
-    } else {
-      CouplingPartition::gather<T>(partition_.transformed(), u, half_);
-      half_ += shift();
-      log_det.setZero(u.cols());
-    }
+    // x_B = f(u_B; θ), written over a copy of u so x_A = u_A; u_B is kept for backward
+    CouplingPartition::gather<T>(partition_.transformed(), u, input_half_);
+    transformer_.forward(params(), input_half_, half_, element_log_det_, workspace_);
+    log_det = element_log_det_.colwise().sum();
     x = u;
     CouplingPartition::scatter<T>(partition_.transformed(), half_, x);
     record(Direction::forward, u.cols());
   }
 
   void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
-    detail::check_batch(names().inverse, x, dim());
+    detail::check_batch(inverse_name(), x, dim());
     condition(x);
-    // u_B = (x_B − t) ⊙ e^{−s}; u_B is kept: backward needs it for ∂L/∂s
-    CouplingPartition::gather<T>(partition_.transformed(), x, half_);
-    half_ -= shift();
-    if constexpr (HasScale) {
-      scale_ = (-log_scale_.array()).exp();
-      half_.array() *= scale_.array();
-      log_det = -log_scale_.colwise().sum();
-    } else {
-      log_det.setZero(x.cols());
-    }
+    // u_B = f⁻¹(x_B; θ); u_B (half_) is kept: backward needs it
+    CouplingPartition::gather<T>(partition_.transformed(), x, input_half_);
+    transformer_.inverse(params(), input_half_, half_, element_log_det_, workspace_);
+    log_det = element_log_det_.colwise().sum();
     u = x;
     CouplingPartition::scatter<T>(partition_.transformed(), half_, u);
     record(Direction::inverse, x.cols());
@@ -182,43 +201,19 @@ class Coupling {
 
   void backward(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in) {
     if (last_ == Direction::none)
-      detail::fail<std::logic_error>(names().backward,
+      detail::fail<std::logic_error>(backward_name(),
                                      "no forward or inverse pass to differentiate; call "
                                      "forward_and_log_det or inverse_and_log_det first",
                                      NoGrad::hint);
-    detail::check_backward(names().backward, grad_out, grad_log_det, dim(), cols_);
+    detail::check_backward(backward_name(), grad_out, grad_log_det, dim(), cols_);
     const bool forward = last_ == Direction::forward;
-    const Index m = transformed_size();
-    // rows [0, m): ∂L/∂t; rows [m, 2m): ∂L/∂a (affine only)
+    // ∂L/∂θ of the transformer into grad_net_ (the conditioner's output layout); ∂L/∂x_B becomes
+    // ∂L/∂u_B in place (or the reverse after an inverse pass)
     grad_net_.resize(net_.outputs(), cols_);
-    auto grad_shift = grad_net_.topRows(m);
     CouplingPartition::gather<T>(partition_.transformed(), grad_out, grad_half_);
-    auto grad_s = grad_net_.bottomRows(HasScale ? m : 0);
-    if (forward) {
-      // x_B = u_B ⊙ e^s + t:  ∂L/∂u_B = ∂L/∂x_B ⊙ e^s,  ∂L/∂t = ∂L/∂x_B,
-      //                       ∂L/∂s = ∂L/∂x_B ⊙ u_B ⊙ e^s + ∂L/∂ld   (log|det| = Σ s)
-      grad_shift = grad_half_;
-      if constexpr (HasScale) {
-        grad_s = grad_half_.cwiseProduct(scale_).cwiseProduct(input_half_);
-        grad_s.rowwise() += grad_log_det;
-        grad_half_.array() *= scale_.array();
-      }
-    } else {
-      // u_B = (x_B − t) ⊙ e^{−s}:  ∂L/∂x_B = ∂L/∂u_B ⊙ e^{−s},  ∂L/∂t = −∂L/∂x_B,
-      //                            ∂L/∂s = −∂L/∂u_B ⊙ u_B − ∂L/∂ld   (log|det| = −Σ s)
-      if constexpr (HasScale) {
-        grad_s = -grad_half_.cwiseProduct(half_);
-        grad_s.rowwise() -= grad_log_det;
-        grad_half_.array() *= scale_.array();
-      }
-      grad_shift = -grad_half_;
-    }
-    // s = guard(a):  ∂L/∂a = ∂L/∂s ⊙ guard'(a)   (in place: grad_s becomes ∂L/∂a)
-    if constexpr (HasScale) {
-      guard_.derivative(raw_log_scale(), log_scale_, guard_slope_);
-      grad_s.array() *= guard_slope_.array();
-    }
-    // A feeds the conditioner and passes through: ∂L/∂in_A = ∂L/∂out_A + (∂t,a/∂in_A)ᵀ [∂L/∂t; ∂L/∂a]
+    transformer_.backward(last_, params(), forward ? input_half_ : half_, grad_half_, grad_log_det,
+                          ParamBlocks<T>::stacked(grad_net_, transformed_size()), workspace_);
+    // A feeds the conditioner and passes through: ∂L/∂in_A = ∂L/∂out_A + (∂θ/∂in_A)ᵀ ∂L/∂θ
     net_.backward(grad_net_, &grad_conditioning_);
     const auto& rows = partition_.conditioning();
     for (std::size_t r = 0; r < rows.size(); ++r) grad_conditioning_.row(Index(r)) += grad_out.row(rows[r]);
@@ -236,45 +231,46 @@ class Coupling {
   }
 
  private:
-  struct Names {
-    std::string_view type, forward, inverse, backward;
-  };
-  static constexpr Names names() {
-    if constexpr (HasScale)
-      return {"AffineCoupling", "AffineCoupling::forward_and_log_det", "AffineCoupling::inverse_and_log_det",
-              "AffineCoupling::backward"};
-    else
-      return {"AdditiveCoupling", "AdditiveCoupling::forward_and_log_det",
-              "AdditiveCoupling::inverse_and_log_det", "AdditiveCoupling::backward"};
+  static constexpr std::string_view forward_name() {
+    return detail::JoinedName<Transformer::label, detail::forward_suffix>::value;
+  }
+  static constexpr std::string_view inverse_name() {
+    return detail::JoinedName<Transformer::label, detail::inverse_suffix>::value;
+  }
+  static constexpr std::string_view backward_name() {
+    return detail::JoinedName<Transformer::label, detail::backward_suffix>::value;
   }
 
   Coupling(CouplingPartition partition, CouplingOptions<T> options)
       : partition_(std::move(partition)),
-        guard_(options.guard),
-        net_(conditioner_sizes(partition_, options.hidden), options.seed, {}, options.identity_init) {
-    if constexpr (HasScale) guard_.validate(names().type);
+        transformer_(detail::transformer_from<Transformer>(options)),
+        net_(conditioner_sizes(partition_, options.hidden, transformer_), options.seed, {},
+             options.identity_init) {
+    transformer_.validate(name());
   }
 
   static std::vector<Index> conditioner_sizes(const CouplingPartition& partition,
-                                              const std::vector<Index>& hidden) {
+                                              const std::vector<Index>& hidden,
+                                              const Transformer& transformer) {
     std::vector<Index> sizes{Index(partition.conditioning().size())};
     for (const Index h : hidden) {
-      detail::check_positive(names().type, "hidden layer size", h);
+      detail::check_positive(name(), "hidden layer size", h);
       sizes.push_back(h);
     }
-    sizes.push_back(Index(partition.transformed().size()) * (HasScale ? 2 : 1));
+    sizes.push_back(Index(partition.transformed().size()) * transformer.params_per_dim());
     return sizes;
   }
 
   [[nodiscard]] Index transformed_size() const { return Index(partition_.transformed().size()); }
-  [[nodiscard]] auto shift() const { return net_out_.topRows(transformed_size()); }
-  [[nodiscard]] auto raw_log_scale() const { return net_out_.bottomRows(transformed_size()); }
+  /// The transformer's parameters: the conditioner's outputs of the last pass.
+  [[nodiscard]] ParamBlocks<const T> params() const {
+    return ParamBlocks<const T>::stacked(net_out_, transformed_size());
+  }
 
-  /// Runs the conditioner on the A half of `in`; sets net_out_ = [t; a] and, affine, log_scale_ = guard(a).
+  /// Runs the conditioner on the A half of `in` into net_out_ (the transformer's parameters).
   void condition(MatrixCRef<T> in) const {
     CouplingPartition::gather<T>(partition_.conditioning(), in, conditioning_);
     net_.forward(conditioning_, net_out_);
-    if constexpr (HasScale) guard_.apply(raw_log_scale(), log_scale_);
   }
 
   void record(Direction d, Index cols) const {
@@ -283,25 +279,25 @@ class Coupling {
   }
 
   CouplingPartition partition_;
-  LogScaleGuard<T> guard_;
+  Transformer transformer_;
   Mlp<T> net_;  // its (const) forward() keeps the activations backward() needs
 
   // workspaces of the last pass, for backward
-  mutable Matrix<T> conditioning_;  // in_A
-  mutable Matrix<T> net_out_;       // [t; a]
-  mutable Matrix<T> log_scale_;     // s = guard(a)
-  mutable Matrix<T> scale_;         // e^{±s}, the factor applied to the B half
-  mutable Matrix<T> half_;          // the B half of the output (u_B after an inverse pass)
-  mutable Matrix<T> input_half_;    // u_B of a forward pass (affine only)
+  mutable Matrix<T> conditioning_;     // in_A
+  mutable Matrix<T> net_out_;          // the transformer's parameters, stacked
+  mutable Matrix<T> input_half_;       // the B half of the input
+  mutable Matrix<T> half_;             // the B half of the output
+  mutable Matrix<T> element_log_det_;  // log|det| of each element of the B half
+  mutable typename Transformer::Workspace workspace_;
   mutable Direction last_ = Direction::none;
   mutable Index cols_ = 0;
-  Matrix<T> grad_net_, grad_half_, grad_conditioning_, guard_slope_;
+  Matrix<T> grad_net_, grad_half_, grad_conditioning_;
 };
 
 template <class T>
-using AffineCoupling = Coupling<T, true>;
+using AffineCoupling = Coupling<T, AffineTransformer<T>>;
 template <class T>
-using AdditiveCoupling = Coupling<T, false>;
+using AdditiveCoupling = Coupling<T, AdditiveTransformer<T>>;
 
 static_assert(check_bijector<AffineCoupling<double>>());
 static_assert(check_bijector<AdditiveCoupling<float>>());

@@ -20,14 +20,16 @@ namespace knead {
 /// - inverse (density, data → noise):   u_i = x_i·exp(α_i(u_{<i})) + μ_i(u_{<i}), D sequential passes;
 /// - log|det ∂x/∂u| = −Σ_i α_i(u_{<i}).
 ///
-/// Parameters, options and errors are Maf's (error messages name Maf's functions).
+/// Parameters and options are Maf's; error messages name Iaf's functions (Invert tells the Maf it
+/// wraps to name itself as its inverse, see Autoregressive::name_as_inverse).
 template <class T>
 using Iaf = Invert<Maf<T>>;
 
 /// An IAF layer on `dim` dimensions.
 template <class T>
 [[nodiscard]] Iaf<T> make_iaf(Index dim, MafOptions<T> options = {}) {
-  return Iaf<T>(Maf<T>(dim, std::move(options)));
+  // construction errors name Iaf too
+  return Iaf<T>(Maf<T>(dim, std::move(options), typename Maf<T>::NamedAsIaf{}));
 }
 
 static_assert(check_bijector<Iaf<double>>());

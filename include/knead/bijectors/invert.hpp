@@ -26,7 +26,10 @@ class Invert {
  public:
   using Scalar = typename B::Scalar;
 
-  explicit Invert(B inner) : inner_(std::move(inner)) {}
+  /// A B with name_as_inverse() (Maf) is told to name its inverse in error messages (Iaf).
+  explicit Invert(B inner) : inner_(std::move(inner)) {
+    if constexpr (requires { inner_.name_as_inverse(); }) inner_.name_as_inverse();
+  }
 
   [[nodiscard]] static std::string name() { return "Invert<" + bijector_name<B>() + ">"; }
   [[nodiscard]] Index dim() const { return inner_.dim(); }

@@ -6,7 +6,6 @@
 /// only on the dimensions generated before i in a chosen order.
 
 #include <algorithm>
-#include <array>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -75,11 +74,12 @@ class InputOrder {
   std::vector<Index> permutation_;
 };
 
-/// A masked MLP with ReLU hidden layers and 2·D outputs: rows [0, D) are the shifts μ_i and rows
-/// [D, 2D) the raw log-scales a_i of input dimension i, each a function of the dimensions generated
+/// A masked MLP with ReLU hidden layers and P·D outputs, P parameters per dimension (2 by default):
+/// row p·D + i is parameter p of input dimension i (for MAF's affine transformer, rows [0, D) the
+/// shifts μ_i and rows [D, 2D) the raw log-scales a_i), each a function of the dimensions generated
 /// before i only.
 ///
-/// Degrees (Germain et al. 2015, §4): input dimension order[k] has degree k + 1; both outputs of
+/// Degrees (Germain et al. 2015, §4): input dimension order[k] has degree k + 1; all P outputs of
 /// dimension i have the degree of input i. The units of each hidden layer get the degrees
 /// 1, 2, …, D−1, 1, 2, … and are then sorted ascending within the layer, so every mask is a
 /// staircase (an incremental sampler can recompute only a block of units per step). Masks:
@@ -97,22 +97,32 @@ class InputOrder {
 /// learnable constants. For D = 1 that is all there is: the hidden units get degree 0, so they see
 /// no input (bias-only features, relu(b)) and feed both outputs, which are therefore constants
 /// computed from the biases.
+///
+/// The masks, weights and values of the first 2·D outputs do not depend on P beyond the last
+/// layer's size: P = 2 is MAF's network.
 template <class T>
 class Made {
  public:
   using Scalar = T;
 
   /// `hidden` = the hidden layer sizes (may be empty); `seed` draws the initial weights (see Mlp);
-  /// `zero_last_layer` makes every output exactly zero at the start (an identity MAF).
+  /// `zero_last_layer` makes every output exactly zero at the start (an identity MAF);
+  /// `params_per_dim` = P, the outputs per input dimension.
   Made(Index dim, std::vector<Index> hidden, const InputOrder& order = {}, std::uint64_t seed = 0,
-       bool zero_last_layer = false)
+       bool zero_last_layer = false, Index params_per_dim = 2)
       : dim_(dim),
+        params_per_dim_(checked_params_per_dim("Made", params_per_dim)),
         order_(validate("Made", dim, hidden, order)),
         input_degrees_(input_degrees_of(order_)),
         hidden_degrees_(hidden_degrees_of(dim, hidden)),
-        output_degrees_(output_degrees_of(input_degrees_)),
-        mlp_(layer_sizes(dim, hidden), seed, masks_of(input_degrees_, hidden_degrees_, output_degrees_),
-             zero_last_layer) {
+        output_degrees_(output_degrees_of(input_degrees_, params_per_dim_)),
+        mlp_(layer_sizes(dim, hidden, params_per_dim_), seed,
+             masks_of(input_degrees_, hidden_degrees_, output_degrees_), zero_last_layer) {
+    // step_rows_[k·P + p] = p·D + order[k]: the outputs incremental_step(k) computes
+    step_rows_.resize(std::size_t(dim_ * params_per_dim_));
+    for (Index k = 0; k < dim_; ++k)
+      for (Index p = 0; p < params_per_dim_; ++p)
+        step_rows_[std::size_t(k * params_per_dim_ + p)] = p * dim_ + order_[std::size_t(k)];
     // units_up_to_[l][k] = number of units of hidden layer l with degree ≤ k (they are sorted)
     for (const auto& layer : hidden_degrees_) {
       std::vector<Index> counts(std::size_t(dim_) + 1);
@@ -140,22 +150,30 @@ class Made {
     return order.resolve(function, dim);
   }
 
+  /// Checks a number of outputs per dimension (at least 1), naming `function` in errors.
+  static Index checked_params_per_dim(std::string_view function, Index params_per_dim) {
+    detail::check_positive(function, "parameters per dimension", params_per_dim);
+    return params_per_dim;
+  }
+
   [[nodiscard]] Index dim() const { return dim_; }
+  /// P: the outputs per input dimension (row p·D + i is parameter p of dimension i).
+  [[nodiscard]] Index params_per_dim() const { return params_per_dim_; }
   /// order()[k] = the input dimension generated k-th.
   [[nodiscard]] const std::vector<Index>& order() const { return order_; }
   /// Degree of each input dimension i (order()[k] has degree k + 1).
   [[nodiscard]] const std::vector<Index>& input_degrees() const { return input_degrees_; }
   /// Degrees of the units of each hidden layer, ascending within a layer.
   [[nodiscard]] const std::vector<std::vector<Index>>& hidden_degrees() const { return hidden_degrees_; }
-  /// Degree of each of the 2·D outputs (that of input i for rows i and D + i).
+  /// Degree of each of the P·D outputs (that of input i for rows p·D + i).
   [[nodiscard]] const std::vector<Index>& output_degrees() const { return output_degrees_; }
   /// The masked network; its masks() are the 0/1 connectivity, one (out × in) matrix per layer.
   [[nodiscard]] const Mlp<T>& mlp() const { return mlp_; }
   [[nodiscard]] Mlp<T>& mlp() { return mlp_; }
 
-  /// out (2D × N) = [μ; a] for the D × N batch x. Keeps the activations for backward() (not under
-  /// NoGrad).
-  /// `then(c0, c1)`: the caller's work on columns [c0, c1) of out, run as in Mlp::forward().
+  /// out (PD × N) = the P parameters of every dimension, stacked, for the D × N batch x. Keeps the
+  /// activations for backward() (not under NoGrad). `then(c0, c1)`: the caller's work on columns [c0, c1) of
+  /// out, run as in Mlp::forward().
   template <class ColumnsDone = NoColumns>
   void forward(MatrixCRef<T> x, Matrix<T>& out, ColumnsDone&& then = {}) const {
     detail::check_batch("Made::forward", x, dim_);
@@ -163,7 +181,7 @@ class Made {
     last_cols_ = NoGrad::active() ? -1 : x.cols();
   }
 
-  /// Given ∂L/∂out (2D × N) of the last forward(), adds ∂L/∂θ into gradients() when
+  /// Given ∂L/∂out (PD × N) of the last forward(), adds ∂L/∂θ into gradients() when
   /// `accumulate_parameters` and writes ∂L/∂x into *grad_in unless it is null. `first` and
   /// `then`: the caller's work on columns of grad_out and *grad_in, run as in Mlp::backward().
   template <class ColumnsFirst = NoColumns, class ColumnsDone = NoColumns>
@@ -171,8 +189,8 @@ class Made {
                 ColumnsFirst&& first = {}, ColumnsDone&& then = {}) {
     if (last_cols_ < 0)
       detail::fail<std::logic_error>("Made::backward", "no forward pass to differentiate", NoGrad::hint);
-    if (grad_out.rows() != 2 * dim_ || grad_out.cols() != last_cols_)
-      detail::fail("Made::backward", "expected a ", 2 * dim_, "x", last_cols_,
+    if (grad_out.rows() != params_per_dim_ * dim_ || grad_out.cols() != last_cols_)
+      detail::fail("Made::backward", "expected a ", params_per_dim_ * dim_, "x", last_cols_,
                    " output gradient (the shape of the last forward), got ", grad_out.rows(), "x",
                    grad_out.cols());
     mlp_.backward(grad_out, grad_in, accumulate_parameters, first, then);
@@ -181,17 +199,18 @@ class Made {
   // ---- incremental evaluation (sequential sampling) -------------------------------------------
   // Units of degree k depend only on the inputs of degree ≤ k, and the outputs of the dimension
   // generated k-th (degree k + 1) only on units of degree ≤ k. So a sequential pass that generates
-  // the dimensions one by one computes, at step k, just the hidden units of degree k and the two
+  // the dimensions one by one computes, at step k, just the hidden units of degree k and the P
   // outputs of dimension order()[k]: every unit once, instead of D full passes.
 
-  /// Starts an incremental pass on n columns (`out` is sized 2D × n); returns the input buffer,
+  /// Starts an incremental pass on n columns (`out` is sized PD × n); returns the input buffer,
   /// zero, whose row order()[k] the caller sets after step k.
   Matrix<T>& begin_incremental(Index n, Matrix<T>& out) const {
     last_cols_ = -1;
     return mlp_.begin_partial(n, out);
   }
-  /// Step k on columns [c0, c1): the hidden units of degree k, then rows i and D + i of `out`
-  /// (μ_i and a_i) for i = order()[k], from the input rows of the dimensions generated before.
+  /// Step k on columns [c0, c1): the hidden units of degree k, then rows p·D + i of `out` (the P
+  /// parameters of dimension i, in order of p) for i = order()[k], from the input rows of the
+  /// dimensions generated before.
   void incremental_step(Index k, Index c0, Index c1, Matrix<T>& out) const {
     const auto hidden = Index(hidden_degrees_.size());
     for (Index l = 0; l < hidden; ++l) {
@@ -204,8 +223,8 @@ class Made {
                              .subspan(std::size_t(begin), std::size_t(end - begin)),
                          inputs, c0, c1, out);
     }
-    const Index i = order_[std::size_t(k)];
-    const std::array<Index, 2> rows{i, dim_ + i};
+    const auto rows = std::span<const Index>(step_rows_)
+                          .subspan(std::size_t(k * params_per_dim_), std::size_t(params_per_dim_));
     const Index inputs = hidden == 0 ? dim_ : units_up_to_.back()[std::size_t(k)];
     mlp_.forward_units(hidden, rows, inputs, c0, c1, out);
   }
@@ -244,16 +263,18 @@ class Made {
     return degrees;
   }
 
-  static std::vector<Index> output_degrees_of(const std::vector<Index>& input_degrees) {
-    std::vector<Index> degrees = input_degrees;
-    degrees.insert(degrees.end(), input_degrees.begin(), input_degrees.end());
+  /// The input degrees repeated P times: row p·D + i has the degree of input i.
+  static std::vector<Index> output_degrees_of(const std::vector<Index>& input_degrees, Index params_per_dim) {
+    std::vector<Index> degrees;
+    for (Index p = 0; p < params_per_dim; ++p)
+      degrees.insert(degrees.end(), input_degrees.begin(), input_degrees.end());
     return degrees;
   }
 
-  static std::vector<Index> layer_sizes(Index dim, const std::vector<Index>& hidden) {
+  static std::vector<Index> layer_sizes(Index dim, const std::vector<Index>& hidden, Index params_per_dim) {
     std::vector<Index> sizes{dim};
     sizes.insert(sizes.end(), hidden.begin(), hidden.end());
-    sizes.push_back(2 * dim);
+    sizes.push_back(params_per_dim * dim);
     return sizes;
   }
 
@@ -282,6 +303,7 @@ class Made {
   }
 
   Index dim_;
+  Index params_per_dim_;
   std::vector<Index> order_;
   std::vector<Index> input_degrees_;
   std::vector<std::vector<Index>> hidden_degrees_;
@@ -289,6 +311,7 @@ class Made {
   Mlp<T> mlp_;
   std::vector<std::vector<Index>> units_up_to_;  // per hidden layer: units of degree ≤ k, k = 0..D
   std::vector<std::vector<Index>> unit_index_;   // per hidden layer: 0, 1, …, size − 1
+  std::vector<Index> step_rows_;                 // [k·P, (k+1)·P): the output rows of step k
   mutable Index last_cols_ = -1;                 // columns of the last forward(), checked by backward()
 };
 

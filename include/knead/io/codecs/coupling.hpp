@@ -3,14 +3,17 @@
 /// The file formats of AffineCoupling and AdditiveCoupling (docs/format.md): a node with "mask",
 /// "hidden" and (affine) "guard", and the conditioner as PREFIX.conditioner.layers.L.weight / .bias.
 
+#include <type_traits>
+
 #include "knead/bijectors/coupling.hpp"
 #include "knead/io/codecs/support.hpp"
 
 namespace knead::io::flow_detail {
 
-template <class T, bool HasScale>
-struct Codec<Coupling<T, HasScale>> {
-  using X = Coupling<T, HasScale>;
+template <class T, class Transformer>
+struct Codec<Coupling<T, Transformer>> {
+  using X = Coupling<T, Transformer>;
+  static constexpr bool HasScale = std::is_same_v<Transformer, AffineTransformer<T>>;
   static constexpr std::string_view type_name = HasScale ? "AffineCoupling" : "AdditiveCoupling";
   static Json config(const X& x) {
     Json node{{"type", type_name},
