@@ -372,6 +372,10 @@ TEMPLATE_TEST_CASE("broken and hostile flow files are refused with a message say
                      "format version 2 is newer than this knead reads (1)");
     check_refused<T>(edited([](Editable& e) { e.meta["knead.format_version"] = "-1"; }),
                      "not a version number");
+    check_refused<T>(edited([](Editable& e) { e.meta["knead.format_version"] = "0"; }),
+                     "format version 0 does not exist (versions start at 1)");
+    check_refused<T>(edited([](Editable& e) { e.meta["knead.format_version"] = "000"; }),
+                     "format version 000 does not exist");
     check_refused<T>(edited([](Editable& e) { e.meta["knead.scalar"] = "F16"; }), "expected F32 or F64");
     Editable e(valid);
     e.meta["knead.flow"] = "{\"dim\": 3,";

@@ -388,6 +388,8 @@ FlowHeader read_header(const SafetensorsFile& file, ScalarConversion conversion)
   if (version.empty() || version.size() > 9 ||
       !std::all_of(version.begin(), version.end(), [](char c) { return c >= '0' && c <= '9'; }))
     bad("metadata", "'knead.format_version' is ", io::detail::describe(version), ", not a version number");
+  if (std::stoi(version) < 1)
+    bad("metadata", "format version ", version, " does not exist (versions start at 1)");
   if (std::stoi(version) > flow_format_version)
     bad("metadata", "format version ", version, " is newer than this knead reads (", flow_format_version,
         "); update knead");
