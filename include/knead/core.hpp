@@ -12,12 +12,14 @@
 /// only Eigen too; include them one by one.
 
 #include "knead/core/bijector.hpp"
+#include "knead/core/conditional.hpp"
 #include "knead/core/no_grad.hpp"
 #include "knead/core/parameters.hpp"
 #include "knead/core/threads.hpp"
 #include "knead/core/types.hpp"
 
 #include "knead/bijectors/any_bijector.hpp"
+#include "knead/bijectors/autoregressive.hpp"
 #include "knead/bijectors/batch_norm.hpp"
 #include "knead/bijectors/chain.hpp"
 #include "knead/bijectors/coupling.hpp"
@@ -32,6 +34,9 @@
 #include "knead/nn/log_scale_guard.hpp"
 #include "knead/nn/made.hpp"
 #include "knead/nn/mlp.hpp"
+#include "knead/transformers/additive.hpp"
+#include "knead/transformers/affine.hpp"
+#include "knead/transformers/transformer.hpp"
 
 #include "knead/distributions/any_distribution.hpp"
 #include "knead/distributions/diagonal_normal.hpp"
