@@ -164,7 +164,7 @@ std::string precision_of(const Options& o) {
 /// The help of --flow: each flow kind's name and description.
 std::string flow_help() {
   std::string help = "the flow:";
-  for (const auto& kind : knead::flow_kind_table)
+  for (const auto& kind : knead::flow_kinds<double>)
     help += "\n  " + std::string(kind.name) + ": " + std::string(kind.description);
   return help;
 }

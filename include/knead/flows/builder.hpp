@@ -147,28 +147,33 @@ inline constexpr FlowKindEntry<T> flow_kinds[] = {
      &flow_layers::mlp<T>},
 };
 
-/// The names and descriptions of the flow kinds, which do not depend on the scalar type.
-inline constexpr const auto& flow_kind_table = flow_kinds<double>;
+// The lookups by name below do not depend on the scalar type; they are templates (T defaults to
+// double) so that the table, and with it every flow's build function, is instantiated only in
+// programs that look a flow kind up: as plain inline functions they instantiated flow_kinds<double>
+// in every translation unit including this header (+11 s of compile time, bench/README.md).
 
 /// The names of the flow kinds, in the table's order.
-[[nodiscard]] inline std::vector<std::string> flow_kind_names() {
+template <class T = double>
+[[nodiscard]] std::vector<std::string> flow_kind_names() {
   std::vector<std::string> names;
-  for (const auto& entry : flow_kind_table) names.emplace_back(entry.name);
+  for (const auto& entry : flow_kinds<T>) names.emplace_back(entry.name);
   return names;
 }
 
-[[nodiscard]] inline FlowKind parse_flow_kind(std::string_view name) {
+template <class T = double>
+[[nodiscard]] FlowKind parse_flow_kind(std::string_view name) {
   std::string expected;
-  const std::size_t n = std::size(flow_kind_table);
+  const std::size_t n = std::size(flow_kinds<T>);
   for (std::size_t i = 0; i < n; ++i) {
-    if (flow_kind_table[i].name == name) return flow_kind_table[i].kind;
-    expected += std::string(i == 0 ? "" : i + 1 == n ? " or " : ", ") + std::string(flow_kind_table[i].name);
+    if (flow_kinds<T>[i].name == name) return flow_kinds<T>[i].kind;
+    expected += std::string(i == 0 ? "" : i + 1 == n ? " or " : ", ") + std::string(flow_kinds<T>[i].name);
   }
   detail::fail("parse_flow_kind", "unknown flow '", name, "' (expected ", expected, ")");
 }
 
-[[nodiscard]] inline std::string_view to_string(FlowKind kind) {
-  for (const auto& entry : flow_kind_table)
+template <class T = double>
+[[nodiscard]] std::string_view to_string(FlowKind kind) {
+  for (const auto& entry : flow_kinds<T>)
     if (entry.kind == kind) return entry.name;
   return "?";
 }
