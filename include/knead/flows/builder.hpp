@@ -46,19 +46,10 @@ std::uint64_t layer_seed(const FlowSpec<T>& spec, Index i) {
   return spec.seed * 1000003u + std::uint64_t(i) + 1;
 }
 
-template <class T>
-MafOptions<T> maf_options(const FlowSpec<T>& spec, Index i) {
-  MafOptions<T> options;
-  options.hidden = spec.hidden;
-  options.guard = spec.guard;
-  options.identity_init = spec.identity_init;
-  options.seed = layer_seed(spec, i);
-  return options;
-}
-
-template <class T>
-CouplingOptions<T> coupling_options(const FlowSpec<T>& spec, Index i) {
-  CouplingOptions<T> options;
+/// The options of layer i's conditioner (MafOptions or CouplingOptions, which share these fields).
+template <class Options, class T>
+Options layer_options(const FlowSpec<T>& spec, Index i) {
+  Options options;
   options.hidden = spec.hidden;
   options.guard = spec.guard;
   options.identity_init = spec.identity_init;
@@ -87,20 +78,21 @@ void check_coupling_dim(const FlowSpec<T>& spec) {
 
 template <class T>
 void maf(DynamicChain<T>& chain, const FlowSpec<T>& spec) {
-  stack(chain, spec, [&](Index i) { return Maf<T>(spec.dim, maf_options(spec, i)); });
+  stack(chain, spec, [&](Index i) { return Maf<T>(spec.dim, layer_options<MafOptions<T>>(spec, i)); });
 }
 
 template <class T>
 void iaf(DynamicChain<T>& chain, const FlowSpec<T>& spec) {
-  stack(chain, spec, [&](Index i) { return make_iaf<T>(spec.dim, maf_options(spec, i)); });
+  stack(chain, spec, [&](Index i) { return make_iaf<T>(spec.dim, layer_options<MafOptions<T>>(spec, i)); });
 }
 
 /// Couplings split the dimensions in halves: [0, dim/2) conditions [dim/2, dim).
 template <class T>
 void realnvp(DynamicChain<T>& chain, const FlowSpec<T>& spec) {
   check_coupling_dim(spec);
-  stack(chain, spec,
-        [&](Index i) { return AffineCoupling<T>(spec.dim, spec.dim / 2, coupling_options(spec, i)); });
+  stack(chain, spec, [&](Index i) {
+    return AffineCoupling<T>(spec.dim, spec.dim / 2, layer_options<CouplingOptions<T>>(spec, i));
+  });
 }
 
 /// NICE's diagonal scaling layer comes first: additive couplings alone preserve volume.
@@ -108,8 +100,9 @@ template <class T>
 void nice(DynamicChain<T>& chain, const FlowSpec<T>& spec) {
   check_coupling_dim(spec);
   chain.push_back(Scale<T>(spec.dim));
-  stack(chain, spec,
-        [&](Index i) { return AdditiveCoupling<T>(spec.dim, spec.dim / 2, coupling_options(spec, i)); });
+  stack(chain, spec, [&](Index i) {
+    return AdditiveCoupling<T>(spec.dim, spec.dim / 2, layer_options<CouplingOptions<T>>(spec, i));
+  });
 }
 
 /// TriangularAffine, then `layers` times (PReLU, TriangularAffine); batch_norm does not apply.
