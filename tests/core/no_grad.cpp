@@ -18,14 +18,6 @@ using namespace knead;
 
 namespace {
 
-template <class T>
-using Flow = test::SmallFlow<T>;
-
-template <class T>
-Flow<T> make(FlowKind kind, Index dim) {
-  return test::small_flow<T>(kind, dim, 9);
-}
-
 template <class P>
 std::vector<double> gradients_of(P& p) {
   const auto g = p.gradients();
@@ -59,7 +51,7 @@ TEMPLATE_TEST_CASE("Passes under NoGrad give the same values, bit for bit", "[co
       for (const Index n : {7, 300}) {
         DYNAMIC_SECTION(to_string(kind) << ", batch " << n << ", " << threads << " thread(s)") {
           const test::ThreadCount count(threads);
-          const Flow<T> flow = make<T>(kind, 4);
+          const test::SmallFlow<T> flow = test::small_flow<T>(kind, 4, 9);
           const Matrix<T> x = test::random_batch<T>(4, n, rng);
           RowVector<T> kept, not_kept;
           Matrix<T> sample_kept, sample_not_kept;

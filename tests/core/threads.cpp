@@ -30,21 +30,13 @@ struct FixedWeights {
   FixedWeights& operator=(const FixedWeights&) = delete;
 };
 
-template <class T>
-using Flow = test::SmallFlow<T>;
-
-template <class T>
-Flow<T> make(FlowKind kind, Index dim) {
-  return test::small_flow<T>(kind, dim, 4);
-}
-
 struct Result {
   Matrix<double> log_prob, gradients;
   double loss;
 };
 
 template <class T>
-Result evaluate(Flow<T> flow, const Matrix<T>& x, int threads, std::vector<double> weights = {}) {
+Result evaluate(test::SmallFlow<T> flow, const Matrix<T>& x, int threads, std::vector<double> weights = {}) {
   ThreadCount count(threads);
   const FixedWeights fixed(weights);
   RowVector<T> lp;
@@ -221,7 +213,7 @@ TEMPLATE_TEST_CASE("Any thread count and split gives one thread's log-densities 
   for (const FlowKind kind : {FlowKind::maf, FlowKind::iaf, FlowKind::realnvp}) {
     for (const Index n : {33, 96, 257}) {
       DYNAMIC_SECTION(to_string(kind) << ", batch " << n) {
-        const Flow<T> flow = make<T>(kind, 5);
+        const test::SmallFlow<T> flow = test::small_flow<T>(kind, 5, 4);
         const Matrix<T> x = test::random_batch<T>(5, n, rng);
         const Result one = evaluate(flow, x, 1);
         for (const auto& [threads, weights] : std::vector<std::pair<int, std::vector<double>>>{

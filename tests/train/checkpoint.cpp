@@ -29,7 +29,7 @@ using test::copy_of;
 using test::shifted_normal;
 using test::TempDir;
 
-TrainerOptions quiet(TrainerOptions o) {
+TrainerOptions without_progress(TrainerOptions o) {
   o.progress = nullptr;
   return o;
 }
@@ -177,16 +177,17 @@ TEMPLATE_TEST_CASE("A run resumed from a checkpoint ends bit for bit as an unint
   };
   SECTION("without validation, interrupted between checkpoints") {
     // 7 steps per checkpoint, stopped at 17: the resume starts again from step 14
-    check_resume(make_flow, adam, quiet({.batch_size = 32, .max_steps = 60, .seed = 5}), 7, 17, fit, resume);
+    check_resume(make_flow, adam, without_progress({.batch_size = 32, .max_steps = 60, .seed = 5}), 7, 17,
+                 fit, resume);
   }
   SECTION("with a validation split, clipping and restore_best") {
     const auto h = check_resume(make_flow, adam,
-                                quiet({.batch_size = 40,
-                                       .max_steps = 60,
-                                       .seed = 6,
-                                       .validation_fraction = 0.2,
-                                       .validation_every = 4,
-                                       .max_gradient_norm = 0.5}),
+                                without_progress({.batch_size = 40,
+                                                  .max_steps = 60,
+                                                  .seed = 6,
+                                                  .validation_fraction = 0.2,
+                                                  .validation_every = 4,
+                                                  .max_gradient_norm = 0.5}),
                                 10, 30, fit, resume);
     CHECK(h.history.validation.size() == 15);
   }
@@ -206,8 +207,8 @@ TEST_CASE("A resumed run with early stopping and SGD ends as an uninterrupted on
   const auto sgd = [](auto& flow) {
     return Sgd<double>(flow, {.lr = 0.02, .momentum = 0.9, .nesterov = true});
   };
-  const TrainerOptions options =
-      quiet({.batch_size = 50, .max_steps = 3000, .seed = 8, .validation_every = 5, .patience = 3});
+  const TrainerOptions options = without_progress(
+      {.batch_size = 50, .max_steps = 3000, .seed = 8, .validation_every = 5, .patience = 3});
   const auto full = train(make_flow, sgd, options, [&](auto& trainer, auto&) { return fit(trainer); });
   REQUIRE(full.history.stop_reason == StopReason::early_stopping);
   REQUIRE(full.history.restored_best);
@@ -244,7 +245,7 @@ TEST_CASE("A run stopped by max_steps continues to a larger max_steps", "[train]
   const auto make_flow = [] { return affine_flow<double>(3); };
   const auto sgd = [](auto& flow) { return Sgd<double>(flow, {.lr = 0.05, .momentum = 0.5}); };
   const TempDir dir;
-  const TrainerOptions full = quiet({.batch_size = 30, .max_steps = 25, .seed = 4});
+  const TrainerOptions full = without_progress({.batch_size = 30, .max_steps = 25, .seed = 4});
   const auto uninterrupted = train(make_flow, sgd, full, [&](auto& t, auto&) { return t.fit(data); });
   TrainerOptions first = full;
   first.max_steps = 12;
@@ -265,7 +266,7 @@ TEST_CASE("A MAF flow resumes bit for bit and is deterministic given its seed", 
   const auto fit = [&](auto& trainer) { return trainer.fit(data); };
   const auto make_flow = [] { return maf_flow<double>(); };
   const auto adam = [](auto& flow) { return Adam<double>(flow, {.lr = 0.01}); };
-  const TrainerOptions options = quiet(
+  const TrainerOptions options = without_progress(
       {.batch_size = 64, .max_steps = 40, .seed = 11, .validation_fraction = 0.25, .validation_every = 8});
   const auto h = check_resume(make_flow, adam, options, 5, 23, data);
   CHECK(h.history.train_loss.back() < h.history.train_loss.front());  // it did learn
@@ -288,7 +289,7 @@ TEMPLATE_TEST_CASE("A flow with BatchNorm resumes bit for bit, running statistic
   const auto make = [] { return batch_norm_flow<T>(); };
   const auto adam = [](auto& flow) { return Adam<T>(flow, {.lr = 0.01}); };
   // validation runs in evaluation mode, on the running statistics: its NLLs must match too
-  const TrainerOptions options = quiet(
+  const TrainerOptions options = without_progress(
       {.batch_size = 32, .max_steps = 30, .seed = 13, .validation_fraction = 0.25, .validation_every = 5});
   check_resume(make, adam, options, 4, 17, data);
 
@@ -387,8 +388,8 @@ TEST_CASE("Broken checkpoints and checkpoints of another run are rejected", "[tr
   const Matrix<double> data = shifted_normal<double>(2, 120, rng, 0.5);
   const TempDir dir;
   const fs::path path = dir / "good.ckpt";
-  const TrainerOptions options =
-      quiet({.batch_size = 20, .max_steps = 10, .seed = 3, .checkpoint_every = 5, .checkpoint_path = path});
+  const TrainerOptions options = without_progress(
+      {.batch_size = 20, .max_steps = 10, .seed = 3, .checkpoint_every = 5, .checkpoint_path = path});
   {
     auto flow = affine_flow<double>();
     Trainer(flow, Adam<double>(flow), options).fit(data);
@@ -590,7 +591,7 @@ TEST_CASE("A failed checkpoint write leaves the previous checkpoint intact", "[t
   const Matrix<double> data = shifted_normal<double>(2, 100, rng, 1.0);
   const auto adam = [](auto& flow) { return Adam<double>(flow, {.lr = 0.05}); };
   const auto make_flow = [] { return affine_flow<double>(); };
-  const TrainerOptions base = quiet({.batch_size = 25, .max_steps = 20, .seed = 2});
+  const TrainerOptions base = without_progress({.batch_size = 25, .max_steps = 20, .seed = 2});
   const auto uninterrupted = train(make_flow, adam, base, [&](auto& t, auto&) { return t.fit(data); });
   const TempDir dir;
   const fs::path path = dir / "run.ckpt";
