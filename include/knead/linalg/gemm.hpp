@@ -171,8 +171,8 @@ struct PackedGemm {
   /// as `b` says: packed by pack_rhs of the same kernel (a depth range of it needs no repacking), or
   /// as stored (knead's kernels only); stored as `store` says (knead's kernels do it in the tiles'
   /// stores).
-  static void multiply(KernelPath kernel, T* c, Index ldc, const T* a, Index lda, Index rows, Index depth,
-                       const RhsView<T>& b, Index cols, const Store<T>& store = {}) {
+  static void multiply([[maybe_unused]] KernelPath kernel, T* c, Index ldc, const T* a, Index lda, Index rows,
+                       Index depth, const RhsView<T>& b, Index cols, const Store<T>& store = {}) {
     if (rows <= 0 || cols <= 0) return;
 #if KNEAD_HAS_X86_KERNELS
     if constexpr (std::is_same_v<T, float>) {

@@ -16,10 +16,11 @@
 /// cannot run, or an unknown name, is refused with std::invalid_argument.
 ///
 /// Switching paths: each network pass (knead::Mlp) packs the weights and batches it reads at its
-/// start, for the path then in force, so a switch between passes is safe. A switch while a pass
-/// runs (on another thread) is the caller's error: the pass may then read a layout packed for the
-/// other kernel. The avx512 and avx2 kernels share their packed layouts, and compute each entry of
-/// a product with the same chain of fused multiply-adds.
+/// start, for the path then in force, so a switch between passes is safe (tested). A switch while
+/// a pass runs (from another thread) is the caller's error, which knead does not detect: the pass
+/// may read a layout packed for another kernel, or pack more of a batch than its buffer was sized
+/// for. The avx512 and avx2 kernels share their packed layouts, and compute each entry of a general
+/// product with the same chain of fused multiply-adds (their thin products sum in different orders).
 
 #include <atomic>
 #include <cstdlib>

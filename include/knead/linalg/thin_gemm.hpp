@@ -186,6 +186,9 @@ void thin_multiply(const T* a, Index a_row, Index a_col, Index m, Index depth, c
       return thin_rows_avx2(a, m, depth, x, ldx, n, c, ldc, rows, store);
     }
   }
+#else
+  (void)a, (void)a_row, (void)a_col, (void)m, (void)depth, (void)x, (void)ldx, (void)n, (void)c, (void)ldc,
+      (void)rows, (void)store;  // (no kernel to give them to)
 #endif
   detail::fail<std::logic_error>("thin_multiply", "runs on knead's float kernels only, not on the '",
                                  to_string(path), "' path");
@@ -323,6 +326,9 @@ void thin_weight_gradient(const T* g, Index ldg, Index m, const T* x, Index ldx,
         gw[i + c * ldgw] += mask == nullptr ? ct[c + i * in] : ct[c + i * in] * mask[i + c * m];
     return;
   }
+#else
+  (void)g, (void)ldg, (void)m, (void)x, (void)ldx, (void)in, (void)n, (void)mask, (void)gw,
+      (void)ldgw;  // (no kernel to give them to)
 #endif
   detail::fail<std::logic_error>("thin_weight_gradient", "runs on knead's float kernels only, not on the '",
                                  to_string(path), "' path");
