@@ -127,7 +127,7 @@ struct Avx2Sgemm : PanelLayout {
     __m256 acc[R][W], ak[R];
     for (int r = 0; r < R; ++r) ak[r] = _mm256_loadu_ps(a + r * 8);
     for (int j = 0; j < W; ++j) {
-      const __m256 bj = _mm256_broadcast_ss(b + j * col_stride);
+      const __m256 bj = _mm256_set1_ps(b[j * col_stride]);
       for (int r = 0; r < R; ++r) acc[r][j] = _mm256_mul_ps(ak[r], bj);
     }
     for (Index k = 1; k < depth; ++k) {
@@ -135,7 +135,7 @@ struct Avx2Sgemm : PanelLayout {
       b += k_stride;
       for (int r = 0; r < R; ++r) ak[r] = _mm256_loadu_ps(a + r * 8);
       for (int j = 0; j < W; ++j) {
-        const __m256 bj = _mm256_broadcast_ss(b + j * col_stride);
+        const __m256 bj = _mm256_set1_ps(b[j * col_stride]);
         for (int r = 0; r < R; ++r) acc[r][j] = _mm256_fmadd_ps(ak[r], bj, acc[r][j]);
       }
     }

@@ -262,7 +262,7 @@ KNEAD_AVX2 void thin_gradient_sums_avx2(const float* g, Index ldg, const float* 
           xv[r] = partial && r + 1 == vectors ? _mm256_maskload_ps(xk + 8 * r, mask)
                                               : _mm256_loadu_ps(xk + 8 * r);
         for (int i = 0; i < M; ++i) {
-          const __m256 gi = _mm256_broadcast_ss(g + i + k * ldg);
+          const __m256 gi = _mm256_set1_ps(g[i + k * ldg]);
           for (int r = 0; r < vectors; ++r) acc[r][i] = _mm256_fmadd_ps(xv[r], gi, acc[r][i]);
         }
       }
