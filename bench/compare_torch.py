@@ -33,6 +33,13 @@ flows/builder.hpp):
   step D=64 h512: torch/OpenBLAS threads 1/1 6.0k/s, 2/1 6.1k, 1/2 8.2k, 2/2 2.0k).
   --torch-threads and --blas-threads set them apart.
 
+Kernels: bench_flows reports the kernel path it ran on (KNEAD_KERNEL=avx512|avx2|portable, passed
+through the environment; the CPU's best by default), and the script prints and records it.
+PyTorch's are chosen by the environment the script starts with (it imports torch itself): e.g.
+OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 for AVX2 kernels on both sides:
+    OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 KNEAD_KERNEL=avx2 \
+        /usr/bin/python3 bench/compare_torch.py --bench build/bench/bench_flows --threads 1
+
 2-thread figures depend on where the host puts the virtual CPUs: with bench_machine built next to
 bench_flows, the script measures a cache line's round trip between CPUs 0 and 1 before each
 2-thread row and around each scaling measurement, and reports it (see bench/machine.cpp).
@@ -293,6 +300,10 @@ def knead_name(config, kind, family, threads):
     return f"BM_{family}<FlowKind::{kind}>/config:{config}/threads:{threads}/real_time"
 
 
+# The kernel paths bench_flows reported ("knead_kernel" in its context): one per script run.
+KNEAD_KERNELS_SEEN = set()
+
+
 def knead_medians(bench, names, repetitions, min_time, interleave=False):
     """Runs the bench_flows benchmarks `names` in one process; returns each one's median run (a
     dict of Google Benchmark's JSON). With `interleave`, their repetitions run in random order."""
@@ -305,7 +316,12 @@ def knead_medians(bench, names, repetitions, min_time, interleave=False):
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"compare_torch.py: {' '.join(command)} failed:\n{result.stderr}")
-    medians = {run["run_name"]: run for run in json.loads(result.stdout)["benchmarks"]
+    report = json.loads(result.stdout)
+    kernel = report.get("context", {}).get("knead_kernel", "unknown")
+    if KNEAD_KERNELS_SEEN and kernel not in KNEAD_KERNELS_SEEN:
+        raise RuntimeError(f"{bench} ran on the kernel path {kernel}, before on {KNEAD_KERNELS_SEEN}")
+    KNEAD_KERNELS_SEEN.add(kernel)
+    medians = {run["run_name"]: run for run in report["benchmarks"]
                if run.get("aggregate_name", "median") == "median"}
     if any(n not in medians for n in names):
         raise RuntimeError(f"{bench}: no result for {names}; is it a bench_flows of this version?")
@@ -424,6 +440,19 @@ def other_targets(rows, scaling):
     return lines
 
 
+def knead_kernel():
+    """The kernel path bench_flows ran on."""
+    return ", ".join(sorted(KNEAD_KERNELS_SEEN)) or "not run"
+
+
+def torch_kernels():
+    """PyTorch's CPU capability and OpenBLAS core type, as the environment chose them."""
+    capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", None)
+    return (f"ATEN_CPU_CAPABILITY={os.environ.get('ATEN_CPU_CAPABILITY', '(unset)')}"
+            + (f" (in use: {capability()})" if capability else "")
+            + f", OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+
+
 def load():
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -502,7 +531,8 @@ def main():
                     rows.append({"config": config, "flow": kind, "family": family, "threads": n,
                                  "knead": rates[0][0], "torch": rates[1][0],
                                  "knead_cpu": rates[0][1], "torch_cpu": rates[1][1],
-                                 "round_trip_ns": round_trip})
+                                 "round_trip_ns": round_trip, "knead_kernel": knead_kernel(),
+                                 "torch_kernels": torch_kernels()})
                     print(f"  {label(config)} {kind} {family} threads {n}: knead {si(rates[0][0])}/s, "
                           f"torch {si(rates[1][0])}/s", file=sys.stderr, flush=True)
 
@@ -518,6 +548,7 @@ def main():
                 ratio = knead_thread_scaling(args.bench, config, kind, max(repetitions, 8), min_time)
                 scaling[(config, kind)] = (ratio, [before, core_round_trip(args.bench)])
     print(f"load average at end: {load()}")
+    print(f"knead kernel path: {knead_kernel()}; PyTorch: {torch_kernels()}")
     print()
     print(table(rows))
     print("ratio = knead / torch samples/s by wall clock; pass/fail against issue #4's target (the\n"

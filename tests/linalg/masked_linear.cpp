@@ -1,12 +1,18 @@
 #include "knead/linalg/masked_linear.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <random>
+#include <tuple>
+#include <vector>
 
 #include "knead/nn/made.hpp"
+#include "linalg/kernel_paths.hpp"
 #include "linalg/mask_examples.hpp"
 #include "support.hpp"
 
 using namespace knead;
+using linalg::KernelPath;
 using linalg::MaskBlock;
 using linalg::MaskedLinearPlan;
 
@@ -73,6 +79,9 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan's layouts are the covers of its mask and of
 
 TEMPLATE_TEST_CASE("MaskedLinearPlan kernels match the dense products with W ⊙ M", "[linalg][masked_linear]",
                    float, double) {
+  const KernelPath path = GENERATE(from_range(test::kernel_paths_here()));
+  const test::KernelPathScope on_path(path);
+  INFO(linalg::to_string(path) << " path");
   Rng rng(5);
   std::vector<Matrix<TestType>> masks = test::made_masks<TestType>();
   masks.push_back(test::random_mask<TestType>(40, 30, 0.5, rng));
@@ -85,6 +94,9 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan kernels match the dense products with W ⊙
 
 TEMPLATE_TEST_CASE("MaskedLinearPlan's weight gradient in shares is the whole one bit for bit",
                    "[linalg][masked_linear]", float, double) {
+  const KernelPath path = GENERATE(from_range(test::kernel_paths_here()));
+  const test::KernelPathScope on_path(path);
+  INFO(linalg::to_string(path) << " path");
   // Uneven shares, as threads of different speeds get: every entry is summed by one share, and the
   // cuts fall on the kernel's row panels, so the sums must not change in the last bit. 300 columns
   // make two slices of the batch for the 512-input layer.
@@ -122,6 +134,9 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan's weight gradient in shares is the whole on
 
 TEMPLATE_TEST_CASE("MaskedLinearPlan kernels slice batches wider than the cache", "[linalg][masked_linear]",
                    float, double) {
+  const KernelPath path = GENERATE(from_range(test::kernel_paths_here()));
+  const test::KernelPathScope on_path(path);
+  INFO(linalg::to_string(path) << " path");
   // 600 columns: the batch is packed in slices of 256 columns (512 inputs) or 512 (64 inputs)
   Rng rng(6);
   const Made<TestType> made(64, {512, 512}, InputOrder::reversed(), 2);
@@ -133,6 +148,9 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan kernels slice batches wider than the cache"
 
 TEMPLATE_TEST_CASE("MaskedLinearPlan packs the same weights whole or in parts", "[linalg][masked_linear]",
                    float, double) {
+  const KernelPath path = GENERATE(from_range(test::kernel_paths_here()));
+  const test::KernelPathScope on_path(path);
+  INFO(linalg::to_string(path) << " path");
   Rng rng(8);
   const Made<TestType> made(64, {512, 512}, InputOrder::identity(), 4);
   for (const auto& mask : made.mlp().masks()) {
@@ -157,6 +175,9 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan packs the same weights whole or in parts", 
 
 TEMPLATE_TEST_CASE("MaskedLinearPlan shares the packing of one large block between threads",
                    "[linalg][masked_linear]", float, double) {
+  const KernelPath path = GENERATE(from_range(test::kernel_paths_here()));
+  const test::KernelPathScope on_path(path);
+  INFO(linalg::to_string(path) << " path");
   // An unmasked layer is a single block: the shares cut it by row panels, about in proportion.
   Rng rng(9);
   for (const auto& [out, in] : std::vector<std::pair<Index, Index>>{{512, 512}, {130, 70}, {4, 64}}) {
@@ -177,10 +198,9 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan shares the packing of one large block betwe
       const double packed_by_first =
           double(std::count_if(half.begin(), half.end(), [](TestType v) { return v != TestType(0); })) /
           double(w.size());
-      // whole row panels (64 rows in knead's AVX-512 kernel, 48 or fewer in Eigen's): within one panel of
-      // half
+      // whole row panels (64 rows in knead's kernels, 48 or fewer in Eigen's): within one panel of half
       const double panel =
-          double(linalg::PackedGemm<TestType>::mr(plan.template own_kernel<TestType>(transposed))) /
+          double(linalg::PackedGemm<TestType>::mr(plan.template kernel<TestType>(transposed))) /
           double(transposed ? in : out);
       CHECK(packed_by_first >= 0.5 - panel);
       CHECK(packed_by_first <= 0.5 + panel);
@@ -190,10 +210,13 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan shares the packing of one large block betwe
 
 TEMPLATE_TEST_CASE("MaskedLinearPlan computes chosen rows from the first inputs, and the bias gradient",
                    "[linalg][masked_linear]", float, double) {
+  const KernelPath path = GENERATE(from_range(test::kernel_paths_here()));
+  const test::KernelPathScope on_path(path);
+  INFO(linalg::to_string(path) << " path");
   // forward_rows: rows `rows` of (W⊙M) x + b (ReLU'd or not) from the first `input_cols` inputs, into
   // those rows of y only, against the dense product with the other inputs cut off; few rows (the
-  // dot-product path on AVX-512) and many. backward_bias: Σ_j g(:, j), the same summed whole or by
-  // shares of the rows.
+  // dot-product path on knead's kernel paths) and many. backward_bias: Σ_j g(:, j), the same summed whole or
+  // by shares of the rows.
   using T = TestType;
   Rng rng(17);
   const T tolerance = std::is_same_v<T, float> ? T(1e-4) : T(1e-12);
@@ -235,5 +258,61 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan computes chosen rows from the first inputs,
       plan.backward_bias(g.data(), out, n, parts.data(), share);
     CHECK(whole == parts);
     CHECK((whole - start - g.rowwise().sum()).cwiseAbs().maxCoeff() < tolerance * T(n));
+  }
+}
+
+TEST_CASE("A MADE computes the same on each kernel path, across thread counts and path switches",
+          "[linalg][masked_linear]") {
+  // Each pass packs the weights (and batches) it reads for the path then in force: a switch between
+  // passes, even between a forward pass and its backward pass, computes what the new path computes
+  // (to rounding: the backward pass reads the activations the forward one computed). On one path, 1
+  // and 2 threads give the same bits. (D = 2: its output layer and its input gradients are thin
+  // products; D = 64: blocks of 16 rows or more.)
+  Rng rng(23);
+  const std::vector<KernelPath> paths = test::kernel_paths_here();
+  auto close = [](const auto& a, const auto& b) {
+    const auto va = Eigen::Map<const Vector<float>>(a.data(), Index(a.size()));
+    const auto vb = Eigen::Map<const Vector<float>>(b.data(), Index(b.size()));
+    return (va - vb).cwiseAbs().maxCoeff() <= 1e-4f * std::max(1.0f, vb.cwiseAbs().maxCoeff());
+  };
+  for (const Index dim : {2, 64}) {
+    Made<float> made(dim, {64, 64}, InputOrder::reversed(), 2);
+    const Matrix<float> x = test::random_batch<float>(dim, 300, rng);
+    const Matrix<float> g = test::random_batch<float>(2 * dim, 300, rng);
+    // output, input gradient and parameter gradient of one forward and backward pass: the forward
+    // on path `forward`, the backward on `backward`, on `threads` threads
+    auto pass = [&](KernelPath forward, KernelPath backward, int threads) {
+      const test::ThreadCount count(threads);
+      Matrix<float> y, gx;
+      std::ranges::fill(made.mlp().gradients(), 0.0f);
+      {
+        const test::KernelPathScope on_path(forward);
+        made.mlp().forward(x, y);
+      }
+      const test::KernelPathScope on_path(backward);
+      made.mlp().backward(g, &gx);
+      return std::tuple{y, gx,
+                        std::vector<float>(made.mlp().gradients().begin(), made.mlp().gradients().end())};
+    };
+    for (const KernelPath p : paths) {
+      INFO("D = " << dim << ", " << linalg::to_string(p) << " path");
+      const auto [y, gx, gp] = pass(p, p, 1);
+      const auto [y2, gx2, gp2] = pass(p, p, 2);
+      CHECK(y == y2);
+      CHECK(gx == gx2);
+      CHECK(gp == gp2);
+      for (const KernelPath q : paths) {
+        INFO("forward on " << linalg::to_string(p) << ", backward on " << linalg::to_string(q));
+        const auto [yq, gxq, gpq] = pass(q, q, 1);
+        const auto [ys, gxs, gps] = pass(p, q, 1);  // switched between the passes
+        CHECK(ys == y);
+        // the paths agree to rounding, and the switched pass with them
+        CHECK(close(yq, y));
+        CHECK(close(gxs, gxq));
+        CHECK(close(gx, gxq));
+        CHECK(close(gps, gpq));
+        CHECK(close(gp, gpq));
+      }
+    }
   }
 }

@@ -1,9 +1,9 @@
 #pragma once
 /// @file
 /// Avx512Sgemm: knead's own float GEMM micro-kernel for AVX-512 (x86-64), which PackedGemm<float>
-/// (gemm.hpp) runs for the layers that ask for it (MaskedLinearPlan::own_kernel: layers of 16 rows or more)
-/// when the CPU has AVX-512F, whatever the compiler flags: the functions are compiled for AVX-512 by
-/// attribute and chosen at run time.
+/// (gemm.hpp) runs on the `avx512` kernel path (kernel_path.hpp) for the products of 16 rows or more,
+/// whatever the compiler flags: the functions are compiled for AVX-512 by attribute and chosen at
+/// run time.
 ///
 /// Why not Eigen's: Eigen 3.4's kernel computes 48 × 4 tiles (12 accumulators); on AMD Zen 4, which
 /// executes a 512-bit FMA as two 256-bit halves, it reached 91 GFLOP/s on a 512 × 512 × 256
@@ -11,22 +11,21 @@
 /// six broadcast columns) use each vector of A loaded six times instead of four and reached 112 in
 /// the same run.
 ///
-/// Layouts. A (rows × depth) is packed in panels of 64 rows, the last one rounded up to a multiple of
-/// 16 rows with zeros; a panel of h rows holds entry (i, k) at k·h + i. B (depth × cols) is read
-/// where it is stored (RhsView::stored) or packed by pack_rhs() in panels of 6 columns (the last
-/// one narrower), a panel of w columns holding (k, j) at k·w + j, so that a depth range of B is a
-/// plain offset into every panel. A tile reads 6 columns of B, which a column-major batch holds in
-/// one contiguous run: packing a layer's input batch (a scalar transpose, 10–15 % of a small
-/// network's time) buys nothing; a transposed B (the batch xᵀ of a weight gradient, one row per
-/// sample) is packed. Every output entry is one chain of FMAs over k in order, whichever tile
-/// computes it: results do not depend on how the rows or columns are split among calls or threads.
+/// Layouts: PanelLayout's (panel_layout.hpp), packed here with AVX-512 where that is faster. A tile
+/// reads 6 columns of B, which a column-major batch holds in one contiguous run: packing a layer's
+/// input batch (a scalar transpose, 10–15 % of a small network's time) buys nothing; a transposed B
+/// (the batch xᵀ of a weight gradient, one row per sample) is packed. Every output entry is one
+/// chain of FMAs over k in order, whichever tile computes it: results do not depend on how the
+/// rows or columns are split among calls or threads.
 
 #include <algorithm>
 #include <cstddef>
 
 #include "knead/core/types.hpp"
+#include "knead/linalg/kernel_path.hpp"
+#include "knead/linalg/panel_layout.hpp"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if KNEAD_HAS_X86_KERNELS
 #include <immintrin.h>
 #define KNEAD_HAS_AVX512_SGEMM 1
 #define KNEAD_AVX512 __attribute__((target("avx512f")))
@@ -36,120 +35,21 @@
 
 namespace knead::linalg {
 
-/// B (depth × cols) as a GEMM micro-kernel reads it: packed by the kernel's pack_rhs() (all
-/// `full_depth` rows of it; the product reads rows first .. first + depth), or, for knead's kernel
-/// only, as stored: entry (k, j) at data[k·k_stride + j·col_stride].
-template <class T>
-struct RhsView {
-  const T* data = nullptr;
-  Index full_depth = 0, first = 0;     // packed
-  Index k_stride = 0, col_stride = 0;  // stored
-  static RhsView packed(const T* data, Index full_depth, Index first = 0) {
-    return {data, full_depth, first, 0, 0};
-  }
-  static RhsView stored(const T* data, Index k_stride, Index col_stride) {
-    return {data, 0, 0, k_stride, col_stride};
-  }
-  [[nodiscard]] bool is_packed() const { return full_depth > 0; }
-};
-
-/// How a product C (rows × cols) = or += A·B is stored: C += A·B by default; with `start`, C's old
-/// values are not read: C = A·B + bias (one entry per row; none when bias is null). Then, with
-/// `relu`, C = max(C, 0); with `gate` (rows × cols, leading dimension ld_gate), C = 0 where
-/// gate ≤ 0 (the derivative of a ReLU whose output is `gate`). So a layer's output or input
-/// gradient is written in the product's own pass instead of more passes over it.
-template <class T>
-struct Store {
-  bool start = false;
-  const T* bias = nullptr;
-  bool relu = false;
-  const T* gate = nullptr;
-  Index ld_gate = 0;
-
-  /// Entry (row, col) of C after the ReLU or the gate (the scalar form of what the tiles do).
-  [[nodiscard]] T finish(T v, Index row, Index col) const {
-    if (relu) return std::max(v, T(0));
-    if (gate != nullptr && !(gate[row + col * ld_gate] > T(0))) return T(0);
-    return v;
-  }
-};
-
-struct Avx512Sgemm {
-  static constexpr Index mr = 64;        ///< rows of a full panel of A (four 16-float vectors)
-  static constexpr Index nr = 6;         ///< columns of a tile (of B and C)
-  static constexpr Index row_step = 16;  ///< the last panel of A is rounded up to this
-
-  /// True when the CPU runs AVX-512F (checked once).
-  static bool available() {
+/// The AVX-512 kernel: tiles of 64 rows (four 16-float vectors) × 6 columns. Its functions run
+/// only on a CPU with AVX-512F (cpu_runs(KernelPath::avx512)).
+struct Avx512Sgemm : PanelLayout {
 #if KNEAD_HAS_AVX512_SGEMM
-    static const bool yes = __builtin_cpu_supports("avx512f");
-    return yes;
-#else
-    return false;
-#endif
-  }
-
-  /// Rows of a packed panel of h rows: h rounded up to whole 16-float vectors.
-  static constexpr Index padded_rows(Index h) { return (h + row_step - 1) / row_step * row_step; }
-
-  /// Entries of A packed.
-  static constexpr Index packed_lhs_size(Index rows, Index depth) { return padded_rows(rows) * depth; }
-
-  /// Packs A (rows × depth; column-major at a with leading dimension lda, or, when `transposed`,
-  /// A = Sᵀ for S column-major depth × rows at a).
+  /// PanelLayout::pack_lhs(), in AVX-512.
   static void pack_lhs(float* packed, const float* a, Index lda, Index rows, Index depth, bool transposed) {
-#if KNEAD_HAS_AVX512_SGEMM
-    if (available()) return pack_lhs_avx512(packed, a, lda, rows, depth, transposed);
-#endif
-    for (Index p0 = 0; p0 < rows; p0 += mr) {
-      const Index h = std::min(mr, rows - p0), padded = padded_rows(h);
-      float* panel = packed + p0 * depth;
-      if (!transposed) {
-        for (Index k = 0; k < depth; ++k) {
-          const float* src = a + p0 + k * lda;
-          float* dst = panel + k * padded;
-          std::copy(src, src + h, dst);
-          std::fill(dst + h, dst + padded, 0.0f);
-        }
-      } else {
-        // A(i, k) = S(k, i) = a[k + i·lda]: read S's columns contiguously
-        for (Index i = 0; i < h; ++i) {
-          const float* src = a + (p0 + i) * lda;
-          for (Index k = 0; k < depth; ++k) panel[k * padded + i] = src[k];
-        }
-        for (Index k = 0; k < depth; ++k)
-          std::fill(panel + k * padded + h, panel + k * padded + padded, 0.0f);
-      }
-    }
+    pack_lhs_avx512(packed, a, lda, rows, depth, transposed);
   }
 
-  /// Packs B (depth × cols; column-major at b with leading dimension ldb, or, when `transposed`,
-  /// B = Sᵀ for S column-major cols × depth at b) into depth · cols entries.
+  /// PanelLayout::pack_rhs(), B = Sᵀ in AVX-512.
   static void pack_rhs(float* packed, const float* b, Index ldb, Index depth, Index cols, bool transposed) {
-#if KNEAD_HAS_AVX512_SGEMM
-    if (transposed && available()) return pack_rhs_transposed_avx512(packed, b, ldb, depth, cols);
-#endif
-    for (Index q0 = 0; q0 < cols; q0 += nr) {
-      const Index w = std::min(nr, cols - q0);
-      float* panel = packed + q0 * depth;
-      if (!transposed) {
-        const float* src = b + q0 * ldb;
-        if (w == nr) {  // the full panel with a constant width, which the compiler unrolls
-          for (Index k = 0; k < depth; ++k)
-            for (Index j = 0; j < nr; ++j) panel[k * nr + j] = src[k + j * ldb];
-        } else {
-          for (Index k = 0; k < depth; ++k)
-            for (Index j = 0; j < w; ++j) panel[k * w + j] = src[k + j * ldb];
-        }
-      } else {
-        // B(k, j) = S(j, k) = b[j + k·ldb]
-        for (Index k = 0; k < depth; ++k)
-          for (Index j = 0; j < w; ++j) panel[k * w + j] = b[q0 + j + k * ldb];
-      }
-    }
+    if (transposed) return pack_rhs_transposed_avx512(packed, b, ldb, depth, cols);
+    PanelLayout::pack_rhs(packed, b, ldb, depth, cols, false);
   }
 
-#if KNEAD_HAS_AVX512_SGEMM
   /// pack_lhs() in 16-row vectors: masked loads read a panel's last rows and give the zeros of its
   /// padding; the transposed layout (weights for input gradients, each pass) moves 16 × 16 blocks
   /// through registers instead of one strided store per entry.
@@ -259,7 +159,7 @@ struct Avx512Sgemm {
   }
 
  private:
-  enum Finish : int { keep = 0, relu = 1, gate = 2 };  ///< what a tile does to C after the sum
+  enum Finish : int{keep = 0, relu = 1, gate = 2};  ///< what a tile does to C after the sum
 
   template <bool Start, int Finish>
   KNEAD_AVX512 static void tiles(float* c, Index ldc, const float* a, Index lda, Index rows, Index depth,

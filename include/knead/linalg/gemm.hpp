@@ -7,8 +7,9 @@
 /// masked layers (PackedGemm): pack_lhs() packs one block of weights (once per pass, shared by all
 /// threads), pack_rhs() packs a thread's slice of the batch once per layer where the kernel needs
 /// it packed, and multiply() multiplies a packed weight block by a depth range of the batch, on
-/// Eigen's micro-kernel or knead's (avx512_sgemm.hpp). Eigen's own GEMM would repack the batch for
-/// every block and every thread would repack the weights.
+/// the kernel of a KernelPath (kernel_path.hpp): Eigen's micro-kernel or knead's (avx512_sgemm.hpp,
+/// avx2_sgemm.hpp). Eigen's own GEMM would repack the batch for every block and every thread would
+/// repack the weights.
 
 #include <algorithm>
 #include <stdexcept>
@@ -18,8 +19,11 @@
 #include <Eigen/Core>
 
 #include "knead/core/types.hpp"
+#include "knead/linalg/avx2_sgemm.hpp"
 #include "knead/linalg/avx512_sgemm.hpp"
 #include "knead/linalg/eigen_internal.hpp"
+#include "knead/linalg/kernel_path.hpp"
+#include "knead/linalg/panel_layout.hpp"
 
 namespace knead::linalg {
 
@@ -79,10 +83,11 @@ void gemm(Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b,
 }
 
 /// The packing routines and micro-kernels for C (column-major) += A·B, A given column-major (or
-/// row-major: the transpose of a column-major matrix) and B column-major: Eigen's (gebp), or, when
-/// the caller asks for it (`own`) and it is available (float, a CPU with AVX-512F), knead's
-/// AVX-512 kernel (avx512_sgemm.hpp). The packed layouts belong to the kernel: pack and multiply
-/// with the same choice. knead's kernel can also read B where it is stored (RhsView::stored).
+/// row-major: the transpose of a column-major matrix) and B column-major, of a kernel named by its
+/// KernelPath: Eigen's (gebp, `portable`), or knead's AVX-512 or AVX2 kernel for float (any path
+/// is Eigen's for other types: see kernel()). The packed layouts belong to the kernel: pack and
+/// multiply with the same one (knead's two kernels share theirs, PanelLayout). knead's kernels can
+/// also read B where it is stored (RhsView::stored). The caller passes only paths the CPU runs.
 template <class T>
 struct PackedGemm {
   using Traits = eigen_internal::gebp_traits<T, T>;
@@ -95,31 +100,37 @@ struct PackedGemm {
   static_assert(16 * sizeof(T) % EIGEN_DEFAULT_ALIGN_BYTES == 0,
                 "MaskedLinearPlan starts packed blocks at multiples of 16 entries");
 
-  /// Whether knead's AVX-512 kernel can run: float on a CPU with AVX-512F.
-  static bool own_kernel_available() {
-    if constexpr (std::is_same_v<T, float>)
-      return Avx512Sgemm::available();
-    else
-      return false;
+  /// The kernel T's products run on for `path`: the path's own for float, Eigen's otherwise.
+  [[nodiscard]] static KernelPath kernel(KernelPath path = kernel_path()) {
+    return std::is_same_v<T, float> ? path : KernelPath::portable;
+  }
+  /// Whether `kernel` is one of knead's own (not Eigen's).
+  [[nodiscard]] static bool knead_kernel(KernelPath kernel) {
+    return PackedGemm::kernel(kernel) != KernelPath::portable;
   }
   /// Rows of the kernel's row panel: work split at multiples of it from a block's top is computed
   /// alike by every part.
-  static Index mr(bool own) { return own ? Avx512Sgemm::mr : Index(Traits::mr); }
+  static Index mr(KernelPath kernel) { return knead_kernel(kernel) ? PanelLayout::mr : Index(Traits::mr); }
   /// Columns of the kernel's panels of B: pack_rhs() of columns [c0, c1) with c0 a multiple of it
   /// (and c1 one, or the end) lands where packing all the columns would put them.
-  static Index nr(bool own) { return own ? Avx512Sgemm::nr : Index(Traits::nr); }
-  /// Entries pack_lhs() may write for a rows × depth block, either kernel: rows rounded up to 16,
+  static Index nr(KernelPath kernel) { return knead_kernel(kernel) ? PanelLayout::nr : Index(Traits::nr); }
+  /// Entries pack_lhs() may write for a rows × depth block, any kernel: rows rounded up to 16,
   /// × depth.
   static constexpr Index packed_lhs_size(Index rows, Index depth) {
-    return Avx512Sgemm::packed_lhs_size(rows, depth);
+    return PanelLayout::packed_lhs_size(rows, depth);
   }
 
   /// Packs the rows × depth block A (column-major at a with leading dimension lda, or, when
   /// `transposed`, A = Sᵀ for S column-major at a, depth × rows) into at most
   /// packed_lhs_size(rows, depth) entries at packed.
-  static void pack_lhs(bool own, T* packed, const T* a, Index lda, Index rows, Index depth, bool transposed) {
+  static void pack_lhs(KernelPath kernel, T* packed, const T* a, Index lda, Index rows, Index depth,
+                       bool transposed) {
     if constexpr (std::is_same_v<T, float>) {
-      if (own) return Avx512Sgemm::pack_lhs(packed, a, lda, rows, depth, transposed);
+#if KNEAD_HAS_AVX512_SGEMM
+      if (kernel == KernelPath::avx512) return Avx512Sgemm::pack_lhs(packed, a, lda, rows, depth, transposed);
+#endif
+      if (kernel != KernelPath::portable)
+        return PanelLayout::pack_lhs(packed, a, lda, rows, depth, transposed);
     }
     if (transposed) {
       eigen_internal::gemm_pack_lhs<T, Index, RowMapper, Traits::mr, Traits::LhsProgress,
@@ -136,11 +147,15 @@ struct PackedGemm {
 
   /// Packs the depth × cols matrix B (column-major at b with leading dimension ldb, or, when
   /// `transposed`, B = Sᵀ for S column-major at b, cols × depth) into depth · cols entries, in
-  /// panels of nr(own) columns.
-  static void pack_rhs(bool own, T* packed, const T* b, Index ldb, Index depth, Index cols,
+  /// panels of nr(kernel) columns.
+  static void pack_rhs(KernelPath kernel, T* packed, const T* b, Index ldb, Index depth, Index cols,
                        bool transposed = false) {
     if constexpr (std::is_same_v<T, float>) {
-      if (own) return Avx512Sgemm::pack_rhs(packed, b, ldb, depth, cols, transposed);
+#if KNEAD_HAS_AVX512_SGEMM
+      if (kernel == KernelPath::avx512) return Avx512Sgemm::pack_rhs(packed, b, ldb, depth, cols, transposed);
+#endif
+      if (kernel != KernelPath::portable)
+        return PanelLayout::pack_rhs(packed, b, ldb, depth, cols, transposed);
     }
     if (transposed) {
       eigen_internal::gemm_pack_rhs<T, Index, RowMapper, Traits::nr, Eigen::RowMajor> pack;
@@ -152,19 +167,21 @@ struct PackedGemm {
   }
 
   /// C(rows × cols) (+)= A·B for A (rows × depth) packed by pack_lhs of the same kernel (lda 0) or, for
-  /// knead's kernel, as stored (column-major, leading dimension lda, rows a multiple of 16), and B
+  /// knead's kernels, as stored (column-major, leading dimension lda, rows a multiple of 16), and B
   /// as `b` says: packed by pack_rhs of the same kernel (a depth range of it needs no repacking), or
-  /// as stored (knead's kernel only); stored as `store` says (knead's kernel does it in the tiles'
+  /// as stored (knead's kernels only); stored as `store` says (knead's kernels do it in the tiles'
   /// stores).
-  static void multiply(bool own, T* c, Index ldc, const T* a, Index lda, Index rows, Index depth,
-                       const RhsView<T>& b, Index cols, const Store<T>& store = {}) {
+  static void multiply([[maybe_unused]] KernelPath kernel, T* c, Index ldc, const T* a, Index lda, Index rows,
+                       Index depth, const RhsView<T>& b, Index cols, const Store<T>& store = {}) {
     if (rows <= 0 || cols <= 0) return;
-#if KNEAD_HAS_AVX512_SGEMM
+#if KNEAD_HAS_X86_KERNELS
     if constexpr (std::is_same_v<T, float>) {
-      if (own && depth > 0) {
-        if (lda != 0 && rows % Avx512Sgemm::row_step != 0)
+      if (knead_kernel(kernel) && depth > 0) {
+        if (lda != 0 && rows % PanelLayout::row_step != 0)
           throw std::logic_error("PackedGemm::multiply: A as stored needs a multiple of 16 rows");
-        return Avx512Sgemm::multiply(c, ldc, a, lda, rows, depth, b, cols, store);
+        if (kernel == KernelPath::avx512)
+          return Avx512Sgemm::multiply(c, ldc, a, lda, rows, depth, b, cols, store);
+        return Avx2Sgemm::multiply(c, ldc, a, lda, rows, depth, b, cols, store);
       }
     }
 #endif
@@ -177,8 +194,9 @@ struct PackedGemm {
     if (depth > 0) {
       if (lda != 0 || !b.is_packed())
         throw std::logic_error("PackedGemm::multiply: Eigen's kernel reads A and B packed only");
-      eigen_internal::gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false> kernel;
-      kernel(ResMapper(c, ldc), a, b.data, rows, depth, cols, T(1), depth, b.full_depth, 0, b.first);
+      eigen_internal::gebp_kernel<T, T, Index, ResMapper, Traits::mr, Traits::nr, false, false>
+          kernel_of_eigen;
+      kernel_of_eigen(ResMapper(c, ldc), a, b.data, rows, depth, cols, T(1), depth, b.full_depth, 0, b.first);
     }
     for (Index j = 0; (store.relu || store.gate != nullptr) && j < cols; ++j)
       for (Index i = 0; i < rows; ++i) c[i + j * ldc] = store.finish(c[i + j * ldc], i, j);

@@ -53,18 +53,19 @@ class MaskedLinearPlan {
 
   [[nodiscard]] const std::vector<MaskBlock>& by_rows() const { return by_rows_; }
   [[nodiscard]] const std::vector<MaskBlock>& by_cols() const { return by_cols_; }
-  /// Whether this layer's forward products (y and ∂L/∂W, whose rows are the layer's outputs), or its
-  /// input gradients when `transposed` (rows: the inputs), run block by block on knead's AVX-512
-  /// kernel (float, AVX-512F) rather than Eigen's. It is faster (about 1.15× on MADE's D=64 hidden
-  /// 512 layers on AMD Zen 4), fuses the bias and ReLU into its tiles and reads the batch without
-  /// packing it, but fills its rows 16 at a time: products with fewer rows are thin().
+  /// The kernel this layer's forward products (y and ∂L/∂W, whose rows are the layer's outputs), or
+  /// its input gradients when `transposed` (rows: the inputs), run on block by block, for the kernel
+  /// path in force (kernel_path.hpp): knead's AVX-512 or AVX2 kernel (float), or Eigen's. knead's
+  /// are faster (about 1.15× on MADE's D=64 hidden 512 layers on AMD Zen 4, AVX-512), fuse the bias
+  /// and ReLU into their tiles and read the batch without packing it, but fill their rows 16 at a
+  /// time: products with fewer rows are thin(), and Eigen's kernel computes those on `portable`.
   template <class T>
-  [[nodiscard]] bool own_kernel(bool transposed = false) const {
-    return rows_of(transposed) >= 16 && PackedGemm<T>::own_kernel_available();
+  [[nodiscard]] KernelPath kernel(bool transposed = false) const {
+    return rows_of(transposed) >= 16 ? PackedGemm<T>::kernel() : KernelPath::portable;
   }
-  /// Whether those products have fewer than 16 rows and run as dot products along k, AVX-512
-  /// (thin_multiply in thin_gemm.hpp), from the rows of W⊙M (or columns, for input gradients) with
-  /// a weight (MADE's D=2 output layer, and its input layer's input gradients).
+  /// Whether those products have fewer than 16 rows and run as dot products along k on knead's
+  /// kernel path (thin_multiply in thin_gemm.hpp), from the rows of W⊙M (or columns, for input
+  /// gradients) with a weight (MADE's D=2 output layer, and its input layer's input gradients).
   template <class T>
   [[nodiscard]] bool thin(bool transposed = false) const {
     return runs_thin<T>(rows_of(transposed));
@@ -105,8 +106,8 @@ class MaskedLinearPlan {
           packed[i * depth + k] = transposed ? entry(k, live[i]) : entry(live[i], k);
       return;
     }
-    const bool own = own_kernel<T>(transposed);
-    const Index mr = PackedGemm<T>::mr(own);
+    const KernelPath kernel = this->kernel<T>(transposed);
+    const Index mr = PackedGemm<T>::mr(kernel);
     const auto& blocks = transposed ? by_cols_ : by_rows_;
     const auto& offsets = transposed ? col_offsets_ : row_offsets_;
     double total = 0, before = 0;  // entries of all blocks, of the blocks before this one
@@ -127,7 +128,7 @@ class MaskedLinearPlan {
       // Eigen packs rows in panels of mr, each depth-major: rows [top, bottom) start at top · depth.
       // Row r of the block is column r of the stored matrix when transposed.
       a += transposed ? top * lda : top;
-      PackedGemm<T>::pack_lhs(own, packed + offsets[i] + top * b.cols, a, lda, bottom - top, b.cols,
+      PackedGemm<T>::pack_lhs(kernel, packed + offsets[i] + top * b.cols, a, lda, bottom - top, b.cols,
                               transposed);
     }
   }
@@ -213,14 +214,14 @@ class MaskedLinearPlan {
       for (Index r = r0; r < r1; ++r) gb[r] += g[r + j * ldg];
   }
 
-  /// Whether backward_weight() reads the layer's input batch as it is (knead's kernel, 64 inputs or
+  /// Whether backward_weight() reads the layer's input batch as it is (knead's kernels, 64 inputs or
   /// fewer) rather than packed: a sample's inputs then span at most four cache lines, and packing
   /// (a transpose) would cost more than the product gains from it. Wider rows, with a leading
   /// dimension of a large power of two, would map the rows a tile reads to a few cache sets.
   /// (A thin() layer packs what it needs itself.)
   template <class T>
   [[nodiscard]] bool reads_inputs_unpacked() const {
-    return (own_kernel<T>() && in_ <= 64) || thin<T>();
+    return (PackedGemm<T>::knead_kernel(kernel<T>()) && in_ <= 64) || thin<T>();
   }
 
   /// Entries of the batch packed by pack_inputs() for n columns (none when reads_inputs_unpacked()).
@@ -236,15 +237,16 @@ class MaskedLinearPlan {
   template <class T>
   void pack_inputs(const T* x, Index ldx, Index n, T* packed, detail::Share share = {}) const {
     if (reads_inputs_unpacked<T>()) return;
-    const Index nr = PackedGemm<T>::nr(own_kernel<T>());
+    const KernelPath kernel = this->kernel<T>();
+    const Index nr = PackedGemm<T>::nr(kernel);
     const auto [c0, c1] = share.of(in_, nr);
     if (c1 <= c0) return;
     const Index slice = batch_slice(in_);
     for (Index j0 = 0; j0 < n; j0 += slice) {
       // slice j0 is depth × in_ entries at j0 · in_, in panels of nr input columns
       const Index depth = std::min(slice, n - j0);
-      PackedGemm<T>::pack_rhs(own_kernel<T>(), packed + j0 * in_ + c0 * depth, x + j0 * ldx + c0, ldx, depth,
-                              c1 - c0, true);
+      PackedGemm<T>::pack_rhs(kernel, packed + j0 * in_ + c0 * depth, x + j0 * ldx + c0, ldx, depth, c1 - c0,
+                              true);
     }
   }
 
@@ -278,7 +280,7 @@ class MaskedLinearPlan {
       T* packed = KernelScratch<T>::ensure(s.pack_b, in_ * std::min(n, slice));
       for (Index j0 = 0; j0 < n; j0 += slice) {
         const Index depth = std::min(slice, n - j0);
-        PackedGemm<T>::pack_rhs(own_kernel<T>(), packed, x + j0 * ldx, ldx, depth, in_, true);
+        PackedGemm<T>::pack_rhs(kernel<T>(), packed, x + j0 * ldx, ldx, depth, in_, true);
         weight_gradient_slice(mask, g + j0 * ldg, ldg, depth, packed, 0, gw, ldgw, share);
       }
       return;
@@ -318,7 +320,7 @@ class MaskedLinearPlan {
     }
     for (Index j = 0; !edges.unstarted.empty() && j < n; ++j)
       for (const Index r : edges.unstarted) c[r + j * ldc] = start(r);
-    multiply_blocks(own_kernel<T>(transposed), transposed ? by_cols_ : by_rows_,
+    multiply_blocks(kernel<T>(transposed), transposed ? by_cols_ : by_rows_,
                     transposed ? col_offsets_ : row_offsets_, edges, packed, b, ldb, depth, c, ldc, n, store);
     const bool finishing = (store.relu || store.gate != nullptr) && !edges.unfinished.empty();
     for (Index j = 0; finishing && j < n; ++j)
@@ -333,8 +335,9 @@ class MaskedLinearPlan {
   template <class T>
   void weight_gradient_slice(const T* mask, const T* g, Index ldg, Index depth, const T* x, Index ldx, T* gw,
                              Index ldgw, detail::Share share) const {
-    const bool own = own_kernel<T>();
-    const Index nr = PackedGemm<T>::nr(own), mr = PackedGemm<T>::mr(own);
+    const KernelPath kernel = this->kernel<T>();
+    const bool reads_stored = PackedGemm<T>::knead_kernel(kernel);
+    const Index nr = PackedGemm<T>::nr(kernel), mr = PackedGemm<T>::mr(kernel);
     auto& s = KernelScratch<T>::local();
     const double total = double(computed_macs());
     double before = 0;  // multiply-adds of the blocks before this one
@@ -350,21 +353,21 @@ class MaskedLinearPlan {
       const Index c1 = packed ? std::min(in_, (b.col + b.cols + nr - 1) / nr * nr) : b.col + b.cols;
       const RhsView<T> rhs =
           packed ? RhsView<T>::packed(x + c0 * depth, depth) : RhsView<T>::stored(x + c0, ldx, 1);
-      // knead's kernel reads g where it is (whole vectors of 16 rows); otherwise it is packed
+      // knead's kernels read g where it is (whole vectors of 16 rows); otherwise it is packed
       const T* a = g + b.row;
       Index lda = ldg;
-      if (!own || b.rows % 16 != 0) {
+      if (!reads_stored || b.rows % 16 != 0) {
         T* packed_g = KernelScratch<T>::ensure(s.pack_a, PackedGemm<T>::packed_lhs_size(b.rows, depth));
-        PackedGemm<T>::pack_lhs(own, packed_g, g + b.row, ldg, b.rows, depth, false);
+        PackedGemm<T>::pack_lhs(kernel, packed_g, g + b.row, ldg, b.rows, depth, false);
         a = packed_g, lda = 0;
       }
       if (!b.partial && c0 == b.col && c1 == b.col + b.cols) {
-        PackedGemm<T>::multiply(own, gw + b.row + b.col * ldgw, ldgw, a, lda, b.rows, depth, rhs, c1 - c0);
+        PackedGemm<T>::multiply(kernel, gw + b.row + b.col * ldgw, ldgw, a, lda, b.rows, depth, rhs, c1 - c0);
         continue;
       }
       T* p = KernelScratch<T>::ensure(s.product, b.rows * (c1 - c0));
       std::fill(p, p + b.rows * (c1 - c0), T(0));
-      PackedGemm<T>::multiply(own, p, b.rows, a, lda, b.rows, depth, rhs, c1 - c0);
+      PackedGemm<T>::multiply(kernel, p, b.rows, a, lda, b.rows, depth, rhs, c1 - c0);
       for (Index c = b.col; c < b.col + b.cols; ++c) {
         const T* pc = p + (c - c0) * b.rows;
         T* gc = gw + b.row + c * ldgw;
@@ -379,22 +382,23 @@ class MaskedLinearPlan {
   }
 
   /// c(:, 0..n) = Σ_blocks A_block · b(block's depth range, :) for the blocks packed at `offsets`
-  /// (rows of c = block rows, depth = block columns), on knead's kernel when `own`, stored as
+  /// (rows of c = block rows, depth = block columns), on `kernel`, stored as
   /// `store` says (with `start`, the rows no block starts must already hold their start, and the
   /// rows no block finishes are finished by the caller; see Edges). The batch b (depth × n) is
-  /// taken a slice of columns at a time, for all blocks. knead's kernel reads it as it is; Eigen's
+  /// taken a slice of columns at a time, for all blocks. knead's kernels read it as it is; Eigen's
   /// needs it packed, once per slice (Eigen's GEMM would repack it for every block).
   template <class T>
-  void multiply_blocks(bool own, const std::vector<MaskBlock>& blocks, const std::vector<Index>& offsets,
-                       const Edges& edges, const T* packed, const T* b, Index ldb, Index depth, T* c,
-                       Index ldc, Index n, const Store<T>& store) const {
+  void multiply_blocks(KernelPath kernel, const std::vector<MaskBlock>& blocks,
+                       const std::vector<Index>& offsets, const Edges& edges, const T* packed, const T* b,
+                       Index ldb, Index depth, T* c, Index ldc, Index n, const Store<T>& store) const {
     const Index slice = batch_slice(depth);
+    const bool reads_stored = PackedGemm<T>::knead_kernel(kernel);
     T* packed_b =
-        own ? nullptr
-            : KernelScratch<T>::ensure(KernelScratch<T>::local().pack_b, depth * std::min(n, slice));
+        reads_stored ? nullptr
+                     : KernelScratch<T>::ensure(KernelScratch<T>::local().pack_b, depth * std::min(n, slice));
     for (Index j0 = 0; j0 < n; j0 += slice) {
       const Index cols = std::min(slice, n - j0);
-      if (!own) PackedGemm<T>::pack_rhs(false, packed_b, b + j0 * ldb, ldb, depth, cols);
+      if (!reads_stored) PackedGemm<T>::pack_rhs(kernel, packed_b, b + j0 * ldb, ldb, depth, cols);
       for (std::size_t i = 0; i < blocks.size(); ++i) {
         const MaskBlock& k = blocks[i];
         // the first block over its rows starts them, the last one finishes them
@@ -403,10 +407,10 @@ class MaskedLinearPlan {
             starts, starts && store.bias != nullptr ? store.bias + k.row : nullptr, finishes && store.relu,
             finishes && store.gate != nullptr ? store.gate + k.row + j0 * store.ld_gate : nullptr,
             store.ld_gate};
-        const RhsView<T> rhs = own ? RhsView<T>::stored(b + k.col + j0 * ldb, 1, ldb)
-                                   : RhsView<T>::packed(packed_b, depth, k.col);
-        PackedGemm<T>::multiply(own, c + k.row + j0 * ldc, ldc, packed + offsets[i], 0, k.rows, k.cols, rhs,
-                                cols, block);
+        const RhsView<T> rhs = reads_stored ? RhsView<T>::stored(b + k.col + j0 * ldb, 1, ldb)
+                                            : RhsView<T>::packed(packed_b, depth, k.col);
+        PackedGemm<T>::multiply(kernel, c + k.row + j0 * ldc, ldc, packed + offsets[i], 0, k.rows, k.cols,
+                                rhs, cols, block);
       }
     }
   }
@@ -475,8 +479,8 @@ class MaskedLinearPlan {
   }
 
   /// Where each block starts in the packed weights: at multiples of 16 entries (64 bytes or more,
-  /// the alignment of Eigen's micro-kernel's loads), each block sized for either kernel
-  /// (PackedGemm::packed_lhs_size: knead's AVX-512 kernel rounds rows up to 16). Also finds the
+  /// the alignment of Eigen's micro-kernel's loads), each block sized for any kernel
+  /// (PackedGemm::packed_lhs_size: knead's kernels round rows up to 16). Also finds the
   /// blocks that start and finish their rows, and the live rows of each layout (find_edges).
   void count_offsets(const std::vector<char>& rows_with_weights = {},
                      const std::vector<char>& cols_with_weights = {}) {

@@ -9,7 +9,7 @@
 
 #include "knead/core/threads.hpp"
 #include "knead/core/types.hpp"
-#include "knead/linalg/avx512_sgemm.hpp"
+#include "knead/linalg/panel_layout.hpp"
 
 namespace knead::linalg {
 
@@ -19,10 +19,10 @@ inline constexpr Index column_align = 16;
 
 /// Columns taken through all the layers at a time by a forward pass of a network whose widest layer
 /// has `widest` units: a slice's activations stay in the cache from the layer that writes them to
-/// the layer that reads them. A multiple of the width of knead's kernel's tiles (a narrower last
+/// the layer that reads them. A multiple of the width of knead's kernels' tiles (a narrower last
 /// tile runs slower).
 [[nodiscard]] inline Index forward_slice(Index widest) {
-  constexpr Index tile = Avx512Sgemm::nr;
+  constexpr Index tile = PanelLayout::nr;
   return std::clamp<Index>(Index(65536) / std::max<Index>(widest, 1), 3 * tile, 4096) / tile * tile;
 }
 
