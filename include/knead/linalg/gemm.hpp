@@ -156,8 +156,8 @@ struct PackedGemm {
   /// as `b` says: packed by pack_rhs of the same kernel (a depth range of it needs no repacking), or
   /// as stored (knead's kernel only); stored as `store` says (knead's kernel does it in the tiles'
   /// stores).
-  static void multiply(bool own, T* c, Index ldc, const T* a, Index lda, Index rows, Index depth,
-                       const RhsView<T>& b, Index cols, const Store<T>& store = {}) {
+  static void multiply([[maybe_unused]] bool own, T* c, Index ldc, const T* a, Index lda, Index rows,
+                       Index depth, const RhsView<T>& b, Index cols, const Store<T>& store = {}) {
     if (rows <= 0 || cols <= 0) return;
 #if KNEAD_HAS_AVX512_SGEMM
     if constexpr (std::is_same_v<T, float>) {

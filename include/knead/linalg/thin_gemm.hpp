@@ -103,8 +103,11 @@ template <class T>
 /// depth: how MaskedLinearPlan packs a thin layer), else copied so. float on AVX-512 only
 /// (PackedGemm::own_kernel_available()).
 template <class T>
-void thin_multiply(const T* a, Index a_row, Index a_col, Index m, Index depth, const T* x, Index ldx, Index n,
-                   T* c, Index ldc, const Index* rows, const Store<T>& store) {
+void thin_multiply([[maybe_unused]] const T* a, [[maybe_unused]] Index a_row, [[maybe_unused]] Index a_col,
+                   [[maybe_unused]] Index m, [[maybe_unused]] Index depth, [[maybe_unused]] const T* x,
+                   [[maybe_unused]] Index ldx, [[maybe_unused]] Index n, [[maybe_unused]] T* c,
+                   [[maybe_unused]] Index ldc, [[maybe_unused]] const Index* rows,
+                   [[maybe_unused]] const Store<T>& store) {  // (unused without the AVX-512 kernel)
 #if KNEAD_HAS_AVX512_SGEMM
   if constexpr (std::is_same_v<T, float>) {
     if (m <= 0 || n <= 0) return;
@@ -167,8 +170,10 @@ KNEAD_AVX512 void thin_gradient_sums(const float* g, Index ldg, const float* x, 
 /// Computed as (G Xᵀ)ᵀ = X Gᵀ by thin_gradient_sums, up to 4 rows of G at a time, into a scratch.
 /// float on AVX-512 only.
 template <class T>
-void thin_weight_gradient(const T* g, Index ldg, Index m, const T* x, Index ldx, Index in, Index n,
-                          const T* mask, T* gw, Index ldgw) {
+void thin_weight_gradient([[maybe_unused]] const T* g, [[maybe_unused]] Index ldg, [[maybe_unused]] Index m,
+                          [[maybe_unused]] const T* x, [[maybe_unused]] Index ldx, [[maybe_unused]] Index in,
+                          [[maybe_unused]] Index n, [[maybe_unused]] const T* mask, [[maybe_unused]] T* gw,
+                          [[maybe_unused]] Index ldgw) {  // (unused without the AVX-512 kernel)
 #if KNEAD_HAS_AVX512_SGEMM
   if constexpr (std::is_same_v<T, float>) {
     if (m <= 0 || in <= 0) return;
