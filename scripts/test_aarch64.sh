@@ -21,7 +21,7 @@ build_seconds=$((SECONDS - start))
 # Emulation is several times slower than the host: each test may take up to 30 minutes.
 start=$SECONDS
 status=0
-ctest --test-dir "$build" --output-on-failure -j"$(nproc)" --timeout 1800 || status=$?
+ctest --test-dir "$build" --output-on-failure -j"$(nproc)" --timeout 1800 --no-tests=error || status=$?
 test_seconds=$((SECONDS - start))
 echo "aarch64: build ${build_seconds} s, tests under qemu ${test_seconds} s (wall time)"
 exit $status
