@@ -182,7 +182,8 @@ TEST_CASE("read_csv shows at most 60 characters of a field in an error", "[data]
     FAIL("a malformed field was read");
   } catch (const std::invalid_argument& e) {
     const std::string what = e.what();
-    CHECK_THAT(what, Catch::Contains("line 2") && Catch::Contains(std::string(60, 'a') + "… (10000000 characters)"));
+    CHECK_THAT(
+        what, Catch::Contains("line 2") && Catch::Contains(std::string(60, 'a') + "… (10000000 characters)"));
     CHECK(what.size() < 300);
   }
 }
