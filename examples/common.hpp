@@ -2,6 +2,7 @@
 // Pieces shared by the example programs: loading a 2-D dataset, the pictures of a trained flow,
 // throughput measurements and summary.json.
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,6 +23,22 @@
 #include "plot/axes.hpp"
 
 namespace example {
+
+/// Command-line checks that state their bound in words (CLI11's PositiveNumber and
+/// NonNegativeNumber print the largest double, 309 digits, as the upper end of their range).
+inline CLI::Validator number_at_least(double lowest, bool strictly, const std::string& name) {
+  return CLI::Validator(
+      [lowest, strictly](std::string& input) -> std::string {
+        double value = 0;
+        const bool read = CLI::detail::lexical_cast(input, value);
+        if (read && std::isfinite(value) && (strictly ? value > lowest : value >= lowest)) return {};
+        return "Value " + input + " must be a finite number " + (strictly ? "greater than " : "at least ") +
+               (lowest == 0 ? std::string("0") : std::to_string(lowest));
+      },
+      name);
+}
+inline const CLI::Validator positive_number = number_at_least(0, true, "POSITIVE");
+inline const CLI::Validator non_negative_number = number_at_least(0, false, "NONNEGATIVE");
 
 using knead::Index;
 using Matrix = knead::Matrix<double>;

@@ -176,13 +176,13 @@ int main(int argc, char** argv) {
   Options o;
   app.add_option("--dataset", o.dataset, "moons, siggraph, or the path of a CSV file with two columns");
   app.add_option("--flow", o.flow, flow_help())->check(CLI::IsMember(knead::flow_kind_names()));
-  app.add_option("--layers", o.layers, "number of flow layers")->check(CLI::PositiveNumber);
+  app.add_option("--layers", o.layers, "number of flow layers")->check(example::positive_number);
   app.add_option("--hidden", o.hidden, "hidden layer sizes of each layer's network, e.g. 64,64")
       ->delimiter(',');
   app.add_flag("--batchnorm", o.batch_norm, "a BatchNorm between layers");
-  app.add_option("--steps", o.steps, "Adam steps (0: no training)")->check(CLI::NonNegativeNumber);
-  app.add_option("--batch", o.batch, "minibatch size")->check(CLI::PositiveNumber);
-  app.add_option("--lr", o.lr, "peak learning rate of the cosine schedule")->check(CLI::PositiveNumber);
+  app.add_option("--steps", o.steps, "Adam steps (0: no training)")->check(example::non_negative_number);
+  app.add_option("--batch", o.batch, "minibatch size")->check(example::positive_number);
+  app.add_option("--lr", o.lr, "peak learning rate of the cosine schedule")->check(example::positive_number);
   app.add_option("--seed", o.seed, "seed of the data, the initial weights and the batches");
   app.add_option("--train-size", o.train_size,
                  "points generated for moons/siggraph (90% train, 10% validation)")
@@ -191,16 +191,16 @@ int main(int argc, char** argv) {
                  "coordinates to train in: standard (per-dimension σ), uniform (one σ), none (centred "
                  "only), auto (uniform for siggraph, else standard)")
       ->check(CLI::IsMember({"auto", "standard", "uniform", "none"}));
-  app.add_option("--noise", o.noise, "noise of the two moons")->check(CLI::NonNegativeNumber);
+  app.add_option("--noise", o.noise, "noise of the two moons")->check(example::non_negative_number);
   app.add_option("--patience", o.patience, "early stopping after this many validations without improvement");
   app.add_option("--guard-bound", o.guard_bound,
                  "bound c of the soft clamp c·tanh(a/c) of log-scales (0: none)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(example::non_negative_number);
   app.add_option("--weight-decay", o.weight_decay, "Adam's decoupled weight decay")
-      ->check(CLI::NonNegativeNumber);
+      ->check(example::non_negative_number);
   app.add_option("--checkpoint-every", o.checkpoint_every,
                  "save the training state to OUT/checkpoint.safetensors every N steps (0: never)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(example::non_negative_number);
   app.add_option(
       "--resume", o.resume,
       "continue the run saved in this checkpoint (give the same options as the run that wrote it)");

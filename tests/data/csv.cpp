@@ -159,3 +159,31 @@ TEST_CASE("read_csv reads files and leaves nothing behind when a load fails", "[
                                                    Catch::Contains("cannot open") &&
                                                    Catch::Contains("none.csv"));
 }
+
+TEST_CASE("read_csv skips a UTF-8 byte order mark at the start of the file", "[data]") {
+  const Matrix<double> data = parse<double>(
+      "\xEF\xBB\xBF"
+      "1.5,2\n3,4\n");
+  REQUIRE((data.rows() == 2 && data.cols() == 2));
+  CHECK(data(0, 0) == 1.5);
+  CHECK(data(1, 1) == 4.0);
+  const CsvTable<double> table = parse_table<double>(
+      "\xEF\xBB\xBF"
+      "x,y\n1,2\n");
+  REQUIRE(table.names.size() == 2);
+  CHECK(table.names[0] == "x");
+  CHECK(table.data.cols() == 1);
+}
+
+TEST_CASE("read_csv shows at most 60 characters of a field in an error", "[data][errors]") {
+  const std::string field(10'000'000, 'a');
+  try {
+    (void)parse<double>("1,2\n3," + field + "\n");
+    FAIL("a malformed field was read");
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    CHECK_THAT(
+        what, Catch::Contains("line 2") && Catch::Contains(std::string(60, 'a') + "… (10000000 characters)"));
+    CHECK(what.size() < 300);
+  }
+}

@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <numbers>
+#include <thread>
 
 #include "conditional_examples.hpp"
 #include "flows.hpp"
@@ -382,4 +383,110 @@ TEST_CASE("A flow refuses non-finite samples and non-finite gradients at its bac
   CHECK_THROWS_WITH(flow.backward_sample_and_log_prob(bad_grad_x, RowVector<double>::Zero(3)),
                     Catch::Contains("TransformedDistribution::backward_sample_and_log_prob: grad_x") &&
                         Catch::Contains("(1, 0)"));
+}
+
+TEST_CASE("Two threads sharing one flow get its values or a clear logic_error, never wrong values",
+          "[distributions][threads][errors]") {
+  // The passes write workspaces the flow owns: two threads inside one flow at once would mix
+  // their intermediate values. Each thread evaluates its own batch (of its own size) many times;
+  // every value returned must be the value the flow gives that batch alone.
+  Rng rng(31);
+  FlowSpec<double> spec;
+  spec.kind = FlowKind::maf;
+  spec.layers = 3;
+  spec.hidden = {64, 64};
+  spec.identity_init = false;
+  spec.seed = 9;
+  TransformedDistribution flow(StandardNormal<double>(2), make_flow(spec));
+  test::randomise_parameters(flow, rng, 0.3);
+  const std::array<Matrix<double>, 2> batches{test::random_batch<double>(2, 200, rng),
+                                              test::random_batch<double>(2, 333, rng)};
+  const std::array<RowVector<double>, 2> expected{flow.log_prob(batches[0]), flow.log_prob(batches[1])};
+
+  std::array<int, 2> wrong{0, 0}, refused{0, 0}, right{0, 0};
+  std::array<std::string, 2> message;
+  auto hammer = [&](int t) {
+    RowVector<double> out;
+    for (int i = 0; i < 400; ++i) {
+      try {
+        flow.log_prob(batches[std::size_t(t)], out);
+        (out == expected[std::size_t(t)] ? right : wrong)[std::size_t(t)]++;
+      } catch (const std::logic_error& e) {
+        refused[std::size_t(t)]++;
+        message[std::size_t(t)] = e.what();
+      }
+    }
+  };
+  std::thread first(hammer, 0), second(hammer, 1);
+  first.join();
+  second.join();
+  CHECK(wrong[0] + wrong[1] == 0);
+  CHECK(right[0] + right[1] > 0);
+  for (int t = 0; t < 2; ++t)
+    if (refused[std::size_t(t)] > 0) {
+      CHECK_THAT(message[std::size_t(t)], Catch::Contains("TransformedDistribution::log_prob") &&
+                                              Catch::Contains("one flow object per thread (copy it)"));
+    }
+  // the refusals leave the flow as it was
+  CHECK(flow.log_prob(batches[0]) == expected[0]);
+  // a copy per thread is the supported way: no refusal, the same values
+  auto copy = flow;
+  bool copy_right = false;  // Catch2's assertions are for the test's thread only
+  std::thread other([&] { copy_right = copy.log_prob(batches[1]) == expected[1]; });
+  const bool flow_right = flow.log_prob(batches[0]) == expected[0];
+  other.join();
+  CHECK(copy_right);
+  CHECK(flow_right);
+}
+
+TEST_CASE("Large requests run in passes of pass_columns columns with the same values",
+          "[distributions][large]") {
+  // sample() always, log_prob() and sample_and_log_prob() under NoGrad, split a request of more
+  // than pass_columns columns into passes; a differentiable pass (no NoGrad) runs whole. Both must
+  // give the same values, bit for bit, and the same noise from the same seed.
+  using Flow = TransformedDistribution<StandardNormal<double>, DynamicChain<double>>;
+  Rng rng(5);
+  FlowSpec<double> spec;
+  spec.kind = FlowKind::maf;
+  spec.layers = 2;
+  spec.hidden = {16, 16};
+  spec.identity_init = false;
+  Flow flow(StandardNormal<double>(2), make_flow(spec));
+  test::randomise_parameters(flow, rng, 0.3);
+  const Index n = 2 * Flow::pass_columns + 123;
+
+  Rng whole_rng(8), parts_rng(8), sample_rng(8);
+  const auto whole = flow.sample_and_log_prob(n, whole_rng);  // one differentiable pass
+  ValueAndLogDet<double> parts;
+  {
+    const NoGrad no_grad;
+    parts = flow.sample_and_log_prob(n, parts_rng);
+  }
+  CHECK(parts.value == whole.value);
+  CHECK(parts.log_det == whole.log_det);
+  CHECK(flow.sample(n, sample_rng) == whole.value);
+
+  const RowVector<double> log_prob = flow.log_prob(whole.value);
+  RowVector<double> log_prob_in_parts;
+  {
+    const NoGrad no_grad;
+    log_prob_in_parts = flow.log_prob(whole.value);
+  }
+  CHECK(log_prob_in_parts == log_prob);
+}
+
+TEST_CASE("A sample count whose result cannot fit in memory is refused before allocating",
+          "[distributions][large][errors]") {
+  Rng rng(3);
+  auto flow = test::make_random_flow<test::AffineFlow>(rng);
+  const Index huge = Index(1) << 50;  // 2^50 samples of dimension 2: 16 PiB
+  CHECK_THROWS_WITH(flow.sample(huge, rng), Catch::Contains("TransformedDistribution::sample") &&
+                                                Catch::Contains("1125899906842624 samples of dimension 2") &&
+                                                Catch::Contains("bytes for the result alone"));
+  Matrix<double> x;
+  RowVector<double> log_prob;
+  CHECK_THROWS_WITH(flow.sample_and_log_prob(huge, rng, x, log_prob),
+                    Catch::Contains("TransformedDistribution::sample_and_log_prob") &&
+                        Catch::Contains("bytes for the result alone"));
+  CHECK_NOTHROW(flow.sample(10, rng, x));  // refused before anything changed
 }

@@ -60,3 +60,21 @@ TEST_CASE("Mlp refuses a pass started from within another pass on the same threa
   CHECK_NOTHROW(inner.forward(x.topRows(2), y_inner));
   CHECK_NOTHROW(outer.forward(x, y));
 }
+
+TEST_CASE("Mlp stays usable when growing its activations for a batch fails", "[nn][mlp][errors]") {
+  // A hidden layer of 2^16 units on 2^22 columns needs 2^40 bytes for its activations: the
+  // allocation fails (more than the machine has), after a small pass sized the buffers. The
+  // network must keep valid buffers (no freed pointer left behind, freed again by the destructor)
+  // and compute what it computed before.
+  Mlp<float> net({1, Index(1) << 16, 1}, 7);
+  const Matrix<float> small = Matrix<float>::Constant(1, 3, 0.5f);
+  Matrix<float> before, after;
+  net.forward(small, before);
+  {
+    const Matrix<float> huge = Matrix<float>::Zero(1, Index(1) << 22);
+    Matrix<float> y;
+    CHECK_THROWS_AS(net.forward(huge, y), std::bad_alloc);
+  }
+  net.forward(small, after);
+  CHECK(after == before);
+}

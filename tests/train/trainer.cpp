@@ -4,14 +4,17 @@
 #include <limits>
 #include <numbers>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include "conditional_examples.hpp"
 #include "knead/bijectors/chain.hpp"
 #include "knead/bijectors/elementwise_affine.hpp"
+#include "knead/data/two_moons.hpp"
 #include "knead/distributions/diagonal_normal.hpp"
 #include "knead/distributions/standard_normal.hpp"
 #include "knead/distributions/transformed_distribution.hpp"
+#include "knead/flows/builder.hpp"
 #include "knead/optim/sgd.hpp"
 #include "support.hpp"
 
@@ -592,4 +595,37 @@ TEST_CASE("The trainer initialises the model on its first batch, once", "[train]
   CHECK(flow.initialized());
   (void)trainer.fit(data);  // already initialised: not again
   CHECK(flow.bijector().part<1>().initialized_on.size() == 1);
+}
+
+TEST_CASE("Divergence inside a flow without a log-scale guard is a TrainingError naming the step",
+          "[train][errors]") {
+  // A learning rate of 1e6 sends MAF's weights far out after one update; without a guard on its
+  // log-scales the next pass overflows inside the flow (e^α = ∞), which it refuses. Training must
+  // stop with a TrainingError naming the step, and hand back a flow whose parameters evaluate the
+  // data finitely.
+  const Matrix<double> data = data::two_moons<double>(512, 0.05, 3);
+  for (const Index max_steps : {2, 5, 50}) {
+    CAPTURE(max_steps);
+    FlowSpec<double> spec;
+    spec.kind = FlowKind::maf;
+    spec.layers = 2;
+    spec.hidden = {32, 32};
+    spec.guard.kind = LogScaleGuardKind::none;
+    spec.seed = 1;
+    TransformedDistribution flow(StandardNormal<double>(2), make_flow(spec));
+    Trainer trainer(flow, Adam<double>(flow, {.lr = 1e6}), quiet({.batch_size = 64, .max_steps = max_steps}));
+    try {
+      trainer.fit(data);
+      FAIL("training on diverging parameters ended without an error");
+    } catch (const TrainingError& e) {
+      CHECK(e.step() >= 1);
+      CHECK_THAT(e.what(), Catch::Contains("Trainer::fit") &&
+                               Catch::Contains("step " + std::to_string(e.step()) + ":") &&
+                               Catch::Contains("non-finite"));
+    }
+    CHECK(all_finite(flow.parameters()));
+    RowVector<double> log_prob;
+    REQUIRE_NOTHROW(log_prob = flow.log_prob(data));
+    CHECK(log_prob.allFinite());
+  }
 }

@@ -183,8 +183,8 @@ class Autoregressive {
   void forward_generic(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
     const Index d = dim_, n = u.cols();
     u_ = u;
-    x.resize(d, n);
-    element_log_det_.resize(d, n);
+    resize_workspace(x, d, n);
+    resize_workspace(element_log_det_, d, n);
     // Incremental inversion (see Made::incremental_step): step k computes the parameters of
     // dimension i = order[k], then x_i; the pass leaves MADE as a full pass at the final x would.
     Matrix<T>& made_input = made_.begin_incremental(n, conditioner_);
@@ -212,7 +212,7 @@ class Autoregressive {
 
   void backward_generic(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in) {
     const Index d = dim_, n = u_.cols();
-    grad_conditioner_.resize(made_.params_per_dim() * d, n);
+    resize_workspace(grad_conditioner_, made_.params_per_dim() * d, n);
     const auto grad_params = ParamBlocks<T>::stacked(grad_conditioner_, d);
     if (last_ == Direction::inverse) {
       // u = f⁻¹(x; θ(x)): ∂L/∂x = the direct term (∂u/∂x ⊙ ∂L/∂u) + MADE's path (∂θ/∂x)ᵀ ∂L/∂θ
@@ -229,12 +229,14 @@ class Autoregressive {
     // The bracket is the transformer's forward backward at cotangents (λ, ∂L/∂ld); (∂c/∂x)ᵀ is
     // MADE's backward. ∂c/∂x is strictly triangular in the order (nilpotent), so the sweeps
     // λ ← ∂L/∂x + (∂c/∂x)ᵀ[…](λ) from λ = 0 are exact after D of them.
-    v_.setZero(d, n);
+    resize_workspace(v_, d, n);
+    v_.setZero();
     for (Index sweep = 0; sweep < d; ++sweep) {
       grad_elements_ = v_;
       transformer_.backward(Direction::forward, params(), u_, grad_elements_, grad_log_det, grad_params,
                             workspace_);
       made_.backward(grad_conditioner_, &grad_x_made_, false);
+      resize_workspace(v_, grad_out.rows(), grad_out.cols());
       v_ = grad_out + grad_x_made_;
     }
     grad_in = v_;
@@ -248,8 +250,8 @@ class Autoregressive {
     const LogScaleGuard<T>& guard = transformer_.guard();
     const Index d = dim_, n = u.cols();
     u_ = u;
-    log_scale_.resize(d, n);
-    x.resize(d, n);
+    resize_workspace(log_scale_, d, n);
+    resize_workspace(x, d, n);
     // Incremental autoregressive inversion: step k computes only MADE's units of degree k and the
     // outputs of dimension i = order[k] (see Made::incremental_step), then sets x_i. Each unit is
     // computed once, at its final value, so the pass leaves MADE's activations and outputs as a
@@ -270,17 +272,18 @@ class Autoregressive {
         });
     made_.end_incremental(n);
     log_det = log_scale_.colwise().sum();  // α_i collected at the step that set x_i
+    resize_workspace(exp_neg_log_scale_, log_scale_.rows(), log_scale_.cols());
     exp_neg_log_scale_ = (-log_scale_).array().exp();
   }
 
   void inverse_affine(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
     const LogScaleGuard<T>& guard = transformer_.guard();
     const Index d = dim_, n = x.cols();
-    u.resize(d, n);
-    u_.resize(d, n);
-    log_scale_.resize(d, n);
-    exp_neg_log_scale_.resize(d, n);
-    log_det.resize(n);
+    resize_workspace(u, d, n);
+    resize_workspace(u_, d, n);
+    resize_workspace(log_scale_, d, n);
+    resize_workspace(exp_neg_log_scale_, d, n);
+    resize_workspace(log_det, n);
     // The elementwise rest of the pass runs on each thread's columns inside MADE's job.
     made_.forward(x, conditioner_, [&](Index c0, Index c1) {
       // Flat vectorised passes over the d × (c1 − c0) entries, contiguous, after one pass that
@@ -325,8 +328,8 @@ class Autoregressive {
 
   void backward_affine(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in) {
     const Index d = dim_, n = u_.cols();
-    guard_slope_.resize(d, n);
-    grad_in.resize(d, n);
+    resize_workspace(guard_slope_, d, n);
+    resize_workspace(grad_in, d, n);
     if (last_ == Direction::inverse) {
       // u = (x − μ) e^{−α}: ∂L/∂x = e^{−α} ∂L/∂u + the path through MADE (see conditioner_vjp)
       conditioner_vjp(grad_out, grad_log_det, T(1), &grad_x_made_, true, true, [&](Index c0, Index c1) {
@@ -349,8 +352,10 @@ class Autoregressive {
     // D sweeps are exact. Writing Jᵀ v = e^{−α} v + R(v), with R the path through MADE, a sweep
     // is v ← e^{α} (g − R(v)); and g − R(v) = ∂L/∂x − conditioner_vjp(v, ∂L/∂ld), one MADE
     // backward pass per sweep (inputs only).
+    resize_workspace(scale_, log_scale_.rows(), log_scale_.cols());
     scale_ = log_scale_.array().exp();
-    v_.setZero(d, n);
+    resize_workspace(v_, d, n);
+    v_.setZero();
     for (Index sweep = 0; sweep < d; ++sweep)
       conditioner_vjp(v_, grad_log_det, T(1), &grad_x_made_, false, sweep == 0, [&](Index c0, Index c1) {
         const Index m = c1 - c0;
@@ -374,7 +379,7 @@ class Autoregressive {
                        bool accumulate, bool new_slope, ColumnsDone&& then) {
     const LogScaleGuard<T>& guard = transformer_.guard();
     const Index d = dim_;
-    grad_conditioner_.resize(2 * d, u_.cols());
+    resize_workspace(grad_conditioner_, 2 * d, u_.cols());
     made_.backward(
         grad_conditioner_, grad_x, accumulate,
         [&](Index c0, Index c1) {

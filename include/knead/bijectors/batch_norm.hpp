@@ -88,10 +88,13 @@ class BatchNorm : public LeafParameters<T> {
   void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
     detail::check_batch("BatchNorm::forward_and_log_det", u, dim_);
     // x̂ = (u − β) e^{−γ};  x = x̂ σ + m with the running statistics
+    resize_workspace(normalized_, u.rows(), u.cols());
     normalized_ = (u.colwise() - beta()).array().colwise() * (-gamma()).array().exp();
     std_ = (running_variance_.array() + epsilon_).sqrt();
+    resize_workspace(x, u.rows(), u.cols());
     x = (normalized_.array().colwise() * std_.array()).colwise() + running_mean_.array();
-    log_det.setConstant(u.cols(), -inverse_log_det());
+    resize_workspace(log_det, u.cols());
+    log_det.setConstant(-inverse_log_det());
     batch_statistics_ = false;
     this->record(Direction::forward);
   }
@@ -107,18 +110,21 @@ class BatchNorm : public LeafParameters<T> {
                      " column; call set_training(false) to transform single samples");
       detail::check_finite(function, "training batch", x);
       const Vector<T> mean = x.rowwise().mean();
+      resize_workspace(normalized_, x.rows(), x.cols());
       normalized_ = x.colwise() - mean;
       const Vector<T> variance = normalized_.rowwise().squaredNorm() / T(n);  // biased, as in the paper
       std_ = (variance.array() + epsilon_).sqrt();
       running_mean_ = (T(1) - momentum_) * running_mean_ + momentum_ * mean;
       running_variance_ = (T(1) - momentum_) * running_variance_ + (momentum_ * T(n) / T(n - 1)) * variance;
     } else {
+      resize_workspace(normalized_, x.rows(), x.cols());
       normalized_ = x.colwise() - running_mean_;
       std_ = (running_variance_.array() + epsilon_).sqrt();
     }
     normalized_.array().colwise() /= std_.array();
     u = (normalized_.array().colwise() * gamma().array().exp()).colwise() + beta().array();
-    log_det.setConstant(n, inverse_log_det());
+    resize_workspace(log_det, n);
+    log_det.setConstant(inverse_log_det());
     batch_statistics_ = training_;
     this->record(Direction::inverse);
   }

@@ -65,7 +65,7 @@ class CouplingPartition {
   template <class T>
   static void gather(const std::vector<Index>& rows, MatrixCRef<T> in, Matrix<T>& out) {
     // a row loop, not an indexed view: Eigen copies the index list of a view (an allocation)
-    out.resize(Index(rows.size()), in.cols());
+    resize_workspace(out, Index(rows.size()), in.cols());
     for (std::size_t r = 0; r < rows.size(); ++r) out.row(Index(r)) = in.row(rows[r]);
   }
   /// The rows `rows` of out = in (out keeps its other rows).
@@ -209,7 +209,7 @@ class Coupling {
     const bool forward = last_ == Direction::forward;
     // ∂L/∂θ of the transformer into grad_net_ (the conditioner's output layout); ∂L/∂x_B becomes
     // ∂L/∂u_B in place (or the reverse after an inverse pass)
-    grad_net_.resize(net_.outputs(), cols_);
+    resize_workspace(grad_net_, net_.outputs(), cols_);
     CouplingPartition::gather<T>(partition_.transformed(), grad_out, grad_half_);
     transformer_.backward(last_, params(), forward ? input_half_ : half_, grad_half_, grad_log_det,
                           ParamBlocks<T>::stacked(grad_net_, transformed_size()), workspace_);
@@ -217,7 +217,7 @@ class Coupling {
     net_.backward(grad_net_, &grad_conditioning_);
     const auto& rows = partition_.conditioning();
     for (std::size_t r = 0; r < rows.size(); ++r) grad_conditioning_.row(Index(r)) += grad_out.row(rows[r]);
-    grad_in.resize(dim(), cols_);
+    resize_workspace(grad_in, dim(), cols_);
     CouplingPartition::scatter<T>(partition_.conditioning(), grad_conditioning_, grad_in);
     CouplingPartition::scatter<T>(partition_.transformed(), grad_half_, grad_in);
   }

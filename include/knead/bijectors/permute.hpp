@@ -75,7 +75,8 @@ class Permute : public LeafParameters<T> {
   void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
     detail::check_batch("Permute::forward_and_log_det", u, dim());
     gather(u, perm_, x);
-    log_det.setZero(u.cols());
+    resize_workspace(log_det, u.cols());
+    log_det.setZero();
     cols_ = u.cols();
     this->record(Direction::forward);
   }
@@ -83,7 +84,8 @@ class Permute : public LeafParameters<T> {
   void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
     detail::check_batch("Permute::inverse_and_log_det", x, dim());
     gather(x, inverse_, u);
-    log_det.setZero(x.cols());
+    resize_workspace(log_det, x.cols());
+    log_det.setZero();
     cols_ = x.cols();
     this->record(Direction::inverse);
   }
@@ -101,7 +103,7 @@ class Permute : public LeafParameters<T> {
   /// out.row(i) = in.row(index[i]), column by column: a column is contiguous and small, while a
   /// row of a column-major batch is strided.
   static void gather(MatrixCRef<T> in, const std::vector<Index>& index, Matrix<T>& out) {
-    out.resize(in.rows(), in.cols());
+    resize_workspace(out, in.rows(), in.cols());
     const Index d = in.rows();
     for (Index j = 0; j < in.cols(); ++j) {
       const T* from = in.data() + j * in.outerStride();

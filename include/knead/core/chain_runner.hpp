@@ -153,7 +153,8 @@ class ChainRunner {
   template <class Visit, class Context>
   void run(std::string_view function, Index parts, Visit visit, MatrixCRef<T> in, const Context& context,
            Matrix<T>& out, RowVector<T>& log_det, Direction direction) const {
-    log_det.setZero(in.cols());
+    resize_workspace(log_det, in.cols());
+    log_det.setZero();
     out_rows_ = in.rows();
     out_cols_ = in.cols();
     last_ = NoGrad::recorded(direction);

@@ -138,7 +138,8 @@ InputAndContextGradients<typename B::Scalar> backward(B& b, MatrixCRef<typename 
                                                       RowVectorCRef<typename B::Scalar> grad_log_det,
                                                       Index context_cols) {
   InputAndContextGradients<typename B::Scalar> g;
-  g.context.setZero(b.context_dim(), context_cols);
+  resize_workspace(g.context, b.context_dim(), context_cols);
+  g.context.setZero();
   b.backward(grad_out, grad_log_det, g.input, g.context);
   return g;
 }

@@ -22,6 +22,26 @@ using MatrixCRef = Eigen::Ref<const Matrix<T>>;
 template <class T>
 using RowVectorCRef = Eigen::Ref<const RowVector<T>>;
 
+/// Resizes a dynamic Eigen matrix or vector (values left unspecified, as Eigen's resize()) so that
+/// it stays valid when the allocation fails. Eigen's resize() frees the old storage before it
+/// allocates the new one; when that allocation throws std::bad_alloc, the matrix keeps the freed
+/// pointer and its destructor frees it again. Here the old storage goes first into a temporary
+/// (the matrix is empty while the new storage is allocated), so a failed growth leaves an empty
+/// matrix and the exception. The memory held at the peak is the same: never old and new together.
+/// Every buffer knead grows (workspaces and the outputs it sizes) goes through this function.
+template <class Derived>
+void resize_workspace(Eigen::PlainObjectBase<Derived>& m, Index rows, Index cols) {
+  if (m.rows() == rows && m.cols() == cols) return;
+  if (m.size() != rows * cols) m.derived() = Derived();  // the temporary takes the old storage and frees it
+  m.resize(rows, cols);
+}
+/// The same for a vector (a row vector: 1 × n; a column vector: n × 1).
+template <class Derived>
+void resize_workspace(Eigen::PlainObjectBase<Derived>& v, Index n) {
+  static_assert(Derived::IsVectorAtCompileTime, "knead::resize_workspace(v, n) takes a vector");
+  resize_workspace(v, Derived::RowsAtCompileTime == 1 ? 1 : n, Derived::RowsAtCompileTime == 1 ? n : 1);
+}
+
 /// Which way a bijector was last evaluated; backward() differentiates that pass.
 enum class Direction { none, forward, inverse };
 

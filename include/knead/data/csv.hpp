@@ -3,9 +3,10 @@
 /// Reading numeric data from CSV files: one sample per row, one dimension per column.
 ///
 /// Fields are separated by a delimiter (a comma by default) and may be padded with spaces or tabs;
-/// Windows line ends and blank lines are accepted. The first line may be a header of column names.
-/// Every value must be a finite number of the target type. A file that fails to load produces an
-/// exception and no data: the result is returned by value only once every row has been checked.
+/// Windows line ends, blank lines and a UTF-8 byte order mark at the start are accepted. The first line may
+/// be a header of column names. Every value must be a finite number of the target type. A file that fails to
+/// load produces an exception and no data: the result is returned by value only once every row has been
+/// checked.
 ///
 /// Errors: std::runtime_error when the file cannot be opened or read; std::invalid_argument for bad
 /// content (an empty file, a wrong number of fields, an unparsable or non-finite value), naming the
@@ -93,6 +94,17 @@ inline std::optional<double> parse_number(std::string_view field) {
   return value;
 }
 
+/// A field as an error message shows it: whole up to 60 characters, else its first 60, "…" and its
+/// length (a malformed file may hold a field of megabytes).
+inline std::string shown_field(std::string_view field) {
+  constexpr std::size_t shown = 60;
+  if (field.size() <= shown) return std::string(field);
+  std::size_t cut = shown;
+  while (cut > 0 && (static_cast<unsigned char>(field[cut]) & 0xC0) == 0x80)
+    --cut;  // not inside a UTF-8 character
+  return std::string(field.substr(0, cut)) + "… (" + std::to_string(field.size()) + " characters)";
+}
+
 template <class T>
 CsvTable<T> read_csv_lines(std::istream& in, const CsvOptions& options, std::string_view source) {
   constexpr std::string_view function = "read_csv";
@@ -106,6 +118,8 @@ CsvTable<T> read_csv_lines(std::istream& in, const CsvOptions& options, std::str
   std::string line;
   while (std::getline(in, line)) {
     ++line_number;
+    // a UTF-8 byte order mark (EF BB BF), which some editors write at the start of a file
+    if (line_number == 1 && line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);
     if (trim(line).empty()) continue;
     const std::vector<std::string_view> fields = split_fields(line, options.delimiter);
     if (first) {
@@ -129,12 +143,12 @@ CsvTable<T> read_csv_lines(std::istream& in, const CsvOptions& options, std::str
         knead::detail::fail(function, source, " line ", line_number, ": empty field in column ", c + 1);
       const std::optional<double> value = parse_number(fields[c]);
       if (!value)
-        knead::detail::fail(function, source, " line ", line_number, ": cannot read '", fields[c],
-                            "' in column ", c + 1, " as a number");
+        knead::detail::fail(function, source, " line ", line_number, ": cannot read '",
+                            shown_field(fields[c]), "' in column ", c + 1, " as a number");
       // A finite double may still overflow a float.
       if (!std::isfinite(*value) || !std::isfinite(static_cast<T>(*value)))
-        knead::detail::fail(function, source, " line ", line_number, ": non-finite value '", fields[c],
-                            "' in column ", c + 1);
+        knead::detail::fail(function, source, " line ", line_number, ": non-finite value '",
+                            shown_field(fields[c]), "' in column ", c + 1);
       values.push_back(static_cast<T>(*value));
     }
     ++rows;

@@ -33,13 +33,16 @@ class DiagonalNormal : public LeafParameters<T> {
 
   void log_prob(MatrixCRef<T> u, RowVector<T>& out) const {
     detail::check_batch("DiagonalNormal::log_prob", u, dim_);
+    resize_workspace(standardised_, u.rows(), u.cols());
     standardised_ = (u.colwise() - mean()).array().colwise() * (-log_scale().array()).exp();
+    resize_workspace(out, u.cols());
     out = T(-0.5) * standardised_.colwise().squaredNorm().array() -
           (log_scale().sum() + T(0.5) * T(dim_) * std::log(T(2) * std::numbers::pi_v<T>));
   }
   void sample(Index n, Rng& rng, Matrix<T>& out) const {
     detail::check_positive("DiagonalNormal::sample", "number of samples", n);
     standard_normal(rng, noise_, dim_, n);
+    resize_workspace(out, dim_, n);
     out = (noise_.array().colwise() * log_scale().array().exp()).colwise() + mean().array();
   }
   void backward_log_prob(RowVectorCRef<T> grad_log_prob, Matrix<T>& grad_u) {
@@ -47,6 +50,7 @@ class DiagonalNormal : public LeafParameters<T> {
     const Vector<T> inv_scale = (-log_scale().array()).exp();
     // ∂lp/∂u = −z e^{−s};  ∂lp/∂μ = z e^{−s};  ∂lp/∂s = z² − 1
     const Matrix<T> weighted = standardised_.array().rowwise() * grad_log_prob.array();
+    resize_workspace(grad_u, weighted.rows(), weighted.cols());
     grad_u = -(weighted.array().colwise() * inv_scale.array());
     this->params_.gradient_vector(0, dim_) -= grad_u.rowwise().sum();
     this->params_.gradient_vector(dim_, dim_).array() +=

@@ -32,7 +32,7 @@ concept Distribution = HasScalar<D> && HasDim<D> && Parameterised<D> && std::cop
 template <class T>
 void standard_normal(Rng& rng, Matrix<T>& out, Index rows, Index cols) {
   std::normal_distribution<T> normal(T(0), T(1));
-  out.resize(rows, cols);
+  resize_workspace(out, rows, cols);
   for (Index j = 0; j < cols; ++j)
     for (Index i = 0; i < rows; ++i) out(i, j) = normal(rng);
 }

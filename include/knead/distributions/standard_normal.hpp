@@ -21,7 +21,9 @@ class StandardNormal : public LeafParameters<T> {
 
   void log_prob(MatrixCRef<T> u, RowVector<T>& out) const {
     detail::check_batch("StandardNormal::log_prob", u, dim_);
+    resize_workspace(input_, u.rows(), u.cols());
     input_ = u;
+    resize_workspace(out, u.cols());
     out = T(-0.5) * u.colwise().squaredNorm().array() -
           T(0.5) * T(dim_) * std::log(T(2) * std::numbers::pi_v<T>);
   }
@@ -32,6 +34,7 @@ class StandardNormal : public LeafParameters<T> {
   /// ∂ log p / ∂u = −u
   void backward_log_prob(RowVectorCRef<T> grad_log_prob, Matrix<T>& grad_u) {
     detail::check_per_sample("StandardNormal::backward_log_prob", grad_log_prob, input_.cols());
+    resize_workspace(grad_u, input_.rows(), input_.cols());
     grad_u = -(input_.array().rowwise() * grad_log_prob.array());
   }
   void backward_sample(MatrixCRef<T> /*grad_sample*/) {}  // nothing learnable

@@ -2,12 +2,20 @@
 /// @file
 /// TransformedDistribution<Base, B>: the distribution of x = B.forward(u), u ~ Base — a flow.
 
+#include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <string_view>
 #include <utility>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>  // sysconf: the machine's memory
+#endif
 
 #include "knead/core/bijector.hpp"
 #include "knead/core/conditional.hpp"
 #include "knead/core/errors.hpp"
+#include "knead/core/in_use.hpp"
 #include "knead/core/no_grad.hpp"
 #include "knead/distributions/distribution.hpp"
 
@@ -26,6 +34,10 @@ namespace knead {
 /// finite; a non-finite value throws std::invalid_argument naming the function, the argument and
 /// its (row, column).
 ///
+/// One object serves one thread at a time: its passes write workspaces it owns. A pass entered
+/// while another thread is inside one of the same object's throws std::logic_error ("use one flow
+/// object per thread (copy it)") before anything is written (knead/core/in_use.hpp).
+///
 /// initialize(x) runs the bijector's data-dependent initialisation (knead::initialize) and marks
 /// the flow initialised; the Trainer calls it on its first batch unless initialized() is set.
 template <Distribution Base, FlowBijector B>
@@ -33,6 +45,11 @@ class TransformedDistribution {
  public:
   using Scalar = typename B::Scalar;
   using T = Scalar;
+  /// The most columns one pass of a sample(), or of a log_prob() or sample_and_log_prob() under
+  /// NoGrad, runs on: larger requests run in passes of this many columns, one after another, with
+  /// the same values bit for bit (columns are independent, and the base draws its noise column by
+  /// column from the one engine, so the noise is the same too).
+  static constexpr Index pass_columns = 16384;
   static_assert(std::same_as<typename Base::Scalar, T>,
                 "knead::TransformedDistribution: base and bijector must use the same scalar type");
 
@@ -69,13 +86,18 @@ class TransformedDistribution {
 
   void log_prob(MatrixCRef<T> x, RowVector<T>& out) const requires Bijector<B> {
     constexpr std::string_view function = "TransformedDistribution::log_prob";
-    check_input(function, x);
-    check_no_context_needed(function);
-    no_grad_pass_ = NoGrad::active();
-    bijector_.inverse_and_log_det(x, noise_, log_det_);
-    check_pass(function, x.cols());
-    base_.log_prob(noise_, out);
-    out += log_det_;
+    const auto in_use = in_use_.enter(function);
+    if (!NoGrad::active() || x.cols() <= pass_columns) {
+      log_prob_pass(function, x, out);
+      return;
+    }
+    check_input(function, x);  // whole: a bad value is reported at its column in x
+    resize_workspace(out, x.cols());
+    for (Index j = 0; j < x.cols(); j += pass_columns) {
+      const Index c = std::min(pass_columns, x.cols() - j);
+      log_prob_pass(function, x.middleCols(j, c), part_log_prob_);
+      out.segment(j, c) = part_log_prob_;
+    }
   }
   [[nodiscard]] RowVector<T> log_prob(MatrixCRef<T> x) const requires Bijector<B> {
     RowVector<T> out;
@@ -83,13 +105,30 @@ class TransformedDistribution {
     return out;
   }
 
+  /// n samples. The pass keeps nothing to differentiate (it runs as under NoGrad: no backward entry
+  /// takes a sample()), and runs in passes of at most pass_columns columns, written into x as they
+  /// come: the memory beyond x is bounded whatever n.
   void sample(Index n, Rng& rng, Matrix<T>& x) const requires Bijector<B> {
     constexpr std::string_view function = "TransformedDistribution::sample";
+    const auto in_use = in_use_.enter(function);
     check_no_context_needed(function);
-    no_grad_pass_ = NoGrad::active();
-    draw_noise(function, n, rng);
-    bijector_.forward_and_log_det(noise_, x, log_det_);
-    check_samples(function, x);
+    check_sample_count(function, n);
+    const NoGrad no_grad;
+    no_grad_pass_ = true;
+    if (n <= pass_columns) {
+      draw_noise(function, n, rng);
+      bijector_.forward_and_log_det(noise_, x, log_det_);
+      check_samples(function, x);
+      return;
+    }
+    resize_workspace(x, dim(), n);
+    for (Index j = 0; j < n; j += pass_columns) {
+      const Index c = std::min(pass_columns, n - j);
+      draw_noise(function, c, rng);
+      bijector_.forward_and_log_det(noise_, part_, log_det_);
+      check_samples(function, part_);
+      x.middleCols(j, c) = part_;
+    }
   }
   [[nodiscard]] Matrix<T> sample(Index n, Rng& rng) const requires Bijector<B> {
     Matrix<T> x;
@@ -99,16 +138,26 @@ class TransformedDistribution {
 
   /// Samples and their log densities in one pass: the inverse is never run, the noise and the
   /// forward log-det are reused (log p(x) = log p_base(u) − log|det ∂x/∂u|).
+  /// Under NoGrad (nothing to differentiate) it runs in passes of at most pass_columns columns.
   void sample_and_log_prob(Index n, Rng& rng, Matrix<T>& x,
                            RowVector<T>& log_prob) const requires Bijector<B> {
     constexpr std::string_view function = "TransformedDistribution::sample_and_log_prob";
+    const auto in_use = in_use_.enter(function);
     check_no_context_needed(function);
+    check_sample_count(function, n);
     no_grad_pass_ = NoGrad::active();
-    draw_noise(function, n, rng);
-    base_.log_prob(noise_, log_prob);
-    bijector_.forward_and_log_det(noise_, x, log_det_);
-    check_samples(function, x);
-    log_prob -= log_det_;
+    if (!no_grad_pass_ || n <= pass_columns) {
+      sample_and_log_prob_pass(function, n, rng, x, log_prob);
+      return;
+    }
+    resize_workspace(x, dim(), n);
+    resize_workspace(log_prob, n);
+    for (Index j = 0; j < n; j += pass_columns) {
+      const Index c = std::min(pass_columns, n - j);
+      sample_and_log_prob_pass(function, c, rng, part_, part_log_prob_);
+      x.middleCols(j, c) = part_;
+      log_prob.segment(j, c) = part_log_prob_;
+    }
   }
   [[nodiscard]] ValueAndLogDet<T> sample_and_log_prob(Index n, Rng& rng) const requires Bijector<B> {
     ValueAndLogDet<T> r;  // here log_det holds log p(x)
@@ -125,13 +174,8 @@ class TransformedDistribution {
   void log_prob(MatrixCRef<T> x, MatrixCRef<T> context,
                 RowVector<T>& out) const requires ConditionalBijector<B> {
     constexpr std::string_view function = "TransformedDistribution::log_prob";
-    check_input(function, x);
-    check_context(function, context, x.cols());
-    no_grad_pass_ = NoGrad::active();
-    bijector_.inverse_and_log_det(x, context, noise_, log_det_);
-    check_pass(function, x.cols());
-    base_.log_prob(noise_, out);
-    out += log_det_;
+    const auto in_use = in_use_.enter(function);
+    log_prob_pass(function, x, context, out);
   }
   [[nodiscard]] RowVector<T> log_prob(MatrixCRef<T> x,
                                       MatrixCRef<T> context) const requires ConditionalBijector<B> {
@@ -143,6 +187,7 @@ class TransformedDistribution {
   /// One sample per column of `context`: x_j = B(u_j; c_j), u_j ~ base.
   void sample(MatrixCRef<T> context, Rng& rng, Matrix<T>& x) const requires ConditionalBijector<B> {
     constexpr std::string_view function = "TransformedDistribution::sample";
+    const auto in_use = in_use_.enter(function);
     check_context(function, context, context.cols());
     no_grad_pass_ = NoGrad::active();
     draw_noise(function, context.cols(), rng);
@@ -159,6 +204,7 @@ class TransformedDistribution {
   void sample_and_log_prob(MatrixCRef<T> context, Rng& rng, Matrix<T>& x,
                            RowVector<T>& log_prob) const requires ConditionalBijector<B> {
     constexpr std::string_view function = "TransformedDistribution::sample_and_log_prob";
+    const auto in_use = in_use_.enter(function);
     check_context(function, context, context.cols());
     no_grad_pass_ = NoGrad::active();
     draw_noise(function, context.cols(), rng);
@@ -173,38 +219,38 @@ class TransformedDistribution {
   /// Differentiates the last log_prob(x): adds ∂L/∂θ into gradients() and writes ∂L/∂x.
   void backward_log_prob(RowVectorCRef<T> grad_log_prob, Matrix<T>& grad_x) requires Bijector<B> {
     constexpr std::string_view function = "TransformedDistribution::backward_log_prob";
-    refuse_after_no_grad(function);
-    check_gradient(function, "grad_log_prob", grad_log_prob, 1);
-    base_.backward_log_prob(grad_log_prob, grad_noise_);
-    bijector_.backward(grad_noise_, grad_log_prob, grad_x);
+    const auto in_use = in_use_.enter(function);
+    backward_log_prob_pass(function, grad_log_prob, grad_x);
   }
 
   /// Differentiates the last log_prob(x, c): adds ∂L/∂θ into gradients(), writes ∂L/∂x and ∂L/∂c.
   void backward_log_prob(RowVectorCRef<T> grad_log_prob, Matrix<T>& grad_x,
                          Matrix<T>& grad_context) requires ConditionalBijector<B> {
     constexpr std::string_view function = "TransformedDistribution::backward_log_prob";
-    refuse_after_no_grad(function);
-    check_gradient(function, "grad_log_prob", grad_log_prob, 1);
-    base_.backward_log_prob(grad_log_prob, grad_noise_);
-    grad_context.setZero(bijector_.context_dim(), grad_log_prob.cols());
-    bijector_.backward(grad_noise_, grad_log_prob, grad_x, grad_context);
+    const auto in_use = in_use_.enter(function);
+    backward_log_prob_pass(function, grad_log_prob, grad_x, grad_context);
   }
 
   /// Mean negative log-likelihood of the batch; adds its gradient into gradients().
   T mean_nll_and_backward(MatrixCRef<T> x) requires Bijector<B> {
-    log_prob(x, log_prob_);
+    const auto in_use = in_use_.enter("TransformedDistribution::mean_nll_and_backward");
+    log_prob_pass("TransformedDistribution::log_prob", x, log_prob_);
     const T n = T(x.cols());
-    grad_log_prob_.setConstant(x.cols(), T(-1) / n);
-    backward_log_prob(grad_log_prob_, grad_x_);
+    resize_workspace(grad_log_prob_, x.cols());
+    grad_log_prob_.setConstant(T(-1) / n);
+    backward_log_prob_pass("TransformedDistribution::backward_log_prob", grad_log_prob_, grad_x_);
     return -log_prob_.sum() / n;
   }
 
   /// Mean of −log p(x_j | c_j) over the batch; adds its gradient into gradients().
   T mean_nll_and_backward(MatrixCRef<T> x, MatrixCRef<T> context) requires ConditionalBijector<B> {
-    log_prob(x, context, log_prob_);
+    const auto in_use = in_use_.enter("TransformedDistribution::mean_nll_and_backward");
+    log_prob_pass("TransformedDistribution::log_prob", x, context, log_prob_);
     const T n = T(x.cols());
-    grad_log_prob_.setConstant(x.cols(), T(-1) / n);
-    backward_log_prob(grad_log_prob_, grad_x_, grad_context_);
+    resize_workspace(grad_log_prob_, x.cols());
+    grad_log_prob_.setConstant(T(-1) / n);
+    backward_log_prob_pass("TransformedDistribution::backward_log_prob", grad_log_prob_, grad_x_,
+                           grad_context_);
     return -log_prob_.sum() / n;
   }
 
@@ -213,9 +259,11 @@ class TransformedDistribution {
   void backward_sample_and_log_prob(MatrixCRef<T> grad_x,
                                     RowVectorCRef<T> grad_log_prob) requires Bijector<B> {
     constexpr std::string_view function = "TransformedDistribution::backward_sample_and_log_prob";
+    const auto in_use = in_use_.enter(function);
     refuse_after_no_grad(function);
     check_gradient(function, "grad_x", grad_x, dim());
     check_gradient(function, "grad_log_prob", grad_log_prob, 1);
+    resize_workspace(grad_log_det_, grad_log_prob.cols());
     grad_log_det_ = -grad_log_prob;
     bijector_.backward(grad_x, grad_log_det_, grad_noise_);  // paths through x and log|det|
     finish_backward_sample(grad_log_prob);
@@ -225,11 +273,14 @@ class TransformedDistribution {
   void backward_sample_and_log_prob(MatrixCRef<T> grad_x, RowVectorCRef<T> grad_log_prob,
                                     Matrix<T>& grad_context) requires ConditionalBijector<B> {
     constexpr std::string_view function = "TransformedDistribution::backward_sample_and_log_prob";
+    const auto in_use = in_use_.enter(function);
     refuse_after_no_grad(function);
     check_gradient(function, "grad_x", grad_x, dim());
     check_gradient(function, "grad_log_prob", grad_log_prob, 1);
+    resize_workspace(grad_log_det_, grad_log_prob.cols());
     grad_log_det_ = -grad_log_prob;
-    grad_context.setZero(bijector_.context_dim(), grad_log_prob.cols());
+    resize_workspace(grad_context, bijector_.context_dim(), grad_log_prob.cols());
+    grad_context.setZero();
     bijector_.backward(grad_x, grad_log_det_, grad_noise_, grad_context);
     finish_backward_sample(grad_log_prob);
   }
@@ -240,6 +291,7 @@ class TransformedDistribution {
   /// direction; a no-op for bijectors without initialize hooks) and marks the flow initialised.
   void initialize(MatrixCRef<T> x) requires Bijector<B> {
     constexpr std::string_view function = "TransformedDistribution::initialize";
+    const auto in_use = in_use_.enter(function);
     check_input(function, x);
     check_no_context_needed(function);
     if (knead::needs_initialize(bijector_)) knead::initialize(bijector_, x);
@@ -247,6 +299,7 @@ class TransformedDistribution {
   }
   void initialize(MatrixCRef<T> x, MatrixCRef<T> context) requires ConditionalBijector<B> {
     constexpr std::string_view function = "TransformedDistribution::initialize";
+    const auto in_use = in_use_.enter(function);
     check_input(function, x);
     check_context(function, context, x.cols());
     if (knead::needs_initialize(bijector_)) knead::initialize(bijector_, x, context);
@@ -273,6 +326,71 @@ class TransformedDistribution {
   }
 
  private:
+  // ---- private passes ----
+  void sample_and_log_prob_pass(std::string_view function, Index n, Rng& rng, Matrix<T>& x,
+                                RowVector<T>& log_prob) const {
+    draw_noise(function, n, rng);
+    base_.log_prob(noise_, log_prob);
+    bijector_.forward_and_log_det(noise_, x, log_det_);
+    check_samples(function, x);
+    log_prob -= log_det_;
+  }
+  /// The machine's physical memory in bytes (the largest value when it cannot be read).
+  static std::uintmax_t physical_memory_bytes() {
+#if defined(__unix__) || defined(__APPLE__)
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page_size = ::sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page_size > 0)
+      return static_cast<std::uintmax_t>(pages) * static_cast<std::uintmax_t>(page_size);
+#endif
+    return std::numeric_limits<std::uintmax_t>::max();
+  }
+  /// Refuses, before anything is allocated, a sample count whose result alone (dim × n values)
+  /// would not fit in the machine's memory.
+  void check_sample_count(std::string_view function, Index n) const {
+    detail::check_positive(function, "number of samples", n);
+    const auto per_sample = static_cast<std::uintmax_t>(dim()) * sizeof(T);
+    const std::uintmax_t limit = physical_memory_bytes();
+    if (static_cast<std::uintmax_t>(n) > limit / per_sample)
+      detail::fail(function, n, " samples of dimension ", dim(), " need ",
+                   static_cast<long double>(n) * static_cast<long double>(per_sample),
+                   " bytes for the result alone, more than this machine's memory (", limit, " bytes)");
+  }
+  void backward_log_prob_pass(std::string_view function, RowVectorCRef<T> grad_log_prob, Matrix<T>& grad_x,
+                              Matrix<T>& grad_context) requires ConditionalBijector<B> {
+    refuse_after_no_grad(function);
+    check_gradient(function, "grad_log_prob", grad_log_prob, 1);
+    base_.backward_log_prob(grad_log_prob, grad_noise_);
+    resize_workspace(grad_context, bijector_.context_dim(), grad_log_prob.cols());
+    grad_context.setZero();
+    bijector_.backward(grad_noise_, grad_log_prob, grad_x, grad_context);
+  }
+  void backward_log_prob_pass(std::string_view function, RowVectorCRef<T> grad_log_prob,
+                              Matrix<T>& grad_x) requires Bijector<B> {
+    refuse_after_no_grad(function);
+    check_gradient(function, "grad_log_prob", grad_log_prob, 1);
+    base_.backward_log_prob(grad_log_prob, grad_noise_);
+    bijector_.backward(grad_noise_, grad_log_prob, grad_x);
+  }
+  void log_prob_pass(std::string_view function, MatrixCRef<T> x, MatrixCRef<T> context,
+                     RowVector<T>& out) const requires ConditionalBijector<B> {
+    check_input(function, x);
+    check_context(function, context, x.cols());
+    no_grad_pass_ = NoGrad::active();
+    bijector_.inverse_and_log_det(x, context, noise_, log_det_);
+    check_pass(function, x.cols());
+    base_.log_prob(noise_, out);
+    out += log_det_;
+  }
+  void log_prob_pass(std::string_view function, MatrixCRef<T> x,
+                     RowVector<T>& out) const requires Bijector<B> {
+    check_input(function, x);
+    check_no_context_needed(function);
+    no_grad_pass_ = NoGrad::active();
+    bijector_.inverse_and_log_det(x, noise_, log_det_);
+    check_pass(function, x.cols());
+    base_.log_prob(noise_, out);
+    out += log_det_;
+  }
   /// Refused before anything is written: the base's and the bijector's gradients stay as they were.
   void refuse_after_no_grad(std::string_view function) const {
     if (no_grad_pass_)
@@ -338,7 +456,11 @@ class TransformedDistribution {
   ParameterGroup<T> group_;
   mutable Matrix<T> noise_;
   mutable RowVector<T> log_det_;
-  mutable bool no_grad_pass_ = false;  // the last pass ran under NoGrad: nothing to differentiate
+  mutable bool no_grad_pass_ = false;
+  mutable Matrix<T> part_;  // the samples of one pass of a sample() in several passes
+  mutable RowVector<T> part_log_prob_;
+  detail::InUseFlag in_use_;  // one pass at a time: the workspaces above are the object's  // the last pass
+                              // ran under NoGrad: nothing to differentiate
   bool initialized_ = false;
   Matrix<T> grad_noise_, grad_base_log_prob_, grad_x_, grad_context_;
   RowVector<T> log_prob_, grad_log_prob_, grad_log_det_;

@@ -46,7 +46,7 @@ struct LogScaleGuard {
   /// its SIMD tanh, within a few ulp of std::tanh), into `alpha`, resized to a's shape.
   template <class Derived>
   void apply(const Eigen::MatrixBase<Derived>& a, Matrix<T>& alpha) const {
-    alpha.resize(a.rows(), a.cols());
+    resize_workspace(alpha, a.rows(), a.cols());
     apply(a, Eigen::Ref<Matrix<T>>(alpha));
   }
   /// The same into a block of a's shape (such as some columns of a matrix).
@@ -70,7 +70,7 @@ struct LogScaleGuard {
   template <class DerivedA, class DerivedAlpha>
   void derivative(const Eigen::MatrixBase<DerivedA>& a, const Eigen::MatrixBase<DerivedAlpha>& alpha,
                   Matrix<T>& slope) const {
-    slope.resize(a.rows(), a.cols());
+    resize_workspace(slope, a.rows(), a.cols());
     derivative(a, alpha, Eigen::Ref<Matrix<T>>(slope));
   }
   /// The same into a block of a's shape.

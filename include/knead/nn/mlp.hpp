@@ -151,7 +151,7 @@ class Mlp : public LeafParameters<T> {
     PassScratch& pass = PassScratch::local();
     const auto in_pass = pass.enter("Mlp::backward", layers());
     for (Index l = 0; l + 1 < layers(); ++l) linalg::ensure(pass.grads[std::size_t(l)], out(l) * n);
-    if (grad_input != nullptr) grad_input->resize(inputs(), n);
+    if (grad_input != nullptr) resize_workspace(*grad_input, inputs(), n);
     const int chunks = detail::column_chunks(n, min_chunk());
     T* gradient = accumulate_parameters ? this->params_.gradient_data() : nullptr;
     // Several threads each need the whole batch for their share of ∂W: it is packed once for all.
@@ -250,8 +250,8 @@ class Mlp : public LeafParameters<T> {
   /// they are).
   void size_workspaces(Index n, Matrix<T>& output, bool keep = true) const {
     activations_.resize(std::size_t(layers()));
-    for (Index l = 0; keep && l < layers(); ++l) activations_[std::size_t(l)].resize(in(l), n);
-    output.resize(outputs(), n);
+    for (Index l = 0; keep && l < layers(); ++l) resize_workspace(activations_[std::size_t(l)], in(l), n);
+    resize_workspace(output, outputs(), n);
     forwarded_cols_ = -1;
   }
 

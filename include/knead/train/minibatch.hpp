@@ -54,7 +54,7 @@ inline void shuffle(std::vector<Index>& order, Rng& rng) {
 /// Copies the columns `indices` of `data` into `out` (D × indices.size()).
 template <class T>
 void gather_columns(MatrixCRef<T> data, std::span<const Index> indices, Matrix<T>& out) {
-  out.resize(data.rows(), Index(indices.size()));
+  resize_workspace(out, data.rows(), Index(indices.size()));
   for (std::size_t k = 0; k < indices.size(); ++k) out.col(Index(k)) = data.col(indices[k]);
 }
 

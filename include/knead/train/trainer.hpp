@@ -27,6 +27,7 @@
 
 #include "knead/core/bijector.hpp"
 #include "knead/core/errors.hpp"
+#include "knead/core/no_grad.hpp"
 #include "knead/optim/adam.hpp"
 #include "knead/optim/clip.hpp"
 #include "knead/optim/optimizer.hpp"
@@ -35,8 +36,10 @@
 
 namespace knead {
 
-/// Training hit a non-finite loss, gradient or parameter. step() is the step that failed; the
-/// model keeps the parameters it had before that step (the poisoning update is not applied).
+/// Training hit a non-finite loss, gradient or parameter, or a pass met a non-finite value inside
+/// the model (divergence). step() is the step that failed; the model keeps finite parameters that
+/// evaluated finitely: those it had before that step (the poisoning update is not applied), or,
+/// when a pass on updated parameters failed, those at the start of the step the message names.
 class TrainingError : public std::runtime_error {
  public:
   TrainingError(Index step, const std::string& what) : std::runtime_error(what), step_(step) {}
@@ -332,24 +335,46 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
         options_.patience > 0 && evaluations_without_improvement >= options_.patience;
     if (patience_ran_out) h.stop_reason = StopReason::early_stopping;  // the checkpointed run stopped there
 
+    // Parameters an update made finite but far out (a learning rate far too large) can make a later
+    // pass overflow inside the model, which refuses the non-finite value with
+    // std::invalid_argument. After this run's first update that is divergence: the step's
+    // TrainingError, and the model goes back to the parameters it had at the start of the last
+    // step whose passes were finite (`before`, which holds the parameters the last update started
+    // from).
+    bool updated = false;
+    Index finitely_validated_step = 0;  // the last step whose validation NLL was finite
+    const auto diverged = [&](Index step, Index restored_step, const char* pass, const char* what) {
+      std::ranges::copy(before, model_.parameters().begin());
+      throw TrainingError(
+          step,
+          detail::message("Trainer::fit", "step ", step, ": the ", pass, " met a non-finite value (", what,
+                          "); training stopped, the model keeps its parameters from the "
+                          "start of step ",
+                          restored_step, ", the last that evaluated finitely"));
+    };
     for (Index step = h.steps + 1; step <= options_.max_steps && !patience_ran_out; ++step) {
       double loss = 0;
-      if (contexts.train == nullptr) {
-        if constexpr (TrainableModel<Model>) {
-          sampler.next<T>(train, batch);
-          if (step == 1 && checkpoint == nullptr) initialize_once(batch);
-          model_.zero_gradients();
-          loss = static_cast<double>(model_.mean_nll_and_backward(batch));
+      try {
+        if (contexts.train == nullptr) {
+          if constexpr (TrainableModel<Model>) {
+            sampler.next<T>(train, batch);
+            if (step == 1 && checkpoint == nullptr) initialize_once(batch);
+            model_.zero_gradients();
+            loss = static_cast<double>(model_.mean_nll_and_backward(batch));
+          }
+        } else {
+          if constexpr (ConditionalTrainableModel<Model>) {
+            const std::span<const Index> columns = sampler.next_indices();
+            detail::gather_columns<T>(train, columns, batch);
+            detail::gather_columns<T>(*contexts.train, columns, context_batch);
+            if (step == 1 && checkpoint == nullptr) initialize_once(batch, context_batch);
+            model_.zero_gradients();
+            loss = static_cast<double>(model_.mean_nll_and_backward(batch, context_batch));
+          }
         }
-      } else {
-        if constexpr (ConditionalTrainableModel<Model>) {
-          const std::span<const Index> columns = sampler.next_indices();
-          detail::gather_columns<T>(train, columns, batch);
-          detail::gather_columns<T>(*contexts.train, columns, context_batch);
-          if (step == 1 && checkpoint == nullptr) initialize_once(batch, context_batch);
-          model_.zero_gradients();
-          loss = static_cast<double>(model_.mean_nll_and_backward(batch, context_batch));
-        }
+      } catch (const std::invalid_argument& e) {
+        if (!updated) throw;
+        diverged(step, step - 1, "pass on the training batch", e.what());
       }
       if (!std::isfinite(loss)) fail_step(step, "the training loss is non-finite (", loss, ")");
       const std::span<T> params = model_.parameters();
@@ -371,6 +396,7 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
           std::ranges::copy(before, params.begin());
           fail_step(step, "the update made parameter ", i, " non-finite (", bad, ") at learning rate ", lr);
         }
+      updated = true;
       h.train_loss.push_back(loss);
       h.steps = step;
       progress_loss_sum += loss;
@@ -378,7 +404,13 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
 
       StepInfo info{step, options_.max_steps, loss, norm, lr, std::nullopt, std::nullopt, h.best_step};
       if (validation != nullptr && (step % options_.validation_every == 0 || step == options_.max_steps)) {
-        const double nll = mean_nll(*validation, contexts.validation);
+        double nll = 0;
+        try {
+          nll = mean_nll(*validation, contexts.validation);
+        } catch (const std::invalid_argument& e) {
+          diverged(step, step, "validation pass", e.what());
+        }
+        if (std::isfinite(nll)) finitely_validated_step = step;
         h.validation.push_back({step, nll});
         info.validation_nll = nll;
         if (nll < best_nll - options_.min_improvement) {  // a NaN NLL never improves
@@ -416,7 +448,23 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
       }
     }
 
-    if (options_.restore_best && h.best_step > 0 && h.best_step != h.steps) {
+    const bool restores_best = options_.restore_best && h.best_step > 0 && h.best_step != h.steps;
+    if (updated && !restores_best && finitely_validated_step != h.steps) {
+      // The last update is checked as the others were (unless the validation at the last step
+      // did): its parameters must evaluate the last batch finitely, or the model would be handed
+      // back unusable.
+      const MatrixCRef<T> last_contexts(context_batch);
+      double nll = 0;
+      try {
+        nll = mean_nll(batch, contexts.train != nullptr ? &last_contexts : nullptr);
+      } catch (const std::invalid_argument& e) {
+        diverged(h.steps, h.steps, "check of the final parameters on the last batch", e.what());
+      }
+      if (!std::isfinite(nll))
+        diverged(h.steps, h.steps, "check of the final parameters on the last batch",
+                 "the negative log-likelihood is non-finite");
+    }
+    if (restores_best) {
       std::ranges::copy(best, model_.parameters().begin());
       h.restored_best = true;
     }
@@ -519,6 +567,7 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
 
   double mean_nll(MatrixCRef<T> data, const MatrixCRef<T>* context = nullptr) {
     const ModeGuard evaluation_mode(model_, false);
+    const NoGrad no_grad;  // nothing to differentiate: networks keep no activations
     double sum = 0;
     for (Index j = 0; j < data.cols(); j += options_.validation_batch_size) {
       const Index c = std::min(options_.validation_batch_size, data.cols() - j);
