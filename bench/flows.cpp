@@ -8,18 +8,14 @@
 
 #include <benchmark/benchmark.h>
 
-#include <cstdio>
-#include <stdexcept>
-#include <string>
-
 #include <array>
 
+#include "kernel_path_main.hpp"
 #include "knead/core/no_grad.hpp"
 #include "knead/core/threads.hpp"
 #include "knead/distributions/standard_normal.hpp"
 #include "knead/distributions/transformed_distribution.hpp"
 #include "knead/flows/builder.hpp"
-#include "knead/linalg/kernel_path.hpp"
 #include "knead/optim/adam.hpp"
 
 namespace {
@@ -147,20 +143,3 @@ BENCHMARK_TEMPLATE(BM_sample_and_log_prob, FlowKind::iaf)->Apply(args);
 BENCHMARK_TEMPLATE(BM_sample_and_log_prob, FlowKind::realnvp)->Apply(args);
 
 }  // namespace
-
-/// Google Benchmark's main, with the kernel path that runs (knead/linalg/kernel_path.hpp) in the
-/// context every report starts with ("knead_kernel").
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  try {
-    benchmark::AddCustomContext("knead_kernel",
-                                std::string(knead::linalg::to_string(knead::linalg::kernel_path())));
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return 1;
-  }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

@@ -4,11 +4,7 @@
 
 #include <benchmark/benchmark.h>
 
-#include <cstdio>
-#include <stdexcept>
-#include <string>
-
-#include "knead/linalg/kernel_path.hpp"
+#include "kernel_path_main.hpp"
 #include "knead/nn/made.hpp"
 
 namespace {
@@ -122,20 +118,3 @@ BENCHMARK(BM_masked_backward)->DenseRange(0, 2)->ArgName("layer");
 BENCHMARK(BM_dense_backward)->DenseRange(0, 2)->ArgName("layer");
 
 }  // namespace
-
-/// Google Benchmark's main, with the kernel path that runs (knead/linalg/kernel_path.hpp) in the
-/// context every report starts with ("knead_kernel").
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  try {
-    benchmark::AddCustomContext("knead_kernel",
-                                std::string(knead::linalg::to_string(knead::linalg::kernel_path())));
-  } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return 1;
-  }
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
