@@ -53,29 +53,34 @@ struct KernelScratch {
 };
 
 /// Eigen's level-3 blocking over the thread-local packing buffers (Eigen's own would allocate
-/// them on the heap for every large product).
+/// them on the heap for every large product). The buffers are sized for the largest blocks a
+/// product of m rows, depth k and up to `column_capacity` columns can choose (mc ≤ m, nc ≤ n; kc
+/// depends on k alone), so that a later call with more columns, up to that capacity, finds them
+/// large enough: a thread's share of a batch can grow from call to call (detail::Balance).
 template <class T>
 class ScratchBlocking : public eigen_internal::level3_blocking<T, T> {
  public:
-  ScratchBlocking(Index m, Index n, Index k) {
+  ScratchBlocking(Index m, Index n, Index k, Index column_capacity) {
     this->m_mc = m;
     this->m_nc = n;
     this->m_kc = k;
     eigen_internal::computeProductBlockingSizes<T, T, 1, Index>(this->m_kc, this->m_mc, this->m_nc, Index(1));
     auto& s = KernelScratch<T>::local();
-    this->m_blockA = KernelScratch<T>::ensure(s.pack_a, this->m_kc * this->m_mc);
-    this->m_blockB = KernelScratch<T>::ensure(s.pack_b, this->m_kc * this->m_nc);
+    this->m_blockA = KernelScratch<T>::ensure(s.pack_a, this->m_kc * m);
+    this->m_blockB = KernelScratch<T>::ensure(s.pack_b, this->m_kc * std::max(n, column_capacity));
   }
 };
 
 /// C += alpha · op(A) · op(B), all column-major with leading dimensions; op(A) is m × k (A is
 /// stored k × m when TransA), op(B) is k × n (B stored n × k when TransB). Uses Eigen's
-/// cache-blocked, SIMD micro-kernel (gebp).
+/// cache-blocked, SIMD micro-kernel (gebp). Its packing buffers are sized for up to
+/// `column_capacity` columns (ScratchBlocking): a caller whose n varies passes its largest n.
 template <bool TransA, bool TransB, class T>
-void gemm(Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb, T* c, Index ldc) {
+void gemm(Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb, T* c, Index ldc,
+          Index column_capacity = 0) {
   if (m <= 0 || n <= 0 || k <= 0) return;
   using Eigen::ColMajor, Eigen::RowMajor;
-  ScratchBlocking<T> blocking(m, n, k);
+  ScratchBlocking<T> blocking(m, n, k, column_capacity);
   eigen_internal::general_matrix_matrix_product<Index, T, TransA ? RowMajor : ColMajor, false, T,
                                                 TransB ? RowMajor : ColMajor, false, ColMajor,
                                                 1>::run(m, n, k, a, lda, b, ldb, c, 1, ldc, alpha, blocking,

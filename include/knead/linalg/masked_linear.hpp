@@ -194,15 +194,21 @@ class MaskedLinearPlan {
     if (thin)
       return thin_multiply(rows_of_w, input_cols, Index(1), m, input_cols, x, ldx, n, y, ldy, rows.data(),
                            Store<T>{true, bias, relu, nullptr, 0});
-    T* z = KernelScratch<T>::ensure(s.product, m * n);
-    std::fill(z, z + m * n, T(0));
-    gemm<false, false>(m, n, input_cols, T(1), rows_of_w, m, x, ldx, z, m);
-    for (Index j = 0; j < n; ++j)
-      for (Index r = 0; r < m; ++r) {
-        const Index row = rows[std::size_t(r)];
-        const T v = z[r + j * m] + bias[row];
-        y[row + j * ldy] = relu ? std::max(v, T(0)) : v;
-      }
+    // in runs of at most `run` columns, so that the scratch's size does not depend on n (a thread's
+    // share of the batch, which can grow from call to call: detail::Balance)
+    constexpr Index run = 256;
+    T* z = KernelScratch<T>::ensure(s.product, m * run);
+    for (Index j0 = 0; j0 < n; j0 += run) {
+      const Index width = std::min(run, n - j0);
+      std::fill(z, z + m * width, T(0));
+      gemm<false, false>(m, width, input_cols, T(1), rows_of_w, m, x + j0 * ldx, ldx, z, m, run);
+      for (Index j = 0; j < width; ++j)
+        for (Index r = 0; r < m; ++r) {
+          const Index row = rows[std::size_t(r)];
+          const T v = z[r + j * m] + bias[row];
+          y[row + (j0 + j) * ldy] = relu ? std::max(v, T(0)) : v;
+        }
+    }
   }
 
   /// gb += Σ_j g(:, j) over the n columns of g (out × n, leading dimension ldg): ∂L/∂b, for the
@@ -357,7 +363,9 @@ class MaskedLinearPlan {
       const T* a = g + b.row;
       Index lda = ldg;
       if (!reads_stored || b.rows % 16 != 0) {
-        T* packed_g = KernelScratch<T>::ensure(s.pack_a, PackedGemm<T>::packed_lhs_size(b.rows, depth));
+        // sized for the whole block, not this share of it: a share can grow from call to call
+        // (detail::Balance), and a warm scratch must not grow with it
+        T* packed_g = KernelScratch<T>::ensure(s.pack_a, PackedGemm<T>::packed_lhs_size(whole.rows, depth));
         PackedGemm<T>::pack_lhs(kernel, packed_g, g + b.row, ldg, b.rows, depth, false);
         a = packed_g, lda = 0;
       }
@@ -365,7 +373,7 @@ class MaskedLinearPlan {
         PackedGemm<T>::multiply(kernel, gw + b.row + b.col * ldgw, ldgw, a, lda, b.rows, depth, rhs, c1 - c0);
         continue;
       }
-      T* p = KernelScratch<T>::ensure(s.product, b.rows * (c1 - c0));
+      T* p = KernelScratch<T>::ensure(s.product, whole.rows * (c1 - c0));  // the whole block, as above
       std::fill(p, p + b.rows * (c1 - c0), T(0));
       PackedGemm<T>::multiply(kernel, p, b.rows, a, lda, b.rows, depth, rhs, c1 - c0);
       for (Index c = b.col; c < b.col + b.cols; ++c) {
