@@ -27,6 +27,21 @@
 
 namespace knead::linalg {
 
+/// Writes a block's dot products: sums[r·block + j] is row i0 + r (of `rows`, when given) and
+/// sample j0 + j; C = bias + A·X (store.start) or C + A·X, then store.finish. Shared by the
+/// thin kernels of every width: plain scalar code, the same on every path.
+inline void store_sums(const float* sums, Index block, Index pair, Index count, Index i0, Index j0, float* c,
+                       Index ldc, const Index* rows, const Store<float>& store) {
+  for (Index r = 0; r < pair; ++r) {
+    const Index row = rows == nullptr ? i0 + r : rows[i0 + r];
+    const float bias = store.bias != nullptr ? store.bias[row] : 0.0f;
+    for (Index j = 0; j < count; ++j) {
+      float& out = c[row + (j0 + j) * ldc];
+      out = store.finish(sums[r * block + j] + (store.start ? bias : out), row, j0 + j);
+    }
+  }
+}
+
 #if KNEAD_HAS_AVX512_SGEMM
 /// sums[t] = the sum of the 16 entries of v[t]. Pairs are interleaved and added, then pairs of
 /// pairs, then 128-bit lanes, so that each level halves the vectors. (Masked forms with every lane
@@ -78,14 +93,7 @@ KNEAD_AVX512 inline void thin_rows_avx512(const float* a, Index m, Index depth, 
         }
       }
       sum_each(acc, sums);  // sums[r·8 + j]: row i0 + r, sample j0 + j
-      for (Index r = 0; r < pair; ++r) {
-        const Index row = rows == nullptr ? i0 + r : rows[i0 + r];
-        const float bias = store.bias != nullptr ? store.bias[row] : 0.0f;
-        for (Index j = 0; j < count; ++j) {
-          float& out = c[row + (j0 + j) * ldc];  // C = bias + A·X (start), or C + A·X
-          out = store.finish(sums[r * block + j] + (store.start ? bias : out), row, j0 + j);
-        }
-      }
+      store_sums(sums, block, pair, count, i0, j0, c, ldc, rows, store);
     }
   }
 }
@@ -140,14 +148,7 @@ KNEAD_AVX2 inline void thin_rows_avx2(const float* a, Index m, Index depth, cons
         }
       }
       sum_each(acc, sums);  // sums[r·4 + j]: row i0 + r, sample j0 + j
-      for (Index r = 0; r < pair; ++r) {
-        const Index row = rows == nullptr ? i0 + r : rows[i0 + r];
-        const float bias = store.bias != nullptr ? store.bias[row] : 0.0f;
-        for (Index j = 0; j < count; ++j) {
-          float& out = c[row + (j0 + j) * ldc];  // C = bias + A·X (start), or C + A·X
-          out = store.finish(sums[r * block + j] + (store.start ? bias : out), row, j0 + j);
-        }
-      }
+      store_sums(sums, block, pair, count, i0, j0, c, ldc, rows, store);
     }
   }
 }
