@@ -85,10 +85,9 @@ inline Dataset load_dataset(const std::string& name, Index train_size, double no
     raw_test = make(10000, seed + 1000003);
     d.test_description = "10000 fresh points";
   } else {
-    const Matrix data = knead::data::read_csv<double>(name);
-    if (data.rows() != 2)
-      throw std::invalid_argument("load_dataset: '" + name + "' has " + std::to_string(data.rows()) +
-                                  " columns; the 2-D examples need 2");
+    knead::data::CsvOptions csv;
+    csv.columns = 2;  // the 2-D examples need 2; read_csv names the line and the counts otherwise
+    const Matrix data = knead::data::read_csv<double>(name, csv);
     const auto split = knead::data::split_dataset(data, 0.1, 0.1, seed + 1);
     raw_train = split.train;
     raw_validation = split.validation;

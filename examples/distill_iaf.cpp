@@ -388,7 +388,8 @@ int run(const Options& o) {
   // ---- teacher: MAF by maximum likelihood (or loaded) ----
   Flow teacher = o.load_teacher.empty()
                      ? make(knead::FlowKind::maf, o.layers, o.hidden, o.guard_bound, o.seed)
-                     : knead::load_as<Flow>(o.load_teacher);
+                     // a float file (train_2d's default precision) becomes double exactly
+                     : knead::load_as<Flow>(o.load_teacher, knead::ScalarConversion::allow);
   knead::TrainingHistory history;
   if (o.load_teacher.empty()) {
     knead::TrainerOptions options;

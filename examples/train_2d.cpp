@@ -15,6 +15,7 @@
 #include <iostream>
 
 #include "common.hpp"
+#include "knead/core/no_grad.hpp"
 #include "knead/core/threads.hpp"
 #include "knead/distributions/standard_normal.hpp"
 #include "knead/distributions/transformed_distribution.hpp"
@@ -55,6 +56,65 @@ struct Options {
   std::string load;  // a flow saved by knead::save, used instead of a new one
 };
 
+/// The mean of −log p(x) over the columns of `data` in evaluation mode: what Trainer::evaluate
+/// computes (the same chunks and sum), without a Trainer, which a flow without parameters cannot have.
+template <class Flow>
+double mean_nll(Flow& flow, const knead::Matrix<typename Flow::Scalar>& data) {
+  const knead::NoGrad no_grad;
+  const Index chunk = knead::TrainerOptions().validation_batch_size;
+  knead::RowVector<typename Flow::Scalar> log_prob;
+  double sum = 0;
+  for (Index j = 0; j < data.cols(); j += chunk) {
+    const Index c = std::min(chunk, data.cols() - j);
+    flow.log_prob(data.middleCols(j, c), log_prob);
+    for (Index k = 0; k < c; ++k) sum -= static_cast<double>(log_prob(k));
+  }
+  return sum / double(data.cols());
+}
+
+/// What a flow is, as summary.json records it.
+struct Architecture {
+  std::string flow;           ///< the kind whose layers it stacks (a --flow name), else "saved flow"
+  Index layers = 0;           ///< the number of those layers
+  std::vector<Index> hidden;  ///< the hidden sizes of the first layer's network (none: empty)
+  bool batch_norm = false;
+};
+
+/// The architecture of a flow file, read from its `knead.flow` metadata (docs/format.md): the parts
+/// of its chain that are layers of a flow kind (Maf: maf, Invert of a Maf: iaf, AffineCoupling:
+/// realnvp, AdditiveCoupling: nice, PReLU: mlp); Permutes, BatchNorms and other parts are not layers.
+Architecture architecture_of(const std::string& path) {
+  const auto file = knead::io::SafetensorsFile::load(path);
+  const nlohmann::json flow = nlohmann::json::parse(file.metadata().at("knead.flow"));
+  const nlohmann::json& bijector = flow.at("bijector");
+  const nlohmann::json parts =
+      bijector.at("type") == "Chain" ? bijector.at("parts") : nlohmann::json::array({bijector});
+  Architecture a;
+  std::string kind;
+  bool one_kind = true;
+  for (const nlohmann::json& part : parts) {
+    const std::string type = part.at("type");
+    const bool inverse_maf = type == "Invert" && part.at("inner").at("type") == "Maf";
+    const std::string layer_kind = type == "Maf"                ? "maf"
+                                   : inverse_maf                ? "iaf"
+                                   : type == "AffineCoupling"   ? "realnvp"
+                                   : type == "AdditiveCoupling" ? "nice"
+                                   : type == "PReLU"            ? "mlp"
+                                                                : "";
+    a.batch_norm = a.batch_norm || type == "BatchNorm";
+    if (layer_kind.empty()) continue;
+    if (a.layers == 0) {
+      kind = layer_kind;
+      const nlohmann::json& network = inverse_maf ? part.at("inner") : part;
+      if (network.contains("hidden")) a.hidden = network.at("hidden").get<std::vector<Index>>();
+    }
+    one_kind = one_kind && layer_kind == kind;
+    ++a.layers;
+  }
+  a.flow = a.layers > 0 && one_kind ? kind : "saved flow";
+  return a;
+}
+
 template <class T>
 int run(const Options& o) {
   std::filesystem::create_directories(o.out);
@@ -78,31 +138,34 @@ int run(const Options& o) {
   Flow<T> flow = o.load.empty() ? Flow<T>(knead::StandardNormal<T>(2), knead::make_flow(spec))
                                 : knead::load_as<Flow<T>>(o.load, knead::ScalarConversion::allow);
 
-  knead::TrainerOptions options;
-  options.batch_size = o.batch;
-  options.max_steps = std::max<Index>(o.steps, 1);  // the Trainer needs 1; with --steps 0 fit() is not called
-  options.seed = o.seed;
-  options.validation_every = std::max<Index>(1, std::min<Index>(250, o.steps / 20));
-  options.patience = o.patience;
-  options.max_gradient_norm = 100.0;
-  options.progress = o.quiet ? nullptr : &std::cerr;
-  options.checkpoint_every = o.checkpoint_every;
-  if (o.checkpoint_every > 0) options.checkpoint_path = o.out + "/checkpoint.safetensors";
-  knead::AdamOptions adam;
-  adam.lr = knead::LrSchedule::cosine(o.lr, std::max<Index>(o.steps, 1), 0, o.lr * 0.02);
-  adam.weight_decay = o.weight_decay;
-  knead::Trainer trainer(flow, knead::Adam<T>(flow.num_parameters(), adam), options);
   knead::TrainingHistory history;
-  if (!o.resume.empty())
-    history = trainer.resume(o.resume, train, validation);
-  else if (o.steps > 0)
-    history = trainer.fit(train, validation);
+  if (!o.resume.empty() || o.steps > 0) {
+    if (flow.num_parameters() == 0)
+      throw std::invalid_argument(
+          "the flow has no parameters: there is nothing to train; give --steps 0 "
+          "(without --resume) to evaluate and draw it");
+    knead::TrainerOptions options;
+    options.batch_size = o.batch;
+    options.max_steps = std::max<Index>(o.steps, 1);  // the Trainer needs 1 (a --resume with --steps 0)
+    options.seed = o.seed;
+    options.validation_every = std::max<Index>(1, std::min<Index>(250, o.steps / 20));
+    options.patience = o.patience;
+    options.max_gradient_norm = 100.0;
+    options.progress = o.quiet ? nullptr : &std::cerr;
+    options.checkpoint_every = o.checkpoint_every;
+    if (o.checkpoint_every > 0) options.checkpoint_path = o.out + "/checkpoint.safetensors";
+    knead::AdamOptions adam;
+    adam.lr = knead::LrSchedule::cosine(o.lr, std::max<Index>(o.steps, 1), 0, o.lr * 0.02);
+    adam.weight_decay = o.weight_decay;
+    knead::Trainer trainer(flow, knead::Adam<T>(flow.num_parameters(), adam), options);
+    history = o.resume.empty() ? trainer.fit(train, validation) : trainer.resume(o.resume, train, validation);
+  }
   flow.set_training(false);
   knead::save(flow, o.out + "/model.safetensors");
 
-  const double train_nll = trainer.evaluate(train);
-  const double val_nll = trainer.evaluate(validation);
-  const double test_nll = trainer.evaluate(test);
+  const double train_nll = mean_nll(flow, train);
+  const double val_nll = mean_nll(flow, validation);
+  const double test_nll = mean_nll(flow, test);
   const double test_nll_data = test_nll - data64.standardizer.log_det();
   const auto [samples_per_s, densities_per_s] = example::throughput(flow, 20000, o.seed + 7);
 
@@ -120,11 +183,14 @@ int run(const Options& o) {
   if (!history.train_loss.empty())  // nothing to draw for a loaded flow evaluated with --steps 0
     example::loss_png(o.out + "/loss.png", history.train_loss, validation_curve, "training: " + tag);
 
+  // a loaded flow is described by its file, not by --flow, --layers, --hidden and --batchnorm
+  const Architecture arch =
+      o.load.empty() ? Architecture{o.flow, o.layers, o.hidden, o.batch_norm} : architecture_of(o.load);
   nlohmann::json summary = {{"dataset", o.dataset},
-                            {"flow", o.flow},
-                            {"layers", o.layers},
-                            {"hidden", o.hidden},
-                            {"batchnorm", o.batch_norm},
+                            {"flow", arch.flow},
+                            {"layers", arch.layers},
+                            {"hidden", arch.hidden},
+                            {"batchnorm", arch.batch_norm},
                             {"steps", history.steps},
                             {"batch", o.batch},
                             {"lr", o.lr},

@@ -187,3 +187,26 @@ TEST_CASE("read_csv shows at most 60 characters of a field in an error", "[data]
     CHECK(what.size() < 300);
   }
 }
+
+TEST_CASE("read_csv refuses rows whose field count disagrees with the header or the caller",
+          "[data][errors]") {
+  using Catch::Contains;
+  // one column written with decimal commas: each value splits into two fields
+  CHECK_THROWS_WITH(parse<double>("x\n1,5\n2,25\n"), Contains("test.csv line 2") &&
+                                                         Contains("expected 1 fields, got 2") &&
+                                                         Contains("decimal comma"));
+  CsvOptions two;
+  two.columns = 2;
+  CsvOptions one;
+  one.columns = 1;
+  CHECK_THROWS_WITH(parse<double>("0,5\n-1,25\n", one),
+                    Contains("test.csv line 1") && Contains("expected 1 columns") &&
+                        Contains("has 2 fields") && Contains("decimal comma"));
+  CHECK_THROWS_WITH(parse<double>("x,y,z\n1,2,3\n", two),
+                    Contains("line 1") && Contains("expected 2 columns") && Contains("has 3 fields"));
+  CHECK(parse<double>("x,y\n1,2\n3,4\n", two).cols() == 2);
+  // a field count that does not look like decimal commas gets no such hint
+  CHECK_THROWS_WITH(parse<double>("1;2\n3;4;x\n", CsvOptions{CsvHeader::absent, ';', 0}),
+                    Contains("expected 2 fields, got 3") && !Contains("decimal comma"));
+  CHECK_THROWS_WITH(parse<double>("a,b\n1.5,x,2\n"), !Contains("decimal comma"));
+}

@@ -490,3 +490,28 @@ TEST_CASE("A sample count whose result cannot fit in memory is refused before al
                         Catch::Contains("bytes for the result alone"));
   CHECK_NOTHROW(flow.sample(10, rng, x));  // refused before anything changed
 }
+
+TEST_CASE("A pass kept for backward on a batch too large for memory names itself and the size it needed",
+          "[distributions][large][errors]") {
+  // A MAF with 2^16 hidden units on 2^22 columns (trained mode: its activations are kept for
+  // backward, so the batch runs whole) needs 2^16 x 2^22 floats = 1.1 TB for one activation: the
+  // allocation fails. The error is still a std::bad_alloc, and says which pass and how much.
+  FlowSpec<float> spec;
+  spec.kind = FlowKind::maf;
+  spec.layers = 1;
+  spec.hidden = {Index(1) << 16};
+  TransformedDistribution flow(StandardNormal<float>(2), make_flow(spec));
+  const Matrix<float> small = Matrix<float>::Constant(2, 3, 0.25f);
+  RowVector<float> before, after;
+  flow.log_prob(small, before);
+  {
+    const Matrix<float> huge = Matrix<float>::Zero(2, Index(1) << 22);
+    RowVector<float> out;
+    CHECK_THROWS_AS(flow.log_prob(huge, out), std::bad_alloc);
+    CHECK_THROWS_WITH(flow.log_prob(huge, out), Catch::Contains("TransformedDistribution::log_prob") &&
+                                                    Catch::Contains("a batch of 4194304 columns") &&
+                                                    Catch::Contains("65536 x 4194304 values (1.1 TB)"));
+  }
+  flow.log_prob(small, after);  // still usable, with the same values
+  CHECK(after == before);
+}

@@ -196,9 +196,70 @@ TEST_CASE("a process killed in the middle of an atomic write leaves the previous
   const Bytes partial = plain_read(dir.path() / entries[0]);
   CHECK(partial.size() == next.size() / 2);
   CHECK(std::equal(partial.begin(), partial.end(), next.begin()));
-  // A later write succeeds regardless.
+  // A later write succeeds regardless, and removes the temporary its dead writer left.
   write_file_atomically(target, next);
   CHECK(plain_read(target) == next);
+  CHECK(dir.entries() == std::vector<std::string>{"flow.safetensors"});
+}
+
+TEST_CASE("an atomic write removes only the stale temporaries of its own target", "[io][file]") {
+  TempDir dir;
+  const fs::path target = dir.path() / "flow.safetensors";
+  // A writer that stays alive inside its write (between two chunks), and one that has died.
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  const pid_t live = ::fork();
+  REQUIRE(live >= 0);
+  if (live == 0) {
+    AtomicWriteOptions options;
+    options.chunk_bytes = 100;
+    options.fault_hook = [&](WriteStep step, std::size_t) {
+      if (step != WriteStep::wrote_chunk) return;
+      const char byte = 1;
+      if (::write(ready[1], &byte, 1) != 1) ::_exit(2);
+      for (;;) ::pause();
+    };
+    write_file_atomically(target, pattern_bytes(1000, 1), options);
+    ::_exit(1);
+  }
+  char byte = 0;
+  REQUIRE(::read(ready[0], &byte, 1) == 1);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  const pid_t dead = ::fork();
+  REQUIRE(dead >= 0);
+  if (dead == 0) ::_exit(0);
+  REQUIRE(::waitpid(dead, nullptr, 0) == dead);
+  const std::string d = std::to_string(dead);
+  // the dead writer's temporary, and names that are not knead's temporaries of this target
+  const std::vector<std::string> stale = {".flow.safetensors.tmp." + d + ".0.12345"};
+  const std::vector<std::string> foreign = {".flow.safetensors.tmp." + d + ".0.12345.bak",
+                                            ".flow.safetensors.tmp." + d + ".0",
+                                            ".flow.safetensors.tmp.notes",
+                                            "flow.safetensors.tmp." + d + ".0.12345",
+                                            ".other.safetensors.tmp." + d + ".0.12345",
+                                            ".flow.safetensors.tmp." + d + "x.0.12345"};
+  for (const auto& name : stale) plain_write(dir.path() / name, pattern_bytes(10, 2));
+  for (const auto& name : foreign) plain_write(dir.path() / name, pattern_bytes(10, 3));
+  const auto live_temporaries = [&] {
+    std::size_t n = 0;
+    for (const auto& name : dir.entries())
+      n += name.rfind(".flow.safetensors.tmp." + std::to_string(live) + ".", 0) == 0;
+    return n;
+  };
+  REQUIRE(live_temporaries() == 1);
+
+  write_file_atomically(target, pattern_bytes(50, 4));
+  CHECK(plain_read(target) == pattern_bytes(50, 4));
+  for (const auto& name : stale) CHECK(!fs::exists(dir.path() / name));
+  for (const auto& name : foreign) CHECK(fs::exists(dir.path() / name));
+  CHECK(live_temporaries() == 1);  // its writer is still writing it
+
+  ::kill(live, SIGKILL);
+  REQUIRE(::waitpid(live, nullptr, 0) == live);
+  write_file_atomically(target, pattern_bytes(60, 5));
+  CHECK(live_temporaries() == 0);
+  for (const auto& name : foreign) CHECK(fs::exists(dir.path() / name));
 }
 
 TEST_CASE("write_file_atomically rejects bad paths and options", "[io][file][errors]") {

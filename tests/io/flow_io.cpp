@@ -332,6 +332,41 @@ TEST_CASE("save replaces a file atomically and load names the file", "[io][flow_
   CHECK_THROWS_AS(load<double>(dir.path() / "missing.safetensors"), FileError);
 }
 
+TEST_CASE("a saved flow carries a data checksum: every flipped data byte is refused, files without it load",
+          "[io][flow_io][errors]") {
+  TempDir dir;
+  const fs::path path = dir.path() / "model.safetensors";
+  const auto flow = make_test_flow<float>(FlowKind::maf);
+  save(flow, path);
+  const Bytes good = read_file_bytes(path);
+  const SafetensorsFile file(good);
+  REQUIRE(file.metadata().count("knead.data_crc32") == 1);
+  std::uint64_t data_bytes = 0;
+  for (const TensorInfo& t : file.tensors()) data_bytes += t.end - t.begin;
+  REQUIRE(data_bytes > 0);
+  std::size_t refused = 0;
+  for (std::size_t i = good.size() - data_bytes; i < good.size(); ++i) {
+    Bytes bad = good;
+    bad[i] ^= std::uint8_t(1u << (i % 8));
+    try {
+      (void)load<float>(SafetensorsFile(bad));
+    } catch (const FormatError& e) {
+      refused += std::string_view(e.what()).find("corrupted") != std::string_view::npos;
+    }
+  }
+  CHECK(refused == data_bytes);
+  Bytes bad = good;
+  bad.back() ^= 0x04;
+  write_file_atomically(path, bad);
+  CHECK_THROWS_WITH(load<float>(path), Catch::Contains(path.string()) && Catch::Contains("corrupted"));
+  // A file written without the key (as before it existed) still loads, to the same flow.
+  Editable plain(good);
+  plain.meta.erase("knead.data_crc32");
+  const Bytes unchecked = plain.bytes();
+  REQUIRE(SafetensorsFile(unchecked).metadata().count("knead.data_crc32") == 0);
+  require_identical(flow, load<float>(SafetensorsFile(unchecked)));
+}
+
 TEMPLATE_TEST_CASE("broken and hostile flow files are refused with a message saying what is wrong",
                    "[io][flow_io]", float, double) {
   using T = TestType;

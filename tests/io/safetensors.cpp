@@ -491,3 +491,70 @@ TEST_CASE("safetensors checks the header length before reading the rest of a fil
                     Catch::Contains("header length 1000 is larger than the 2 bytes after the length field"));
   fs::remove_all(dir);
 }
+
+TEST_CASE("crc32 is CRC-32/ISO-HDLC", "[io][safetensors]") {
+  const std::string check = "123456789";
+  const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(check.data()),
+                                            check.size());
+  CHECK(io::detail::crc32(bytes) == 0xCBF43926u);  // the standard check value
+  CHECK(io::detail::crc32({}) == 0u);
+  CHECK(io::detail::crc32(bytes.subspan(4), io::detail::crc32(bytes.first(4))) == 0xCBF43926u);
+  CHECK(io::detail::crc32_text(0xCBF43926u) == "cbf43926");
+  CHECK(io::detail::crc32_text(0x0000ABCDu) == "0000abcd");
+}
+
+TEST_CASE("a file with a data checksum refuses every flipped byte of its data; one without loads",
+          "[io][safetensors][errors]") {
+  std::mt19937 rng(11);
+  SafetensorsWriter writer;
+  writer.add("w", random_values<float>(24, rng), {4, 6});
+  writer.add("b", random_values<double>(5, rng), {5});
+  writer.set_metadata("format", "knead-test");
+  writer.write_data_checksum(true);
+  const Bytes good = writer.bytes();
+  const SafetensorsFile file(good);
+  REQUIRE(file.metadata().count("knead.data_crc32") == 1);
+  const std::uint64_t data_start = good.size() - 24 * 4 - 5 * 8;
+  for (std::uint64_t i = data_start; i < good.size(); ++i) {
+    for (const std::uint8_t flip : {std::uint8_t{0x01}, std::uint8_t{0x80}}) {
+      Bytes bad = good;
+      bad[i] ^= flip;
+      CAPTURE(i, int(flip));
+      CHECK_THROWS_AS(SafetensorsFile(bad), FormatError);
+      CHECK_THROWS_WITH(SafetensorsFile(bad),
+                        Catch::Contains("corrupted") && Catch::Contains("CRC-32 is ") &&
+                            Catch::Contains("records " + file.metadata().at("knead.data_crc32")));
+    }
+  }
+  // Through a file: the error names it.
+  test::TempDir dir;
+  const fs::path path = dir.path() / "flipped.safetensors";
+  Bytes bad = good;
+  bad.back() ^= 0x10;
+  write_file_atomically(path, bad);
+  CHECK_THROWS_WITH(SafetensorsFile::load(path),
+                    Catch::Contains("flipped.safetensors") && Catch::Contains("corrupted"));
+  // Without the key (another writer, an older knead), the same data loads unchecked.
+  writer.write_data_checksum(false);
+  const Bytes plain = writer.bytes();
+  const SafetensorsFile unchecked(plain);
+  CHECK(unchecked.metadata().count("knead.data_crc32") == 0);
+  Bytes flipped = plain;
+  flipped.back() ^= 0x10;
+  CHECK_NOTHROW(SafetensorsFile(flipped));
+  // A checksum given as metadata is never written stale: replaced when on, dropped when off.
+  writer.set_metadata("knead.data_crc32", "00000000");
+  CHECK(SafetensorsFile(writer.bytes()).metadata().count("knead.data_crc32") == 0);
+  writer.write_data_checksum(true);
+  CHECK(SafetensorsFile(writer.bytes()).metadata().at("knead.data_crc32") ==
+        file.metadata().at("knead.data_crc32"));
+}
+
+TEST_CASE("a malformed data checksum is refused", "[io][safetensors][errors]") {
+  check_malformed(raw_file(R"({"__metadata__":{"knead.data_crc32":"CBF43926"}})"),
+                  "'knead.data_crc32' is 'CBF43926', not 8 lowercase hexadecimal digits");
+  check_malformed(raw_file(R"({"__metadata__":{"knead.data_crc32":"1234"}})"), "not 8 lowercase");
+  // an empty data section has CRC-32 0
+  CHECK_NOTHROW(SafetensorsFile(raw_file(R"({"__metadata__":{"knead.data_crc32":"00000000"}})")));
+  check_malformed(raw_file(R"({"__metadata__":{"knead.data_crc32":"00000001"}})"), "corrupted");
+}

@@ -381,6 +381,13 @@ TEST_CASE("A checkpoint round-trips through its file", "[train][checkpoint]") {
   CHECK(file.tensor("history.train_loss").dtype == io::Dtype::F64);
   CHECK(file.tensor("model.bijector.running_mean").dtype == io::Dtype::F32);
   CHECK(file.metadata().at("model.training") == "false");
+  // its data is checksummed: a flipped bit of a tensor is refused, not resumed from
+  REQUIRE(file.metadata().count("knead.data_crc32") == 1);
+  io::Bytes flipped = io::read_file_bytes(dir / "c.ckpt");
+  flipped[flipped.size() - 5] ^= 0x20;
+  io::write_file_atomically(dir / "flipped.ckpt", flipped);
+  CHECK_THROWS_WITH(load_checkpoint<float>(dir / "flipped.ckpt"),
+                    Catch::Contains("flipped.ckpt") && Catch::Contains("corrupted"));
 }
 
 TEST_CASE("Broken checkpoints and checkpoints of another run are rejected", "[train][checkpoint][errors]") {

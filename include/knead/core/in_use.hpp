@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "knead/core/errors.hpp"
+#include "knead/core/types.hpp"
 
 namespace knead::detail {
 
@@ -24,16 +25,24 @@ class InUseFlag {
   InUseFlag& operator=(const InUseFlag& /*other*/) noexcept { return *this; }
   ~InUseFlag() = default;
 
-  /// Holds the flag until it goes out of scope.
+  /// Holds the flag until it goes out of scope. The outermost pass entered on a thread is that
+  /// thread's current pass (detail::current_pass), named by a failed workspace growth.
   class Entered {
    public:
-    explicit Entered(std::atomic<bool>* flag) : flag_(flag) {}
+    Entered(std::atomic<bool>* flag, std::string_view function)
+        : flag_(flag), outermost_(current_pass.empty()) {
+      if (outermost_) current_pass = function;
+    }
     Entered(const Entered&) = delete;
     Entered& operator=(const Entered&) = delete;
-    ~Entered() { flag_->store(false, std::memory_order_release); }
+    ~Entered() {
+      if (outermost_) current_pass = {};
+      flag_->store(false, std::memory_order_release);
+    }
 
    private:
     std::atomic<bool>* flag_;
+    bool outermost_;
   };
 
   /// Marks the object in use by `function` on this thread; throws std::logic_error if it already
@@ -43,7 +52,7 @@ class InUseFlag {
       fail<std::logic_error>(function,
                              "this object is already in use by another pass (another thread?): use one flow "
                              "object per thread (copy it)");
-    return Entered(&busy_);
+    return Entered(&busy_, function);
   }
 
  private:

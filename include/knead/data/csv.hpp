@@ -10,7 +10,11 @@
 ///
 /// Errors: std::runtime_error when the file cannot be opened or read; std::invalid_argument for bad
 /// content (an empty file, a wrong number of fields, an unparsable or non-finite value), naming the
-/// source, the line number (from 1) and the column (from 1).
+/// source, the line number (from 1) and the column (from 1). Every row must have as many fields as
+/// the header (or, without one, the first row) and, when CsvOptions::columns is given, as many as
+/// the caller expects; when the extra fields look like the fractional digits of decimal commas
+/// ("1,5" for 1.5 in a comma-separated file) the message says so. A headerless file whose decimal
+/// commas happen to give the expected count on every row cannot be told from integer data.
 
 #include <charconv>
 #include <cmath>
@@ -38,6 +42,8 @@ struct CsvOptions {
   CsvHeader header = CsvHeader::detect;
   /// Separates the fields; a space or tab splits at every run of spaces and tabs instead.
   char delimiter = ',';
+  /// The number of columns the caller expects (0: any); a file with another count is refused.
+  std::size_t columns = 0;
 };
 
 /// The data of a CSV file as a D×N matrix (column j = row j of the file) and its column names
@@ -105,6 +111,31 @@ inline std::string shown_field(std::string_view field) {
   return std::string(field.substr(0, cut)) + "… (" + std::to_string(field.size()) + " characters)";
 }
 
+/// Whether a row of `got` fields where `expected` were wanted looks like numbers written with a
+/// decimal comma split at the delimiter: a ',' delimiter, more fields than expected, and a field of
+/// digits only (the fractional digits, such as "5" of "1,5") after one that ends in a digit.
+inline bool looks_like_decimal_commas(const std::vector<std::string_view>& fields, std::size_t expected,
+                                      char delimiter) {
+  if (delimiter != ',' || fields.size() <= expected) return false;
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  for (std::size_t c = 1; c < fields.size(); ++c) {
+    const std::string_view integer = fields[c - 1], fraction = fields[c];
+    if (!integer.empty() && is_digit(integer.back()) && !fraction.empty() &&
+        fraction.find_first_not_of("0123456789") == std::string_view::npos)
+      return true;
+  }
+  return false;
+}
+
+/// The hint added to a field-count error when the row looks like decimal commas.
+inline std::string_view decimal_comma_hint(const std::vector<std::string_view>& fields, std::size_t expected,
+                                           char delimiter) {
+  return looks_like_decimal_commas(fields, expected, delimiter)
+             ? " (a decimal comma such as '1,5' for 1.5 may be the cause: write numbers with a decimal "
+               "point, or separate the fields with ';')"
+             : "";
+}
+
 template <class T>
 CsvTable<T> read_csv_lines(std::istream& in, const CsvOptions& options, std::string_view source) {
   constexpr std::string_view function = "read_csv";
@@ -125,6 +156,10 @@ CsvTable<T> read_csv_lines(std::istream& in, const CsvOptions& options, std::str
     if (first) {
       first = false;
       columns = fields.size();
+      if (options.columns != 0 && columns != options.columns)
+        knead::detail::fail(function, source, " line ", line_number, ": expected ", options.columns,
+                            " columns, the first line has ", columns, " fields",
+                            decimal_comma_hint(fields, options.columns, options.delimiter));
       bool header = options.header == CsvHeader::present;
       if (options.header == CsvHeader::detect) {
         header = true;
@@ -137,7 +172,8 @@ CsvTable<T> read_csv_lines(std::istream& in, const CsvOptions& options, std::str
     }
     if (fields.size() != columns)
       knead::detail::fail(function, source, " line ", line_number, ": expected ", columns, " fields, got ",
-                          fields.size());
+                          fields.size(), table.names.empty() ? " (the first row has " : " (the header has ",
+                          columns, ")", decimal_comma_hint(fields, columns, options.delimiter));
     for (std::size_t c = 0; c < fields.size(); ++c) {
       if (fields[c].empty())
         knead::detail::fail(function, source, " line ", line_number, ": empty field in column ", c + 1);

@@ -4,6 +4,8 @@
 /// not at all: a crash, a full disk or an exception midway leaves the previous file as it was.
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -70,6 +72,66 @@ inline std::string unique_suffix() {
   const auto ticks = std::chrono::steady_clock::now().time_since_epoch().count();
   return std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1)) + "." +
          std::to_string(ticks);
+}
+
+/// The temporary-file name of write_file_atomically for `target`: ".<name>.tmp.<pid>.<n>.<t>".
+inline std::string temporary_prefix(const std::filesystem::path& target) {
+  std::string prefix(1, '.');
+  prefix.append(target.filename().native()).append(".tmp.");
+  return prefix;
+}
+
+/// The writer's pid when `name` is exactly a temporary of the target with this prefix (the prefix
+/// followed by three dot-separated decimal numbers), else 0.
+inline ::pid_t temporary_writer(std::string_view name, std::string_view prefix) {
+  if (!name.starts_with(prefix)) return 0;
+  name.remove_prefix(prefix.size());
+  long long pid = 0;
+  for (int part = 0; part < 3; ++part) {
+    std::size_t digits = 0;
+    while (digits < name.size() && digits < 20 && name[digits] >= '0' && name[digits] <= '9') ++digits;
+    if (digits == 0 || digits == 20) return 0;
+    if (part == 0) {
+      if (digits > 9) return 0;
+      for (std::size_t i = 0; i < digits; ++i) pid = 10 * pid + (name[i] - '0');
+    }
+    name.remove_prefix(digits);
+    if (part < 2) {
+      if (name.empty() || name[0] != '.') return 0;
+      name.remove_prefix(1);
+    }
+  }
+  return name.empty() && pid > 0 ? static_cast<::pid_t>(pid) : 0;
+}
+
+/// Removes the temporaries of `target` left by writers that died (kill -9, power loss) before
+/// their rename. A temporary is removed only when its name is exactly knead's pattern for this
+/// target, it is a regular file, no process holds its lock (a writer holds an flock on its
+/// temporary until after the rename; the kernel drops it when the writer dies) and no process
+/// with its writer's pid exists on this machine (which covers the instant between a writer's
+/// creating the file and locking it). Best effort: an entry that cannot be checked is kept.
+inline void remove_stale_temporaries(const std::filesystem::path& dir, const std::filesystem::path& target) {
+  const std::string prefix = temporary_prefix(target);
+  std::error_code error;
+  std::filesystem::directory_iterator it(dir, error), end;
+  for (; !error && it != end; it.increment(error)) {
+    const std::filesystem::path& entry = it->path();
+    const ::pid_t writer = temporary_writer(entry.filename().native(), prefix);
+    if (writer == 0 || writer == ::getpid()) continue;
+    if (::kill(writer, 0) == 0 || errno != ESRCH) continue;  // the writer (or a process with its pid) lives
+    int fd = -1;
+    do fd = ::open(entry.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) continue;
+    FileDescriptor candidate(fd);
+    struct stat info {};
+    if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) continue;
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) continue;  // a writer holds it
+    struct stat now {};
+    // still the file that was checked (not replaced by a new one of the same name meanwhile)
+    if (::lstat(entry.c_str(), &now) == 0 && now.st_ino == info.st_ino && now.st_dev == info.st_dev)
+      ::unlink(entry.c_str());
+  }
 }
 
 inline void fsync_directory(std::string_view function, const std::filesystem::path& dir,
@@ -197,6 +259,9 @@ struct AtomicWriteOptions {
 /// renames it over `path`, then fsyncs the folder so the rename itself survives a power loss.
 /// On any failure before the rename the temporary is removed and `path` keeps its previous content
 /// (if the process dies, a stale temporary may remain beside it, never a half-written `path`).
+/// The writer holds an flock on its temporary until after the rename; a successful write then
+/// removes the temporaries of the same `path` whose writers died (detail::remove_stale_temporaries:
+/// only names of this exact pattern, never a live writer's file nor another program's).
 /// A symbolic link at `path` is replaced by the file, not followed.
 /// @throws FileError (the OS refused), std::invalid_argument (bad path or options), or whatever
 ///         the fault hook throws.
@@ -212,8 +277,8 @@ inline void write_file_atomically(const std::filesystem::path& path, std::span<c
   std::filesystem::path temp;
   int fd = -1;
   for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    std::string name(1, '.');
-    name.append(path.filename().native()).append(".tmp.").append(detail::unique_suffix());
+    std::string name = detail::temporary_prefix(path);
+    name.append(detail::unique_suffix());
     temp = dir / name;
     fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0 && errno != EEXIST && errno != EINTR)
@@ -224,6 +289,13 @@ inline void write_file_atomically(const std::filesystem::path& path, std::span<c
     fail<FileError>(fn, "cannot find a free temporary name in ", quoted(dir), " for ", quoted(path));
 
   detail::FileDescriptor file(fd);
+  // A second open file description holds the temporary's lock until after the rename (the writing
+  // descriptor is closed before it, to check close's error): a live temporary is never stale.
+  int lock_fd = -1;
+  do lock_fd = ::open(temp.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  while (lock_fd < 0 && errno == EINTR);
+  detail::FileDescriptor lock(lock_fd);
+  if (lock_fd >= 0) ::flock(lock_fd, LOCK_EX | LOCK_NB);
   const auto hook = [&](WriteStep step, std::size_t written) {
     if (options.fault_hook) options.fault_hook(step, written);
   };
@@ -261,7 +333,9 @@ inline void write_file_atomically(const std::filesystem::path& path, std::span<c
     ::unlink(temp.c_str());
     throw;
   }
+  lock.close();
   detail::fsync_directory(fn, dir, path);
+  detail::remove_stale_temporaries(dir, path);
 }
 
 }  // namespace knead::io

@@ -464,6 +464,7 @@ io::Bytes flow_bytes(const TransformedDistribution<Base, B>& flow) {
   using T = typename B::Scalar;
   using namespace io::flow_detail;
   io::SafetensorsWriter writer;
+  writer.write_data_checksum(true);
   TensorSink<T> sink{writer};
   Json arch{{"dim", flow.dim()}};
   arch["base"] = save_base<T>(flow.base(), sink);

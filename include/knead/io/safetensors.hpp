@@ -9,6 +9,12 @@
 /// guards) against the real size of the buffer before it is used, so a broken file gives a FormatError
 /// saying what is wrong, never a crash or a huge allocation. Like the reference implementation it
 /// requires the tensors to cover the data section exactly: no overlap, no gap, no trailing bytes.
+///
+/// Data checksum: a writer asked for it (SafetensorsWriter::write_data_checksum; knead::save and the
+/// training checkpoints do) stores the CRC-32 of the whole data section in the metadata key
+/// `knead.data_crc32`, as 8 lowercase hexadecimal digits. A file with that key is refused on load
+/// (FormatError giving both values) when its data section does not match; a file without it (from
+/// another writer or an older knead) loads unchecked.
 
 #include <algorithm>
 #include <array>
@@ -144,6 +150,35 @@ void store_le(Stored value, std::uint8_t* p) {
   for (std::size_t i = 0; i < sizeof(Bits); ++i) p[i] = static_cast<std::uint8_t>(bits >> (8 * i));
 }
 
+/// The table of the reflected CRC-32 polynomial 0xEDB88320 (ISO-HDLC: zlib, PNG, gzip), one entry
+/// per byte value: entry b is b's remainder after 8 shift-and-conditional-xor steps.
+inline constexpr std::array<std::uint32_t, 256> crc32_table = [] {
+  std::array<std::uint32_t, 256> table{};
+  for (std::uint32_t b = 0; b < 256; ++b) {
+    std::uint32_t r = b;
+    for (int k = 0; k < 8; ++k) r = (r & 1u) != 0 ? (r >> 1) ^ 0xEDB88320u : r >> 1;
+    table[b] = r;
+  }
+  return table;
+}();
+
+/// CRC-32/ISO-HDLC of `bytes`: initial value and final xor 0xFFFFFFFF, reflected input and output,
+/// one table lookup per byte (crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)). Check value: the
+/// CRC-32 of the 9 ASCII bytes "123456789" is 0xCBF43926. Passing the CRC of the bytes before
+/// continues it: crc32(b, crc32(a)) is the CRC-32 of a followed by b.
+inline std::uint32_t crc32(std::span<const std::uint8_t> bytes, std::uint32_t previous = 0) {
+  std::uint32_t crc = previous ^ 0xFFFFFFFFu;
+  for (const std::uint8_t b : bytes) crc = crc32_table[(crc ^ b) & 0xFFu] ^ (crc >> 8);
+  return crc ^ 0xFFFFFFFFu;
+}
+
+/// A CRC as the metadata stores it: 8 lowercase hexadecimal digits.
+inline std::string crc32_text(std::uint32_t crc) {
+  std::string text(8, '0');
+  for (int i = 7; i >= 0; --i, crc >>= 4) text[static_cast<std::size_t>(i)] = "0123456789abcdef"[crc & 0xFu];
+  return text;
+}
+
 /// Product of a shape, or nullopt if it overflows. A zero dimension makes it 0 whatever the others.
 inline std::optional<std::uint64_t> element_count(const std::vector<std::uint64_t>& shape) {
   if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
@@ -156,6 +191,9 @@ inline std::optional<std::uint64_t> element_count(const std::vector<std::uint64_
 }
 
 }  // namespace detail
+
+/// The metadata key holding the CRC-32 of the data section (see the file comment).
+inline constexpr std::string_view data_checksum_key = "knead.data_crc32";
 
 /// A parsed safetensors file. It owns its bytes; tensors are decoded on request.
 class SafetensorsFile {
@@ -175,6 +213,7 @@ class SafetensorsFile {
     if (bytes_.size() < 8) bad("file has ", bytes_.size(), " bytes, too short for the 8-byte header length");
     const std::uint64_t header_bytes = checked_header_length(bytes_.data(), bytes_.size());
     parse(header_bytes, bytes_.size() - 8 - header_bytes);
+    verify_checksum();
   }
 
   /// Reads and parses a file: first the 8-byte header length, checked against max_header_bytes and
@@ -347,6 +386,22 @@ class SafetensorsFile {
     bytes_.resize(static_cast<std::size_t>(size));
     file.read(std::span<std::uint8_t>(bytes_).subspan(static_cast<std::size_t>(data_start_)));
     file.expect_end();
+    verify_checksum();
+  }
+
+  /// With a `knead.data_crc32` entry: checks the data section against it.
+  void verify_checksum() const {
+    const auto it = metadata_.find(data_checksum_key);
+    if (it == metadata_.end()) return;
+    const std::string& stored = it->second;
+    if (stored.size() != 8 || stored.find_first_not_of("0123456789abcdef") != std::string::npos)
+      bad("metadata '", data_checksum_key, "' is ", detail::describe(stored),
+          ", not 8 lowercase hexadecimal digits");
+    const std::string actual = detail::crc32_text(
+        detail::crc32(std::span<const std::uint8_t>(bytes_).subspan(static_cast<std::size_t>(data_start_))));
+    if (actual != stored)
+      bad("the tensor data is corrupted: its CRC-32 is ", actual, " but the metadata '", data_checksum_key,
+          "' records ", stored);
   }
 
   /// The header length stored in the first 8 bytes of a file of `file_bytes` bytes, checked.
@@ -497,6 +552,12 @@ class SafetensorsWriter {
                Shape{static_cast<std::uint64_t>(values.size())});
   }
 
+  /// Whether bytes() stores the CRC-32 of the data section as metadata `knead.data_crc32` (off by
+  /// default, so the layout is that of any safetensors writer; knead::save and checkpoints turn it
+  /// on). A `knead.data_crc32` entry given to set_metadata is replaced by the computed value when on
+  /// and dropped when off, so a written file never carries a stale checksum.
+  void write_data_checksum(bool on) { data_checksum_ = on; }
+
   /// Sets (or replaces) a metadata entry. @throws std::invalid_argument for invalid UTF-8.
   void set_metadata(std::string key, std::string value) {
     check_utf8("set_metadata", key);
@@ -512,8 +573,15 @@ class SafetensorsWriter {
       const auto sa = dtype_size(a->dtype), sb = dtype_size(b->dtype);
       return sa != sb ? sa > sb : a->name < b->name;
     });
+    std::map<std::string, std::string> metadata = metadata_;
+    metadata.erase(std::string(data_checksum_key));
+    if (data_checksum_) {
+      std::uint32_t crc = 0;  // of the data section: the tensors' bytes in file order
+      for (const Entry* e : order) crc = detail::crc32(e->data, crc);
+      metadata.emplace(std::string(data_checksum_key), detail::crc32_text(crc));
+    }
     nlohmann::ordered_json header = nlohmann::ordered_json::object();
-    if (!metadata_.empty()) header["__metadata__"] = metadata_;
+    if (!metadata.empty()) header["__metadata__"] = metadata;
     std::uint64_t offset = 0;
     for (const Entry* e : order) {
       nlohmann::ordered_json info = nlohmann::ordered_json::object();
@@ -577,6 +645,7 @@ class SafetensorsWriter {
 
   std::vector<Entry> entries_;
   std::map<std::string, std::string> metadata_;
+  bool data_checksum_ = false;
 };
 
 }  // namespace knead::io

@@ -28,7 +28,8 @@
 /// as knead::save writes it, which the model.* tensors belong to; "" for another model). The
 /// model.* tensors are a flow's state that is not a parameter (knead::FlowState), named as in a
 /// flow file after the "model." prefix. Counts stored as F64 are exact below 2⁵³. Version 1 files
-/// (without the model.* entries) are still read.
+/// (without the model.* entries) are still read. knead.data_crc32 holds the CRC-32 of the tensor
+/// data, verified by SafetensorsFile (files without it are read unchecked).
 ///
 /// load_checkpoint treats the file as untrusted: besides the checks of SafetensorsFile it checks every
 /// field and the consistency between them, and throws FormatError naming the path and the problem.
@@ -219,6 +220,7 @@ void save_checkpoint(const TrainingCheckpoint<T>& c, const std::filesystem::path
   using Shape = io::SafetensorsWriter::Shape;
   const auto n = [](std::size_t size) { return Shape{std::uint64_t(size)}; };
   io::SafetensorsWriter w;
+  w.write_data_checksum(true);
   w.add("parameters", std::span<const T>(c.parameters), n(c.parameters.size()));
   w.add("optimizer.state", std::span<const T>(c.optimizer_state), n(c.optimizer_state.size()));
   if (c.best_step > 0)
