@@ -23,7 +23,7 @@ std::vector<Index> maf_order(Index d) {
 /// Raw log-scales a (MADE's lower half) in both directions at each column of z: at z (density
 /// direction) and at forward(z) (sampling direction).
 template <class T>
-Matrix<T> raw_log_scales(const Maf<T>& maf, const Matrix<T>& z) {
+Matrix<T> raw_log_scales(Maf<T>& maf, const Matrix<T>& z) {
   const Index d = maf.dim();
   Matrix<T> out, x;
   RowVector<T> ld;

@@ -2,7 +2,7 @@
 /// @file
 /// InUseFlag: detects two threads using one object at the same time.
 ///
-/// A flow's passes are `const` but write workspaces the object owns (mutable members): two
+/// A flow's passes write workspaces the object owns (they are non-const members): two
 /// threads running passes on one object would overwrite each other's intermediate values and
 /// return wrong results. Each public pass enters the object's flag first; a second thread that
 /// enters while the first is inside gets std::logic_error naming the function, before anything is
@@ -47,7 +47,7 @@ class InUseFlag {
   }
 
  private:
-  mutable std::atomic<bool> busy_{false};
+  mutable std::atomic<bool> busy_{false};  // a synchronisation flag, not a workspace
 };
 
 }  // namespace knead::detail
