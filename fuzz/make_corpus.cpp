@@ -138,7 +138,7 @@ std::vector<Bytes> flow_files() {
     spec.hidden = {3};
     spec.batch_norm = true;
     spec.identity_init = false;
-    const TransformedDistribution flow(StandardNormal<double>(2), make_flow<double>(spec));
+    TransformedDistribution flow(StandardNormal<double>(2), make_flow<double>(spec));
     const Bytes bytes = flow_bytes(flow);
     files.push_back(bytes);
     files.push_back(replace(bytes, "\\\"hidden\\\":[3]", "\\\"hidden\\\":[9]"));  // shapes disagree
@@ -151,12 +151,12 @@ std::vector<Bytes> flow_files() {
     small.dim = 3;
     small.layers = 1;
     small.hidden = {2};
-    const TransformedDistribution narrow(DiagonalNormal<float>(3), make_flow<float>(small));
+    TransformedDistribution narrow(DiagonalNormal<float>(3), make_flow<float>(small));
     files.push_back(flow_bytes(narrow));
   }
   DynamicChain<float> inner(2);
   inner.push_back(Shift<float>(2)).push_back(LeakyReLU<float>(2, 0.2f));
-  const TransformedDistribution mixed(
+  TransformedDistribution mixed(
       StandardNormal<float>(2),
       Chain(Affine<float>(2), PReLU<float>(2, 0.5f, false), Invert<DynamicChain<float>>(inner),
             AdditiveCoupling<float>({0, 1}, CouplingOptions<float>{{2}, {}, false, 1})));

@@ -75,8 +75,8 @@ TEST_CASE("A Chain of conditional and unconditional parts passes the context to 
   Rng rng(31);
   const Index d = 2, c = 3, n = 5;
   auto first = randomised(ConditionalAffine<double>(d, c), rng);
-  const auto middle = randomised(Affine<double>(d), rng);
-  const auto last = randomised(ConditionalAffine<double>(d, c), rng);
+  auto middle = randomised(Affine<double>(d), rng);
+  auto last = randomised(ConditionalAffine<double>(d, c), rng);
   Chain chain(first, middle, last);
   using C = decltype(chain);
   STATIC_REQUIRE(check_conditional_bijector<C>());

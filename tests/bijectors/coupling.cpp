@@ -47,19 +47,19 @@ void append_kink_sides(Coupling<T, Transformer>& layer, const Matrix<T>& in, std
   }
 }
 template <class B>
-void append_kink_sides(const B&, const Matrix<typename B::Scalar>&, std::vector<bool>&) {}  // no kinks
+void append_kink_sides(B&, const Matrix<typename B::Scalar>&, std::vector<bool>&) {}  // no kinks
 
 /// The kink sides at every input a pass from z visits. A coupling's conditioner reads the same rows
 /// of its input and output, so its forward and inverse passes at z visit the same points; a chain
 /// is followed part by part, forward and inverse.
 template <class B>
-std::vector<bool> kink_sides(const B& b, const Matrix<typename B::Scalar>& z) {
+std::vector<bool> kink_sides(B& b, const Matrix<typename B::Scalar>& z) {
   std::vector<bool> sides;
   append_kink_sides(b, z, sides);
   return sides;
 }
 template <class... P, std::size_t... I>
-std::vector<bool> chain_kink_sides(const Chain<P...>& chain, const Matrix<typename Chain<P...>::Scalar>& z,
+std::vector<bool> chain_kink_sides(Chain<P...>& chain, const Matrix<typename Chain<P...>::Scalar>& z,
                                    std::index_sequence<I...>) {
   constexpr std::size_t k = sizeof...(I);
   std::vector<bool> sides;
@@ -74,7 +74,7 @@ std::vector<bool> chain_kink_sides(const Chain<P...>& chain, const Matrix<typena
   return sides;
 }
 template <class... P>
-std::vector<bool> kink_sides(const Chain<P...>& chain, const Matrix<typename Chain<P...>::Scalar>& z) {
+std::vector<bool> kink_sides(Chain<P...>& chain, const Matrix<typename Chain<P...>::Scalar>& z) {
   return chain_kink_sides(chain, z, std::index_sequence_for<P...>());
 }
 
@@ -143,7 +143,7 @@ void require_identity(auto& layer, Rng& rng) {
 }  // namespace
 
 TEMPLATE_TEST_CASE("Coupling partitions by split point and by mask", "[bijectors][coupling]", float, double) {
-  const AffineCoupling<TestType> split(5, 2, small_options<TestType>(1));
+  AffineCoupling<TestType> split(5, 2, small_options<TestType>(1));
   CHECK(split.dim() == 5);
   CHECK(split.partition().conditioning() == std::vector<Index>{0, 1});
   CHECK(split.partition().transformed() == std::vector<Index>{2, 3, 4});
@@ -151,7 +151,7 @@ TEMPLATE_TEST_CASE("Coupling partitions by split point and by mask", "[bijectors
   CHECK(split.conditioner().inputs() == 2);
   CHECK(split.conditioner().outputs() == 6);  // t and a for three dimensions
 
-  const AdditiveCoupling<TestType> mask({1, 0, 1, 0, 1}, small_options<TestType>(1));
+  AdditiveCoupling<TestType> mask({1, 0, 1, 0, 1}, small_options<TestType>(1));
   CHECK(mask.dim() == 5);
   CHECK(mask.partition().conditioning() == std::vector<Index>{0, 2, 4});
   CHECK(mask.partition().transformed() == std::vector<Index>{1, 3});

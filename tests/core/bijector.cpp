@@ -21,19 +21,29 @@ concept InverseThrough = requires(B& b, MatrixCRef<double> in, Matrix<double>& o
   b.inverse_and_log_det(in, out, ld);
 };
 template <class B>
-concept FreeForwardThrough = requires(B& b, MatrixCRef<double> in) { knead::forward(b, in); };
+concept FreeForwardThrough = requires(B& b, MatrixCRef<double> in) {
+  knead::forward(b, in);
+};
 template <class D>
 concept BaseLogProbThrough = requires(D& d, MatrixCRef<double> in, RowVector<double>& out) {
   d.log_prob(in, out);
 };
 template <class D>
-concept BaseSampleThrough = requires(D& d, Index n, Rng& rng, Matrix<double>& out) { d.sample(n, rng, out); };
+concept BaseSampleThrough = requires(D& d, Index n, Rng& rng, Matrix<double>& out) {
+  d.sample(n, rng, out);
+};
 template <class F>
-concept FlowLogProbThrough = requires(F& f, MatrixCRef<double> x) { f.log_prob(x); };
+concept FlowLogProbThrough = requires(F& f, MatrixCRef<double> x) {
+  f.log_prob(x);
+};
 template <class F>
-concept FlowSampleThrough = requires(F& f, Index n, Rng& rng) { f.sample(n, rng); };
+concept FlowSampleThrough = requires(F& f, Index n, Rng& rng) {
+  f.sample(n, rng);
+};
 template <class F>
-concept FlowSampleAndLogProbThrough = requires(F& f, Index n, Rng& rng) { f.sample_and_log_prob(n, rng); };
+concept FlowSampleAndLogProbThrough = requires(F& f, Index n, Rng& rng) {
+  f.sample_and_log_prob(n, rng);
+};
 template <class F>
 concept ReadsThroughConst = requires(F& f) {
   { f.dim() } -> std::convertible_to<Index>;
@@ -45,13 +55,16 @@ static_assert(InverseThrough<Maf<double>> && !InverseThrough<const Maf<double>>)
 static_assert(FreeForwardThrough<Maf<double>> && !FreeForwardThrough<const Maf<double>>);
 static_assert(Bijector<Maf<double>> && !Bijector<const Maf<double>>);
 
-static_assert(BaseLogProbThrough<DiagonalNormal<double>> && !BaseLogProbThrough<const DiagonalNormal<double>>);
+static_assert(BaseLogProbThrough<DiagonalNormal<double>> &&
+              !BaseLogProbThrough<const DiagonalNormal<double>>);
 static_assert(BaseSampleThrough<DiagonalNormal<double>> && !BaseSampleThrough<const DiagonalNormal<double>>);
 static_assert(Distribution<DiagonalNormal<double>> && !Distribution<const DiagonalNormal<double>>);
 
 using AffineFlowForConstChecks = TransformedDistribution<StandardNormal<double>, Affine<double>>;
-static_assert(FlowLogProbThrough<AffineFlowForConstChecks> && !FlowLogProbThrough<const AffineFlowForConstChecks>);
-static_assert(FlowSampleThrough<AffineFlowForConstChecks> && !FlowSampleThrough<const AffineFlowForConstChecks>);
+static_assert(FlowLogProbThrough<AffineFlowForConstChecks> &&
+              !FlowLogProbThrough<const AffineFlowForConstChecks>);
+static_assert(FlowSampleThrough<AffineFlowForConstChecks> &&
+              !FlowSampleThrough<const AffineFlowForConstChecks>);
 static_assert(FlowSampleAndLogProbThrough<AffineFlowForConstChecks> &&
               !FlowSampleAndLogProbThrough<const AffineFlowForConstChecks>);
 
