@@ -122,7 +122,7 @@ double best_seconds(F&& f, int repeats = 3) {
 
 /// Throughput of a flow: samples and density evaluations per second on batches of `n`.
 template <class Flow>
-std::pair<double, double> throughput(const Flow& flow, Index n, std::uint64_t seed) {
+std::pair<double, double> throughput(Flow& flow, Index n, std::uint64_t seed) {
   using T = typename Flow::Scalar;
   knead::Rng rng(seed);
   knead::Matrix<T> samples, x = flow.sample(n, rng);
@@ -157,7 +157,7 @@ void scatter_png(const std::string& path, const Eigen::MatrixBase<Derived>& poin
 
 /// Heat map of log p over the view, clipped below at (max − 12) so the tails stay visible.
 template <class Flow>
-void density_png(const std::string& path, const Flow& flow, const plot::Limits& limits,
+void density_png(const std::string& path, Flow& flow, const plot::Limits& limits,
                  const std::string& title) {
   using T = typename Flow::Scalar;
   const auto [width, height] = panel_size(limits);
@@ -174,9 +174,9 @@ void density_png(const std::string& path, const Flow& flow, const plot::Limits& 
 /// "Taffy pulling": base samples pushed through each part of the chain in turn, one panel per
 /// stage, coloured by the quadrant of the base sample so points can be followed.
 template <class Flow>
-void taffy_png(const std::string& path, const Flow& flow, Index n, std::uint64_t seed) {
+void taffy_png(const std::string& path, Flow& flow, Index n, std::uint64_t seed) {
   using T = typename Flow::Scalar;
-  const auto& chain = flow.bijector();
+  auto& chain = flow.bijector();
   knead::Rng rng(seed);
   knead::Matrix<T> stage;
   flow.base().sample(n, rng, stage);

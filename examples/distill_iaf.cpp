@@ -100,7 +100,7 @@ Flow make(knead::FlowKind kind, Index layers, const std::vector<Index>& hidden, 
   return Flow(knead::StandardNormal<double>(2), knead::make_flow(spec));
 }
 
-double mean_nll(const Flow& flow, const Matrix& x) {
+double mean_nll(Flow& flow, const Matrix& x) {
   RowVector lp;
   flow.log_prob(x, lp);
   return -lp.mean();
@@ -108,7 +108,7 @@ double mean_nll(const Flow& flow, const Matrix& x) {
 
 /// Samples per second drawn one per call: the latency-bound case, where a MAF's sequential
 /// sampling steps (one per dimension) cost the most against an IAF's single pass.
-double one_at_a_time_rate(const Flow& flow, std::uint64_t seed) {
+double one_at_a_time_rate(Flow& flow, std::uint64_t seed) {
   knead::Rng rng(seed);
   Matrix x;
   constexpr int calls = 2000;
@@ -128,7 +128,7 @@ Estimate mean_of(const RowVector& v) {
 }
 
 /// KL(student ‖ teacher) on n student samples, and KL(teacher ‖ student) on n teacher samples.
-std::pair<Estimate, Estimate> kl_estimates(const Flow& student, const Flow& teacher, Index n,
+std::pair<Estimate, Estimate> kl_estimates(Flow& student, Flow& teacher, Index n,
                                            std::uint64_t seed) {
   knead::Rng rng(seed);
   Matrix x;

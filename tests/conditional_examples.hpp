@@ -35,7 +35,7 @@ class ConditionalAffine : public LeafParameters<T> {
   [[nodiscard]] Index dim() const { return dim_; }
   [[nodiscard]] Index context_dim() const { return context_dim_; }
 
-  void forward_and_log_det(MatrixCRef<T> u, MatrixCRef<T> c, Matrix<T>& x, RowVector<T>& log_det) const {
+  void forward_and_log_det(MatrixCRef<T> u, MatrixCRef<T> c, Matrix<T>& x, RowVector<T>& log_det) {
     detail::check_context("ConditionalAffine::forward_and_log_det", c, context_dim_, u.cols());
     s_ = a() * c;
     x = (u.array() * s_.array().exp()).matrix() + b_matrix() * c;
@@ -45,7 +45,7 @@ class ConditionalAffine : public LeafParameters<T> {
     context_ = c;
     this->record(Direction::forward);
   }
-  void inverse_and_log_det(MatrixCRef<T> x, MatrixCRef<T> c, Matrix<T>& u, RowVector<T>& log_det) const {
+  void inverse_and_log_det(MatrixCRef<T> x, MatrixCRef<T> c, Matrix<T>& u, RowVector<T>& log_det) {
     detail::check_context("ConditionalAffine::inverse_and_log_det", c, context_dim_, x.cols());
     s_ = a() * c;
     Matrix<T> centred = x - b_matrix() * c;
@@ -93,7 +93,7 @@ class ConditionalAffine : public LeafParameters<T> {
 
  private:
   Index dim_, context_dim_;
-  mutable Matrix<T> s_, kept_, context_;
+  Matrix<T> s_, kept_, context_;
 };
 
 /// x = u + b, whose initialize(batch) sets b to the batch's mean over samples (so the batch maps
@@ -106,12 +106,12 @@ class MeanShift : public LeafParameters<T> {
   static constexpr std::string_view name() { return "MeanShift"; }
   [[nodiscard]] Index dim() const { return dim_; }
 
-  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
+  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
     x = u.colwise() + shift();
     log_det.setZero(u.cols());
     this->record(Direction::forward);
   }
-  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
+  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
     u = x.colwise() - shift();
     log_det.setZero(x.cols());
     this->record(Direction::inverse);
@@ -140,7 +140,7 @@ class MeanShift : public LeafParameters<T> {
 
 /// One pass of a conditional bijector in direction d.
 template <class B>
-void conditional_pass(const B& b, Direction d, MatrixCRef<double> in, MatrixCRef<double> c,
+void conditional_pass(B& b, Direction d, MatrixCRef<double> in, MatrixCRef<double> c,
                       Matrix<double>& out, RowVector<double>& log_det) {
   if (d == Direction::forward)
     b.forward_and_log_det(in, c, out, log_det);
@@ -186,7 +186,7 @@ VjpErrors conditional_vjp_errors(B& b, Direction d, const Matrix<double>& in, co
 /// Largest |log|det J_j| − log_det_j| over the samples of a pass in direction d, J_j the Jacobian
 /// of sample j's output w.r.t. its input by central differences (the context held fixed).
 template <class B>
-double conditional_log_det_error(const B& b, Direction d, const Matrix<double>& in, const Matrix<double>& c) {
+double conditional_log_det_error(B& b, Direction d, const Matrix<double>& in, const Matrix<double>& c) {
   Matrix<double> out, up, down;
   RowVector<double> log_det, ignored;
   conditional_pass(b, d, in, c, out, log_det);

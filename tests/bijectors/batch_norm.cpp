@@ -38,7 +38,7 @@ void randomise_running_statistics(BatchNorm<T>& norm, Rng& rng) {
 
 /// log|det| of the central-difference Jacobian of column `col` of the (per-sample) inverse map.
 template <class T>
-double numerical_inverse_log_det(const BatchNorm<T>& norm, const Matrix<T>& x, Index col) {
+double numerical_inverse_log_det(BatchNorm<T>& norm, const Matrix<T>& x, Index col) {
   const Index d = norm.dim();
   Matrix<double> jac(d, d);
   Matrix<T> point = x.col(col);

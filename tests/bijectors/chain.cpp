@@ -32,7 +32,7 @@ TEST_CASE("Chain applies its parts in list order in the forward direction", "[bi
   two << std::log(2.0);
   one << 1.0;
   zero << 0.0;
-  const Chain chain(Scale<double>(two, Vector<double>()), Shift<double>(Vector<double>(), one));
+  Chain chain(Scale<double>(two, Vector<double>()), Shift<double>(Vector<double>(), one));
   Matrix<double> u(1, 1);
   u << 3.0;
   CHECK(forward(chain, u)(0, 0) == Approx(7.0));  // scale first: 2·3 + 1
@@ -74,9 +74,9 @@ TEST_CASE("A Chain of conditional and unconditional parts passes the context to 
           "[bijectors][chain][conditional]") {
   Rng rng(31);
   const Index d = 2, c = 3, n = 5;
-  const auto first = randomised(ConditionalAffine<double>(d, c), rng);
-  const auto middle = randomised(Affine<double>(d), rng);
-  const auto last = randomised(ConditionalAffine<double>(d, c), rng);
+  auto first = randomised(ConditionalAffine<double>(d, c), rng);
+  auto middle = randomised(Affine<double>(d), rng);
+  auto last = randomised(ConditionalAffine<double>(d, c), rng);
   Chain chain(first, middle, last);
   using C = decltype(chain);
   STATIC_REQUIRE(check_conditional_bijector<C>());
@@ -111,7 +111,7 @@ TEST_CASE("A Chain of conditional and unconditional parts passes the context to 
 TEST_CASE("Invert of a conditional bijector swaps its directions with the same context",
           "[bijectors][invert][conditional]") {
   Rng rng(32);
-  const auto inner = randomised(ConditionalAffine<double>(3, 2), rng);
+  auto inner = randomised(ConditionalAffine<double>(3, 2), rng);
   Invert inverted(inner);
   STATIC_REQUIRE(check_conditional_bijector<decltype(inverted)>());
   CHECK(inverted.context_dim() == 2);
@@ -135,7 +135,7 @@ TEST_CASE("Chain rejects conditional parts that read contexts of different sizes
           "[bijectors][chain][conditional][errors]") {
   CHECK_THROWS_WITH(Chain(ConditionalAffine<double>(2, 3), ConditionalAffine<double>(2, 1)),
                     Catch::Contains("Chain") && Catch::Contains("1 rows") && Catch::Contains("3"));
-  const Chain chain(ConditionalAffine<double>(2, 3), Affine<double>(2));
+  Chain chain(ConditionalAffine<double>(2, 3), Affine<double>(2));
   CHECK_THROWS_WITH(
       forward_and_log_det(chain, Matrix<double>::Zero(2, 4), Matrix<double>::Zero(3, 5)),
       Catch::Contains("Chain::forward_and_log_det") && Catch::Contains("3x4") && Catch::Contains("3x5"));
@@ -144,7 +144,7 @@ TEST_CASE("Chain rejects conditional parts that read contexts of different sizes
 TEST_CASE("Chain initialises its parts in the density direction, each on the batch it receives",
           "[bijectors][chain][initialize]") {
   Rng rng(33);
-  const auto affine = randomised(Affine<double>(2), rng);
+  auto affine = randomised(Affine<double>(2), rng);
   Chain chain(test::MeanShift<double>(2), affine, test::MeanShift<double>(2));
   CHECK(needs_initialize(chain));
   const Matrix<double> x = test::shifted_normal(2, 6, rng, 3.0);

@@ -30,7 +30,7 @@ const std::vector<std::vector<int>> masks = {{0, 1},    {1, 0},          {1, 0, 
 /// Appends the side of every kink of the layer's conditioner at the batch `in`: each hidden ReLU
 /// (on or off) and, under a hard clamp, each raw log-scale (inside or outside ±c).
 template <class T, class Transformer>
-void append_kink_sides(const Coupling<T, Transformer>& layer, const Matrix<T>& in, std::vector<bool>& sides) {
+void append_kink_sides(Coupling<T, Transformer>& layer, const Matrix<T>& in, std::vector<bool>& sides) {
   const Mlp<T>& net = layer.conditioner();
   Matrix<T> h = in(layer.partition().conditioning(), Eigen::all), z;
   for (Index l = 0; l < net.layers(); ++l) {
@@ -47,23 +47,23 @@ void append_kink_sides(const Coupling<T, Transformer>& layer, const Matrix<T>& i
   }
 }
 template <class B>
-void append_kink_sides(const B&, const Matrix<typename B::Scalar>&, std::vector<bool>&) {}  // no kinks
+void append_kink_sides(B&, const Matrix<typename B::Scalar>&, std::vector<bool>&) {}  // no kinks
 
 /// The kink sides at every input a pass from z visits. A coupling's conditioner reads the same rows
 /// of its input and output, so its forward and inverse passes at z visit the same points; a chain
 /// is followed part by part, forward and inverse.
 template <class B>
-std::vector<bool> kink_sides(const B& b, const Matrix<typename B::Scalar>& z) {
+std::vector<bool> kink_sides(B& b, const Matrix<typename B::Scalar>& z) {
   std::vector<bool> sides;
   append_kink_sides(b, z, sides);
   return sides;
 }
 template <class... P, std::size_t... I>
-std::vector<bool> chain_kink_sides(const Chain<P...>& chain, const Matrix<typename Chain<P...>::Scalar>& z,
+std::vector<bool> chain_kink_sides(Chain<P...>& chain, const Matrix<typename Chain<P...>::Scalar>& z,
                                    std::index_sequence<I...>) {
   constexpr std::size_t k = sizeof...(I);
   std::vector<bool> sides;
-  auto visit = [&](const auto& part, auto& point, bool fwd) {
+  auto visit = [&](auto& part, auto& point, bool fwd) {
     append_kink_sides(part, point, sides);
     point = fwd ? forward(part, point) : inverse(part, point);
   };
@@ -74,7 +74,7 @@ std::vector<bool> chain_kink_sides(const Chain<P...>& chain, const Matrix<typena
   return sides;
 }
 template <class... P>
-std::vector<bool> kink_sides(const Chain<P...>& chain, const Matrix<typename Chain<P...>::Scalar>& z) {
+std::vector<bool> kink_sides(Chain<P...>& chain, const Matrix<typename Chain<P...>::Scalar>& z) {
   return chain_kink_sides(chain, z, std::index_sequence_for<P...>());
 }
 
@@ -131,7 +131,7 @@ void check_layer(B& layer, Rng& rng, test::MaxErrors& worst) {
 
 /// The layer maps a random batch to exactly itself, with log-det exactly zero, both ways.
 template <class T>
-void require_identity(const auto& layer, Rng& rng) {
+void require_identity(auto& layer, Rng& rng) {
   const Matrix<T> z = test::random_batch<T>(layer.dim(), 5, rng);
   for (const bool fwd : {true, false}) {
     const auto [out, ld] = fwd ? forward_and_log_det(layer, z) : inverse_and_log_det(layer, z);
@@ -143,7 +143,7 @@ void require_identity(const auto& layer, Rng& rng) {
 }  // namespace
 
 TEMPLATE_TEST_CASE("Coupling partitions by split point and by mask", "[bijectors][coupling]", float, double) {
-  const AffineCoupling<TestType> split(5, 2, small_options<TestType>(1));
+  AffineCoupling<TestType> split(5, 2, small_options<TestType>(1));
   CHECK(split.dim() == 5);
   CHECK(split.partition().conditioning() == std::vector<Index>{0, 1});
   CHECK(split.partition().transformed() == std::vector<Index>{2, 3, 4});
@@ -151,7 +151,7 @@ TEMPLATE_TEST_CASE("Coupling partitions by split point and by mask", "[bijectors
   CHECK(split.conditioner().inputs() == 2);
   CHECK(split.conditioner().outputs() == 6);  // t and a for three dimensions
 
-  const AdditiveCoupling<TestType> mask({1, 0, 1, 0, 1}, small_options<TestType>(1));
+  AdditiveCoupling<TestType> mask({1, 0, 1, 0, 1}, small_options<TestType>(1));
   CHECK(mask.dim() == 5);
   CHECK(mask.partition().conditioning() == std::vector<Index>{0, 2, 4});
   CHECK(mask.partition().transformed() == std::vector<Index>{1, 3});

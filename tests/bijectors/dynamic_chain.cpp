@@ -17,7 +17,7 @@ TEMPLATE_TEST_CASE("DynamicChain conforms and agrees with the static Chain", "[b
   test::randomise_parameters(s, rng, 0.5);
   DynamicChain<TestType> dynamic(4);
   dynamic.push_back(a).push_back(Invert(s));
-  const Chain fixed(a, Invert(s));
+  Chain fixed(a, Invert(s));
   CHECK(dynamic.num_parameters() == fixed.num_parameters());
   const Matrix<TestType> z = test::random_batch<TestType>(4, 6, rng);
   CHECK((forward(dynamic, z) - forward(fixed, z)).norm() == 0);
@@ -51,7 +51,7 @@ TEST_CASE("DynamicChain with conditional parts agrees with the static Chain and 
   DynamicChain<double> dynamic(d);
   dynamic.push_back(a).push_back(affine).push_back(Invert(b));
   CHECK(dynamic.context_dim() == c);
-  const Chain fixed(a, affine, Invert(b));
+  Chain fixed(a, affine, Invert(b));
   const Matrix<double> u = test::random_batch<double>(d, n, rng);
   const Matrix<double> context = test::random_batch<double>(c, n, rng);
   const auto dx = forward_and_log_det(dynamic, u, context);
@@ -88,7 +88,7 @@ TEST_CASE("AnyBijector wraps conditional and unconditional bijectors", "[bijecto
   Rng rng(42);
   test::ConditionalAffine<double> conditional(2, 1);
   test::randomise_parameters(conditional, rng, 0.5);
-  const AnyBijector<double> any_conditional(conditional);
+  AnyBijector<double> any_conditional(conditional);
   CHECK(any_conditional.context_dim() == 1);
   const Matrix<double> u = test::random_batch<double>(2, 3, rng);
   const Matrix<double> context = test::random_batch<double>(1, 3, rng);

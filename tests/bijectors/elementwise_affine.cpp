@@ -25,7 +25,7 @@ TEST_CASE("Affine matches its closed form", "[bijectors][affine]") {
   Vector<double> s(2), b(2);
   s << std::log(2.0), std::log(0.5);
   b << 1.0, -3.0;
-  const Affine<double> affine(s, b);
+  Affine<double> affine(s, b);
   Matrix<double> u(2, 1);
   u << 1.0, 4.0;
   const auto [x, ld] = forward_and_log_det(affine, u);
@@ -40,7 +40,7 @@ TEST_CASE("Affine rejects bad input", "[bijectors][affine][errors]") {
   s << 0.0, std::nan("");
   b << 0.0, 0.0;
   CHECK_THROWS_WITH((Affine<double>(s, b)), Catch::Contains("non-finite") && Catch::Contains("log_scale"));
-  const Affine<double> affine(3);
+  Affine<double> affine(3);
   CHECK_THROWS_WITH(forward(affine, Matrix<double>::Zero(2, 4)),
                     Catch::Contains("Affine") && Catch::Contains("3 rows"));
   CHECK_THROWS_WITH(inverse(affine, Matrix<double>::Zero(3, 0)), Catch::Contains("empty batch"));

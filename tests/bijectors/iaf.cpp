@@ -14,7 +14,7 @@ namespace {
 
 /// True if no raw log-scale a of the IAF at z, in either direction, is within `margin` of ±c.
 template <class T>
-bool away_from_kinks(const Iaf<T>& iaf, const Matrix<T>& z, double margin) {
+bool away_from_kinks(Iaf<T>& iaf, const Matrix<T>& z, double margin) {
   const Index d = iaf.dim();
   Matrix<T> a_at_z, a_at_inverse, x;
   RowVector<T> ld;
@@ -81,7 +81,7 @@ TEST_CASE("Iaf is Maf with its directions swapped", "[bijectors][iaf]") {
   options.hidden = {6, 6};
   Iaf<double> iaf = make_iaf<double>(4, options);
   test::randomise_parameters(iaf, rng, 0.5);
-  const Maf<double> maf = iaf.inner();
+  Maf<double> maf = iaf.inner();
   const Matrix<double> z = test::random_batch<double>(4, 5, rng);
   const auto [x, ld] = forward_and_log_det(iaf, z);
   const auto [x_maf, ld_maf] = inverse_and_log_det(maf, z);
@@ -127,7 +127,7 @@ TEST_CASE("Iaf with identity_init is exactly the identity", "[bijectors][iaf]") 
   MafOptions<float> options;
   options.hidden = {8, 8};
   options.identity_init = true;
-  const Iaf<float> iaf = make_iaf<float>(3, options);
+  Iaf<float> iaf = make_iaf<float>(3, options);
   const Matrix<float> z = test::random_batch<float>(3, 4, rng);
   CHECK(forward(iaf, z) == z);
   CHECK(inverse(iaf, z) == z);
@@ -157,10 +157,10 @@ TEST_CASE("make_iaf rejects bad arguments, naming Iaf", "[bijectors][iaf][errors
   CHECK_THROWS_WITH(backward(iaf, Matrix<double>::Zero(3, 2), RowVector<double>::Zero(2)),
                     Contains("Iaf::backward") && !Contains("Maf"));
   // a copy, and an Iaf built from a Maf, name Iaf too; the Maf itself still names Maf
-  const Iaf<double> copy = iaf;
+  Iaf<double> copy = iaf;
   CHECK_THROWS_WITH(forward(copy, Matrix<double>::Zero(2, 1)), Contains("Iaf::forward_and_log_det"));
-  const Iaf<double> wrapped{Maf<double>(3, options)};
+  Iaf<double> wrapped{Maf<double>(3, options)};
   CHECK_THROWS_WITH(inverse(wrapped, Matrix<double>::Zero(2, 1)), Contains("Iaf::inverse_and_log_det"));
-  const Maf<double> maf(3, options);
+  Maf<double> maf(3, options);
   CHECK_THROWS_WITH(forward(maf, Matrix<double>::Zero(2, 1)), Contains("Maf::forward_and_log_det"));
 }

@@ -72,7 +72,7 @@ TEST_CASE("PReLU matches its closed form", "[bijectors][leaky_relu]") {
   CHECK(prelu.gradients()[1] == Approx(0.5 * -1.0 + 1.0));
   CHECK(prelu.gradients()[2] == Approx(4.0 * -0.5 + 1.0));
 
-  const LeakyReLU<float> leaky(2, 0.1f);
+  LeakyReLU<float> leaky(2, 0.1f);
   CHECK_FALSE(leaky.per_dimension());
   CHECK(leaky.slope()(1) == Approx(0.1f));
   Matrix<float> v(2, 1);
@@ -143,10 +143,10 @@ TEST_CASE("PReLU and LeakyReLU reject bad input", "[bijectors][leaky_relu][error
   CHECK_THROWS_WITH(LeakyReLU<double>(2, std::nan("")),
                     Catch::Contains("LeakyReLU") && Catch::Contains("finite") && Catch::Contains("nan"));
   CHECK_THROWS_WITH(LeakyReLU<double>(2, INFINITY), Catch::Contains("LeakyReLU") && Catch::Contains("inf"));
-  const PReLU<double> prelu(3);
+  PReLU<double> prelu(3);
   CHECK_THROWS_WITH(forward(prelu, Matrix<double>::Zero(2, 4)),
                     Catch::Contains("PReLU::forward_and_log_det") && Catch::Contains("3 rows"));
-  const LeakyReLU<double> leaky(3, 0.2);
+  LeakyReLU<double> leaky(3, 0.2);
   CHECK_THROWS_WITH(inverse(leaky, Matrix<double>::Zero(3, 0)),
                     Catch::Contains("LeakyReLU::inverse_and_log_det") && Catch::Contains("empty batch"));
   PReLU<double> fresh(3);

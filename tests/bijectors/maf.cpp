@@ -23,7 +23,7 @@ std::vector<Index> maf_order(Index d) {
 /// Raw log-scales a (MADE's lower half) in both directions at each column of z: at z (density
 /// direction) and at forward(z) (sampling direction).
 template <class T>
-Matrix<T> raw_log_scales(const Maf<T>& maf, const Matrix<T>& z) {
+Matrix<T> raw_log_scales(Maf<T>& maf, const Matrix<T>& z) {
   const Index d = maf.dim();
   Matrix<T> out, x;
   RowVector<T> ld;
@@ -39,7 +39,7 @@ Matrix<T> raw_log_scales(const Maf<T>& maf, const Matrix<T>& z) {
 /// n columns at which no raw log-scale is within `margin` of the clamp's kinks ±c, so finite
 /// differences do not straddle one; empty if none turn up (for D = 1 the log-scale is a constant).
 template <class T>
-Matrix<T> points_away_from_kinks(const Maf<T>& maf, Index n, Rng& rng, double margin) {
+Matrix<T> points_away_from_kinks(Maf<T>& maf, Index n, Rng& rng, double margin) {
   const double c = double(maf.guard().bound);
   Matrix<T> z(maf.dim(), n);
   Index found = 0;

@@ -33,7 +33,7 @@ TEMPLATE_TEST_CASE("Permute conforms", "[bijectors][permute]", float, double) {
 }
 
 TEST_CASE("Permute gathers rows: x_i = u_{p[i]}", "[bijectors][permute]") {
-  const Permute<double> permute({2, 0, 1});
+  Permute<double> permute({2, 0, 1});
   Matrix<double> u(3, 2);
   u << 10, 11,  //
       20, 21,   //
@@ -96,7 +96,7 @@ TEST_CASE("Permute rejects bad input", "[bijectors][permute][errors]") {
                     Catch::Contains("Permute::reverse") && Catch::Contains("dim"));
   CHECK_THROWS_WITH(Permute<double>::random(-2, 1),
                     Catch::Contains("Permute::random") && Catch::Contains("dim") && Catch::Contains("-2"));
-  const auto permute = Permute<double>::reverse(3);
+  auto permute = Permute<double>::reverse(3);
   CHECK_THROWS_WITH(forward(permute, Matrix<double>::Zero(2, 4)),
                     Catch::Contains("Permute::forward_and_log_det") && Catch::Contains("3 rows"));
   CHECK_THROWS_WITH(inverse(permute, Matrix<double>::Zero(3, 0)), Catch::Contains("empty batch"));

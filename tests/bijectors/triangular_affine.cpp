@@ -34,6 +34,6 @@ TEST_CASE("TriangularAffine matches its closed form", "[bijectors][triangular_af
 TEST_CASE("TriangularAffine rejects bad input", "[bijectors][triangular_affine][errors]") {
   CHECK_THROWS_WITH(TriangularAffine<double>(0),
                     Catch::Contains("TriangularAffine") && Catch::Contains("dim"));
-  const TriangularAffine<double> layer(3);
+  TriangularAffine<double> layer(3);
   CHECK_THROWS_WITH(forward(layer, Matrix<double>::Zero(2, 2)), Catch::Contains("3 rows"));
 }

@@ -50,7 +50,7 @@ TEST_CASE("A conditional bijector round-trips with its context and its log-dets 
           "[core][conditional]") {
   Rng rng(3);
   const Index d = 3, c = 2, n = 5;
-  const ConditionalAffine<double> b = random_conditional_affine(d, c, rng);
+  ConditionalAffine<double> b = random_conditional_affine(d, c, rng);
   const Matrix<double> u = test::random_batch<double>(d, n, rng);
   const Matrix<double> context = test::random_batch<double>(c, n, rng);
   const auto [x, forward_log_det] = forward_and_log_det(b, u, context);
@@ -98,7 +98,7 @@ TEST_CASE("A batch with a different context per column equals the samples passed
           "[core][conditional]") {
   Rng rng(5);
   const Index d = 2, c = 3, n = 6;
-  const ConditionalAffine<double> b = random_conditional_affine(d, c, rng);
+  ConditionalAffine<double> b = random_conditional_affine(d, c, rng);
   const Matrix<double> u = test::random_batch<double>(d, n, rng);
   const Matrix<double> context = test::random_batch<double>(c, n, rng);
   for (const Direction direction : {Direction::forward, Direction::inverse}) {
@@ -144,7 +144,7 @@ TEST_CASE("check_context names the function and both shapes", "[core][conditiona
   CHECK_NOTHROW(detail::check_context("f", Matrix<double>::Zero(2, 3), 2, 3));
   CHECK_THROWS_WITH(detail::check_context("f", Matrix<double>::Zero(2, 4), 2, 3),
                     Catch::Contains("f: ") && Catch::Contains("2x3") && Catch::Contains("2x4"));
-  const ConditionalAffine<double> b(2, 2);
+  ConditionalAffine<double> b(2, 2);
   Matrix<double> out;
   RowVector<double> log_det;
   CHECK_THROWS_AS(b.forward_and_log_det(Matrix<double>::Zero(2, 3), Matrix<double>::Zero(1, 3), out, log_det),

@@ -51,7 +51,7 @@ TEMPLATE_TEST_CASE("Passes under NoGrad give the same values, bit for bit", "[co
       for (const Index n : {7, 300}) {
         DYNAMIC_SECTION(to_string(kind) << ", batch " << n << ", " << threads << " thread(s)") {
           const test::ThreadCount count(threads);
-          const test::SmallFlow<T> flow = test::small_flow<T>(kind, 4, 9);
+          test::SmallFlow<T> flow = test::small_flow<T>(kind, 4, 9);
           const Matrix<T> x = test::random_batch<T>(4, n, rng);
           RowVector<T> kept, not_kept;
           Matrix<T> sample_kept, sample_not_kept;

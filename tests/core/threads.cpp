@@ -75,7 +75,7 @@ TEST_CASE("An Mlp splits a batch only when each thread's part holds min_parallel
   using T = float;
   Rng rng(8);
   const Index n = 150;
-  const Made<T> made(4, {24, 24}, InputOrder::reversed(), 3);
+  Made<T> made(4, {24, 24}, InputOrder::reversed(), 3);
   const Index per_column = made.mlp().computed_macs();
   const Matrix<T> x = test::random_batch<T>(4, n, rng);
   const ThreadCount count(2);
@@ -213,7 +213,7 @@ TEMPLATE_TEST_CASE("Any thread count and split gives one thread's log-densities 
   for (const FlowKind kind : {FlowKind::maf, FlowKind::iaf, FlowKind::realnvp}) {
     for (const Index n : {33, 96, 257}) {
       DYNAMIC_SECTION(to_string(kind) << ", batch " << n) {
-        const test::SmallFlow<T> flow = test::small_flow<T>(kind, 5, 4);
+        test::SmallFlow<T> flow = test::small_flow<T>(kind, 5, 4);
         const Matrix<T> x = test::random_batch<T>(5, n, rng);
         const Result one = evaluate(flow, x, 1);
         for (const auto& [threads, weights] : std::vector<std::pair<int, std::vector<double>>>{

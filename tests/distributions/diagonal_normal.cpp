@@ -8,7 +8,7 @@ TEST_CASE("DiagonalNormal matches the closed form", "[distributions]") {
   Vector<double> mean(2), log_scale(2);
   mean << 1.0, -2.0;
   log_scale << std::log(2.0), std::log(0.5);
-  const DiagonalNormal<double> normal(mean, log_scale);
+  DiagonalNormal<double> normal(mean, log_scale);
   Matrix<double> u(2, 1);
   u << 3.0, -2.5;
   RowVector<double> lp;

@@ -5,7 +5,7 @@
 using namespace knead;
 
 TEMPLATE_TEST_CASE("StandardNormal log density and samples", "[distributions]", float, double) {
-  const StandardNormal<TestType> normal(3);
+  StandardNormal<TestType> normal(3);
   Matrix<TestType> u(3, 2);
   u << 0, 1, 0, 2, 0, -2;
   RowVector<TestType> lp;
@@ -30,7 +30,7 @@ TEMPLATE_TEST_CASE("StandardNormal log density and samples", "[distributions]", 
 
 TEST_CASE("StandardNormal rejects bad input", "[distributions][errors]") {
   CHECK_THROWS_WITH(StandardNormal<double>(0), Catch::Contains("StandardNormal") && Catch::Contains("dim"));
-  const StandardNormal<double> normal(2);
+  StandardNormal<double> normal(2);
   RowVector<double> lp;
   CHECK_THROWS_WITH(normal.log_prob(Matrix<double>::Zero(3, 1), lp), Catch::Contains("2 rows"));
   Rng rng(1);

@@ -23,9 +23,8 @@ namespace {
 /// Integrates exp(log_prob) over a grid covering the samples' range with a wide margin; returns
 /// the integral and the probability of each of `boxes` (x0, x1, y0, y1) by the same grid.
 template <class Flow>
-std::pair<double, std::vector<double>> integrate(const Flow& flow,
-                                                 const std::vector<std::array<double, 4>>& boxes, Rng& rng,
-                                                 Index cells = 500) {
+std::pair<double, std::vector<double>> integrate(Flow& flow, const std::vector<std::array<double, 4>>& boxes,
+                                                 Rng& rng, Index cells = 500) {
   const Matrix<double> s = flow.sample(20000, rng);
   const Vector<double> lo = s.rowwise().minCoeff(), hi = s.rowwise().maxCoeff();
   const Vector<double> margin = 0.5 * (hi - lo);
@@ -123,7 +122,7 @@ TEMPLATE_TEST_CASE("TransformedDistribution gradients match finite differences",
 TEST_CASE("TransformedDistribution rejects bad input", "[distributions][errors]") {
   CHECK_THROWS_WITH(TransformedDistribution(StandardNormal<double>(2), Affine<double>(3)),
                     Catch::Contains("TransformedDistribution") && Catch::Contains("dim 3"));
-  const TransformedDistribution flow(StandardNormal<double>(2), Affine<double>(2));
+  TransformedDistribution flow(StandardNormal<double>(2), Affine<double>(2));
   Matrix<double> x = Matrix<double>::Zero(2, 3);
   x(1, 2) = NAN;
   CHECK_THROWS_WITH(flow.log_prob(x), Catch::Contains("log_prob") && Catch::Contains("non-finite") &&
@@ -360,8 +359,7 @@ TEST_CASE("A flow refuses non-finite samples and non-finite gradients at its bac
       overflowing.sample_and_log_prob(3, rng),
       Catch::Contains("TransformedDistribution::sample_and_log_prob: result") && Catch::Contains("(0, 0)"));
 
-  const TransformedDistribution wide_base(DiagonalNormal<double>(Vector<double>::Zero(2), huge),
-                                          Affine<double>(2));
+  TransformedDistribution wide_base(DiagonalNormal<double>(Vector<double>::Zero(2), huge), Affine<double>(2));
   CHECK_THROWS_WITH(wide_base.sample(3, rng),
                     Catch::Contains("TransformedDistribution::sample: noise drawn from the base") &&
                         Catch::Contains("(0, 0)"));

@@ -86,7 +86,7 @@ TEST_CASE("identity-initialised flows start as the identity", "[flows]") {
     FlowSpec<double> spec;
     spec.kind = kind;
     spec.hidden = {8, 8};
-    const auto flow = make_flow(spec);
+    auto flow = make_flow(spec);
     const Matrix<double> z = test::random_batch<double>(2, 5, rng);
     // an even number of reversals between 4 layers would not cancel: 3 reversals = one reversal
     const auto [x, ld] = forward_and_log_det(flow, z);
@@ -141,7 +141,7 @@ TEST_CASE("each flow kind has the documented layer sequence", "[flows]") {
     spec.layers = 3;
     spec.hidden = {5};
     spec.batch_norm = batch_norm;
-    const DynamicChain<double> chain = make_flow(spec);
+    DynamicChain<double> chain = make_flow(spec);
     std::vector<std::string> out;
     for (Index i = 0; i < chain.size(); ++i) out.push_back(chain.part(i).name());
     return out;

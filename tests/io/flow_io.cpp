@@ -177,7 +177,7 @@ TEMPLATE_TEST_CASE("every flow kind loads back bit for bit, from the file alone 
   for (const FlowKind kind :
        {FlowKind::maf, FlowKind::iaf, FlowKind::realnvp, FlowKind::nice, FlowKind::mlp}) {
     INFO("flow " << to_string(kind));
-    const auto flow = make_test_flow<T>(kind);
+    auto flow = make_test_flow<T>(kind);
     const fs::path path = dir.path() / "model.safetensors";
     save(flow, path);
     const Bytes original = flow_bytes(flow);  // before BatchNorm's training-mode passes update it
@@ -253,7 +253,7 @@ TEMPLATE_TEST_CASE("static chains, inversions, a diagonal base and every leaf bi
 }
 
 TEST_CASE("a flow file of the other scalar type loads only when asked", "[io][flow_io]") {
-  const auto flow = make_test_flow<float>(FlowKind::realnvp);
+  auto flow = make_test_flow<float>(FlowKind::realnvp);
   const SafetensorsFile file(flow_bytes(flow));
   CHECK_THROWS_WITH(load<double>(file), Catch::Contains("F32 values but the flow's scalar is F64") &&
                                             Catch::Contains("ScalarConversion::allow"));
@@ -273,7 +273,7 @@ TEST_CASE("a flow file of the other scalar type loads only when asked", "[io][fl
 
 TEST_CASE("load_into names the first difference in architecture and leaves the flow unchanged",
           "[io][flow_io]") {
-  const auto flow = make_test_flow<double>(FlowKind::maf);
+  auto flow = make_test_flow<double>(FlowKind::maf);
   const SafetensorsFile file(flow_bytes(flow));
   auto other = make_test_flow<double>(FlowKind::realnvp);
   CHECK_THROWS_WITH(load_into(other, file),
@@ -306,7 +306,7 @@ TEST_CASE("load_into names the first difference in architecture and leaves the f
 TEST_CASE("saving refuses a bijector it cannot describe", "[io][flow_io]") {
   DynamicChain<double> chain(2);
   chain.push_back(Chain(Shift<double>(2), Scale<double>(2)));
-  const TransformedDistribution flow(StandardNormal<double>(2), chain);
+  TransformedDistribution flow(StandardNormal<double>(2), chain);
   CHECK_THROWS_AS(flow_bytes(flow), std::invalid_argument);
   CHECK_THROWS_WITH(flow_bytes(flow), Catch::Contains("save") && Catch::Contains("bijector.0"));
 }
@@ -314,7 +314,7 @@ TEST_CASE("saving refuses a bijector it cannot describe", "[io][flow_io]") {
 TEST_CASE("save replaces a file atomically and load names the file", "[io][flow_io]") {
   TempDir dir;
   const fs::path path = dir.path() / "model.safetensors";
-  const auto flow = make_test_flow<double>(FlowKind::nice);
+  auto flow = make_test_flow<double>(FlowKind::nice);
   save(flow, path);
   AtomicWriteOptions failing;
   failing.chunk_bytes = 64;
@@ -370,7 +370,7 @@ TEST_CASE("a saved flow carries a data checksum: every flipped data byte is refu
 TEMPLATE_TEST_CASE("broken and hostile flow files are refused with a message saying what is wrong",
                    "[io][flow_io]", float, double) {
   using T = TestType;
-  const auto flow = make_test_flow<T>(FlowKind::maf);
+  auto flow = make_test_flow<T>(FlowKind::maf);
   const Bytes valid = flow_bytes(flow);
   const auto edited = [&](const std::function<void(Editable&)>& edit) {
     Editable e(valid);
@@ -504,7 +504,7 @@ TEMPLATE_TEST_CASE("broken and hostile flow files are refused with a message say
 
 TEST_CASE("flow_state holds BatchNorm statistics and modes, no parameters; set_flow_state puts them back",
           "[io][flow_io][flow_state]") {
-  const auto flow = make_test_flow<double>(FlowKind::maf);  // parts 1 and 4 are BatchNorm layers
+  auto flow = make_test_flow<double>(FlowKind::maf);  // parts 1 and 4 are BatchNorm layers
   const FlowState<double> state = flow_state(flow);
   CHECK(state.buffers.size() == 4);
   for (const auto& [name, values] : state.buffers) {

@@ -60,7 +60,7 @@ TEST_CASE("cover_mask covers MADE's masks and their transposes", "[linalg][mask_
 }
 
 TEST_CASE("cover_mask skips about half of a large MADE layer", "[linalg][mask_cover]") {
-  const Made<float> made(64, {512, 512}, InputOrder::identity(), 1);
+  Made<float> made(64, {512, 512}, InputOrder::identity(), 1);
   for (const auto& mask : made.mlp().masks()) {
     INFO("mask " << mask.rows() << "x" << mask.cols() << " with " << mask.sum() << " ones");
     // the masks are about half full; the blocks add only a band along the stair edge (16 rows

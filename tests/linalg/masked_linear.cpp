@@ -103,7 +103,7 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan's weight gradient in shares is the whole on
   Rng rng(9);
   const std::vector<std::vector<double>> splits{{0, 0.3, 0.55, 1}, {0, 0.5, 1}, {0, 0.71, 1}, {0, 0.02, 1}};
   for (const auto& [dim, hidden] : std::vector<std::pair<Index, Index>>{{5, 40}, {64, 512}}) {
-    const Made<TestType> made(dim, {hidden, hidden}, InputOrder::reversed(), 3);
+    Made<TestType> made(dim, {hidden, hidden}, InputOrder::reversed(), 3);
     for (const auto& mask : made.mlp().masks()) {
       const MaskedLinearPlan plan(mask);
       const Index out = mask.rows(), in = mask.cols(), n = dim == 5 ? 21 : 300;
@@ -139,7 +139,7 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan kernels slice batches wider than the cache"
   INFO(linalg::to_string(path) << " path");
   // 600 columns: the batch is packed in slices of 256 columns (512 inputs) or 512 (64 inputs)
   Rng rng(6);
-  const Made<TestType> made(64, {512, 512}, InputOrder::reversed(), 2);
+  Made<TestType> made(64, {512, 512}, InputOrder::reversed(), 2);
   for (const auto& mask : made.mlp().masks()) {
     INFO("mask " << mask.rows() << "x" << mask.cols());
     check_kernels(mask, rng, 600);
@@ -152,7 +152,7 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan packs the same weights whole or in parts", 
   const test::KernelPathScope on_path(path);
   INFO(linalg::to_string(path) << " path");
   Rng rng(8);
-  const Made<TestType> made(64, {512, 512}, InputOrder::identity(), 4);
+  Made<TestType> made(64, {512, 512}, InputOrder::identity(), 4);
   for (const auto& mask : made.mlp().masks()) {
     const MaskedLinearPlan plan(mask);
     const Matrix<TestType> w = test::random_batch<TestType>(mask.rows(), mask.cols(), rng);

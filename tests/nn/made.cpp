@@ -40,7 +40,7 @@ TEMPLATE_TEST_CASE("MADE degrees follow the order and hidden degrees are sorted 
                    float, double) {
   for (const auto& c : configs()) {
     CAPTURE(c.dim, c.label);
-    const Made<TestType> made(c.dim, c.hidden, c.order, 1);
+    Made<TestType> made(c.dim, c.hidden, c.order, 1);
     const auto& order = made.order();
     REQUIRE(Index(order.size()) == c.dim);
     for (Index k = 0; k < c.dim; ++k)
@@ -66,7 +66,7 @@ TEMPLATE_TEST_CASE("MADE masks follow the degree rules, are staircases and leave
                    float, double) {
   for (const auto& c : configs()) {
     CAPTURE(c.dim, c.label);
-    const Made<TestType> made(c.dim, c.hidden, c.order, 2);
+    Made<TestType> made(c.dim, c.hidden, c.order, 2);
     const auto& masks = made.mlp().masks();
     REQUIRE(masks.size() == c.hidden.size() + 1);
     std::vector<std::vector<Index>> degrees{made.input_degrees()};
@@ -226,7 +226,7 @@ TEST_CASE("MADE's float gradients agree with double's", "[nn][made]") {
 
 TEST_CASE("MADE with zero_last_layer outputs exactly zero", "[nn][made]") {
   Rng rng(29);
-  const Made<double> made(4, {6, 6}, InputOrder::reversed(), 7, true);
+  Made<double> made(4, {6, 6}, InputOrder::reversed(), 7, true);
   Matrix<double> out;
   made.forward(test::random_batch<double>(4, 5, rng), out);
   CHECK(out.isZero(0.0));
@@ -281,7 +281,7 @@ TEMPLATE_TEST_CASE("MADE with P = 1 or 3 parameters per dimension keeps the auto
       for (Index r = 0; r < p * c.dim; ++r)
         CHECK(made.output_degrees()[std::size_t(r)] == made.input_degrees()[std::size_t(r % c.dim)]);
       // the hidden layers and each block of D outputs are masked as in the two-parameter MADE
-      const Made<T> two(c.dim, c.hidden, c.order, 3);
+      Made<T> two(c.dim, c.hidden, c.order, 3);
       const auto& masks = made.mlp().masks();
       for (std::size_t l = 0; l + 1 < masks.size(); ++l) CHECK(masks[l] == two.mlp().masks()[l]);
       for (Index q = 0; q < p; ++q)

@@ -41,10 +41,10 @@ class AnyBijector {
   ~AnyBijector() = default;
 
   [[nodiscard]] Index dim() const { return self_->dim(); }
-  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
+  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
     self_->forward_and_log_det(u, x, log_det);
   }
-  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
+  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
     self_->inverse_and_log_det(x, u, log_det);
   }
   void backward(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in) {
@@ -52,11 +52,11 @@ class AnyBijector {
   }
   [[nodiscard]] Index context_dim() const { return self_->context_dim(); }
   void forward_and_log_det(MatrixCRef<T> u, MatrixCRef<T> context, Matrix<T>& x,
-                           RowVector<T>& log_det) const {
+                           RowVector<T>& log_det) {
     self_->forward_and_log_det(u, context, x, log_det);
   }
   void inverse_and_log_det(MatrixCRef<T> x, MatrixCRef<T> context, Matrix<T>& u,
-                           RowVector<T>& log_det) const {
+                           RowVector<T>& log_det) {
     self_->inverse_and_log_det(x, context, u, log_det);
   }
   /// Writes ∂L/∂in and adds ∂L/∂c into grad_context (nothing for an unconditional bijector).
@@ -97,12 +97,12 @@ class AnyBijector {
     virtual ~Interface() = default;
     [[nodiscard]] virtual std::unique_ptr<Interface> clone() const = 0;
     [[nodiscard]] virtual Index dim() const = 0;
-    virtual void forward_and_log_det(MatrixCRef<T>, Matrix<T>&, RowVector<T>&) const = 0;
-    virtual void inverse_and_log_det(MatrixCRef<T>, Matrix<T>&, RowVector<T>&) const = 0;
+    virtual void forward_and_log_det(MatrixCRef<T>, Matrix<T>&, RowVector<T>&) = 0;
+    virtual void inverse_and_log_det(MatrixCRef<T>, Matrix<T>&, RowVector<T>&) = 0;
     virtual void backward(MatrixCRef<T>, RowVectorCRef<T>, Matrix<T>&) = 0;
     [[nodiscard]] virtual Index context_dim() const = 0;
-    virtual void forward_and_log_det(MatrixCRef<T>, MatrixCRef<T>, Matrix<T>&, RowVector<T>&) const = 0;
-    virtual void inverse_and_log_det(MatrixCRef<T>, MatrixCRef<T>, Matrix<T>&, RowVector<T>&) const = 0;
+    virtual void forward_and_log_det(MatrixCRef<T>, MatrixCRef<T>, Matrix<T>&, RowVector<T>&) = 0;
+    virtual void inverse_and_log_det(MatrixCRef<T>, MatrixCRef<T>, Matrix<T>&, RowVector<T>&) = 0;
     virtual void backward(MatrixCRef<T>, RowVectorCRef<T>, Matrix<T>&, Matrix<T>&) = 0;
     [[nodiscard]] virtual bool needs_initialize() const = 0;
     virtual void initialize(MatrixCRef<T>) = 0;
@@ -124,13 +124,13 @@ class AnyBijector {
       return std::make_unique<Model>(bijector);
     }
     [[nodiscard]] Index dim() const override { return bijector.dim(); }
-    void forward_and_log_det(MatrixCRef<T> in, Matrix<T>& out, RowVector<T>& ld) const override {
+    void forward_and_log_det(MatrixCRef<T> in, Matrix<T>& out, RowVector<T>& ld) override {
       if constexpr (Bijector<B>)
         bijector.forward_and_log_det(in, out, ld);
       else
         detail::fail_needs_context("AnyBijector::forward_and_log_det", name(), bijector.context_dim());
     }
-    void inverse_and_log_det(MatrixCRef<T> in, Matrix<T>& out, RowVector<T>& ld) const override {
+    void inverse_and_log_det(MatrixCRef<T> in, Matrix<T>& out, RowVector<T>& ld) override {
       if constexpr (Bijector<B>)
         bijector.inverse_and_log_det(in, out, ld);
       else
@@ -144,14 +144,14 @@ class AnyBijector {
     }
     [[nodiscard]] Index context_dim() const override { return knead::context_dim(bijector); }
     void forward_and_log_det(MatrixCRef<T> in, MatrixCRef<T> c, Matrix<T>& out,
-                             RowVector<T>& ld) const override {
+                             RowVector<T>& ld) override {
       if constexpr (ConditionalBijector<B>)
         bijector.forward_and_log_det(in, c, out, ld);
       else
         bijector.forward_and_log_det(in, out, ld);
     }
     void inverse_and_log_det(MatrixCRef<T> in, MatrixCRef<T> c, Matrix<T>& out,
-                             RowVector<T>& ld) const override {
+                             RowVector<T>& ld) override {
       if constexpr (ConditionalBijector<B>)
         bijector.inverse_and_log_det(in, c, out, ld);
       else

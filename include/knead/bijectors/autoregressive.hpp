@@ -81,7 +81,7 @@ class Autoregressive {
     names_ = Names::of(inverted_ ? inverse_type_ : type_, inverted_);
   }
 
-  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
+  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
     start_pass(names_.forward, u);
     if constexpr (affine)
       forward_affine(u, x, log_det);
@@ -90,7 +90,7 @@ class Autoregressive {
     finish_pass(names_.forward, x, log_det, Direction::forward);
   }
 
-  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
+  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
     start_pass(names_.inverse, x);
     if constexpr (affine)
       inverse_affine(x, u, log_det);
@@ -151,13 +151,13 @@ class Autoregressive {
                    transformer.params_per_dim());
   }
 
-  void start_pass(std::string_view function, MatrixCRef<T> in) const {
+  void start_pass(std::string_view function, MatrixCRef<T> in) {
     detail::check_batch(function, in, dim_);
     detail::check_finite(function, "input batch", in);
     last_ = Direction::none;  // a pass that throws midway leaves nothing to differentiate
   }
   void finish_pass(std::string_view function, const Matrix<T>& out, const RowVector<T>& log_det,
-                   Direction pass) const {
+                   Direction pass) {
     constexpr std::string_view what =
         affine ? "result (exp of a log-scale overflowed, or a parameter is not finite)"
                : "result (the transformer overflowed, or a parameter is not finite)";
@@ -173,14 +173,14 @@ class Autoregressive {
 
   // ---- any transformer ------------------------------------------------------------------------
 
-  void inverse_generic(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
+  void inverse_generic(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
     made_.forward(x, conditioner_);
     transformer_.inverse(params(), x, u_, element_log_det_, workspace_);
     log_det = element_log_det_.colwise().sum();
     u = u_;
   }
 
-  void forward_generic(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
+  void forward_generic(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
     const Index d = dim_, n = u.cols();
     u_ = u;
     resize_workspace(x, d, n);
@@ -246,7 +246,7 @@ class Autoregressive {
 
   // ---- the affine transformer (MAF) -----------------------------------------------------------
 
-  void forward_affine(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
+  void forward_affine(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
     const LogScaleGuard<T>& guard = transformer_.guard();
     const Index d = dim_, n = u.cols();
     u_ = u;
@@ -276,7 +276,7 @@ class Autoregressive {
     exp_neg_log_scale_ = (-log_scale_).array().exp();
   }
 
-  void inverse_affine(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
+  void inverse_affine(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
     const LogScaleGuard<T>& guard = transformer_.guard();
     const Index d = dim_, n = x.cols();
     resize_workspace(u, d, n);
@@ -403,18 +403,18 @@ class Autoregressive {
   Transformer transformer_;
   Made<T> made_;
   Index dim_;
-  mutable Direction last_ = Direction::none;
-  mutable Matrix<T> u_;            // noise side of the last pass (its input or its output)
-  mutable Matrix<T> conditioner_;  // MADE's outputs (the parameters) at the data side of the last pass
+  Direction last_ = Direction::none;
+  Matrix<T> u_;            // noise side of the last pass (its input or its output)
+  Matrix<T> conditioner_;  // MADE's outputs (the parameters) at the data side of the last pass
   // the affine passes
-  mutable Matrix<T> log_scale_;          // α = guard(a) of the last pass
-  mutable Matrix<T> exp_neg_log_scale_;  // e^{−α}
+  Matrix<T> log_scale_;          // α = guard(a) of the last pass
+  Matrix<T> exp_neg_log_scale_;  // e^{−α}
   Matrix<T> scale_, guard_slope_;
   // the other transformers' passes
-  mutable Matrix<T> element_log_det_;  // log|det| of each element
-  mutable typename Transformer::Workspace workspace_;
-  mutable std::vector<typename Transformer::Workspace> step_workspaces_;  // one per thread chunk
-  mutable Matrix<T> data_scratch_, log_det_scratch_;
+  Matrix<T> element_log_det_;  // log|det| of each element
+  typename Transformer::Workspace workspace_;
+  std::vector<typename Transformer::Workspace> step_workspaces_;  // one per thread chunk
+  Matrix<T> data_scratch_, log_det_scratch_;
   Matrix<T> grad_elements_;
   // both
   Matrix<T> grad_conditioner_, grad_x_made_, v_;

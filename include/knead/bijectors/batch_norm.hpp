@@ -32,8 +32,8 @@ namespace knead {
 /// - Eval mode: both directions use the running statistics and are exact inverses of each other.
 ///
 /// The running statistics (mean 0 and variance 1 at construction) are state, not learnable
-/// parameters: they have accessors and validated setters. They are `mutable` because a
-/// training-mode inverse (a const call) updates them.
+/// parameters: they have accessors and validated setters; a training-mode inverse pass updates
+/// them.
 /// Parameter layout: [γ (D)][β (D)], zero at construction.
 template <class T>
 class BatchNorm : public LeafParameters<T> {
@@ -85,7 +85,7 @@ class BatchNorm : public LeafParameters<T> {
   [[nodiscard]] Vector<T> log_scale() const { return gamma(); }
   [[nodiscard]] Vector<T> shift() const { return beta(); }
 
-  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
+  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
     detail::check_batch("BatchNorm::forward_and_log_det", u, dim_);
     // x̂ = (u − β) e^{−γ};  x = x̂ σ + m with the running statistics
     resize_workspace(normalized_, u.rows(), u.cols());
@@ -99,7 +99,7 @@ class BatchNorm : public LeafParameters<T> {
     this->record(Direction::forward);
   }
 
-  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
+  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
     constexpr std::string_view function = "BatchNorm::inverse_and_log_det";
     detail::check_batch(function, x, dim_);
     const Index n = x.cols();
@@ -182,11 +182,11 @@ class BatchNorm : public LeafParameters<T> {
   T momentum_ = T(0.1);
   T epsilon_ = T(1e-5);
   bool training_ = true;
-  mutable Vector<T> running_mean_;         // state updated by training-mode inverse passes
-  mutable Vector<T> running_variance_;     // (not parameters: never differentiated)
-  mutable Matrix<T> normalized_;           // x̂ of the last pass
-  mutable Vector<T> std_;                  // σ = sqrt(v + ε) of the last pass
-  mutable bool batch_statistics_ = false;  // whether the last pass used (and depends on) batch statistics
+  Vector<T> running_mean_;         // state updated by training-mode inverse passes
+  Vector<T> running_variance_;     // (not parameters: never differentiated)
+  Matrix<T> normalized_;           // x̂ of the last pass
+  Vector<T> std_;                  // σ = sqrt(v + ε) of the last pass
+  bool batch_statistics_ = false;  // whether the last pass used (and depends on) batch statistics
 };
 
 static_assert(check_bijector<BatchNorm<double>>());

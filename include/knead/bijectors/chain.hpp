@@ -72,11 +72,11 @@ class Chain {
   }
 
   void forward_and_log_det(MatrixCRef<Scalar> u, Matrix<Scalar>& x,
-                           RowVector<Scalar>& log_det) const requires unconditional {
+                           RowVector<Scalar>& log_det) requires unconditional {
     runner_.forward("Chain::forward_and_log_det", size, visitor(parts_), u, x, log_det);
   }
   void inverse_and_log_det(MatrixCRef<Scalar> x, Matrix<Scalar>& u,
-                           RowVector<Scalar>& log_det) const requires unconditional {
+                           RowVector<Scalar>& log_det) requires unconditional {
     runner_.inverse("Chain::inverse_and_log_det", size, visitor(parts_), x, u, log_det);
   }
   void backward(MatrixCRef<Scalar> grad_out, RowVectorCRef<Scalar> grad_log_det,
@@ -101,13 +101,13 @@ class Chain {
     return c;
   }
   void forward_and_log_det(MatrixCRef<Scalar> u, MatrixCRef<Scalar> context, Matrix<Scalar>& x,
-                           RowVector<Scalar>& log_det) const requires conditional {
+                           RowVector<Scalar>& log_det) requires conditional {
     constexpr std::string_view function = "Chain::forward_and_log_det";
     detail::check_context(function, context, context_dim(), u.cols());
     runner_.forward(function, size, visitor(parts_), u, x, log_det, context);
   }
   void inverse_and_log_det(MatrixCRef<Scalar> x, MatrixCRef<Scalar> context, Matrix<Scalar>& u,
-                           RowVector<Scalar>& log_det) const requires conditional {
+                           RowVector<Scalar>& log_det) requires conditional {
     constexpr std::string_view function = "Chain::inverse_and_log_det";
     detail::check_context(function, context, context_dim(), x.cols());
     runner_.inverse(function, size, visitor(parts_), x, u, log_det, context);
@@ -179,7 +179,7 @@ class Chain {
 
   std::tuple<First, Rest...> parts_;
   ParameterGroup<Scalar> group_;
-  mutable detail::ChainRunner<Scalar> runner_;
+  detail::ChainRunner<Scalar> runner_;
 };
 
 }  // namespace knead

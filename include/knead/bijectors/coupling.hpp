@@ -175,7 +175,7 @@ class Coupling {
   [[nodiscard]] Mlp<T>& conditioner() { return net_; }
   [[nodiscard]] const Mlp<T>& conditioner() const { return net_; }
 
-  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
+  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
     detail::check_batch(forward_name(), u, dim());
     condition(u);
     // x_B = f(u_B; θ), written over a copy of u so x_A = u_A; u_B is kept for backward
@@ -187,7 +187,7 @@ class Coupling {
     record(Direction::forward, u.cols());
   }
 
-  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
+  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
     detail::check_batch(inverse_name(), x, dim());
     condition(x);
     // u_B = f⁻¹(x_B; θ); u_B (half_) is kept: backward needs it
@@ -268,12 +268,12 @@ class Coupling {
   }
 
   /// Runs the conditioner on the A half of `in` into net_out_ (the transformer's parameters).
-  void condition(MatrixCRef<T> in) const {
+  void condition(MatrixCRef<T> in) {
     CouplingPartition::gather<T>(partition_.conditioning(), in, conditioning_);
     net_.forward(conditioning_, net_out_);
   }
 
-  void record(Direction d, Index cols) const {
+  void record(Direction d, Index cols) {
     last_ = NoGrad::recorded(d);
     cols_ = cols;
   }
@@ -283,14 +283,14 @@ class Coupling {
   Mlp<T> net_;  // its (const) forward() keeps the activations backward() needs
 
   // workspaces of the last pass, for backward
-  mutable Matrix<T> conditioning_;     // in_A
-  mutable Matrix<T> net_out_;          // the transformer's parameters, stacked
-  mutable Matrix<T> input_half_;       // the B half of the input
-  mutable Matrix<T> half_;             // the B half of the output
-  mutable Matrix<T> element_log_det_;  // log|det| of each element of the B half
-  mutable typename Transformer::Workspace workspace_;
-  mutable Direction last_ = Direction::none;
-  mutable Index cols_ = 0;
+  Matrix<T> conditioning_;     // in_A
+  Matrix<T> net_out_;          // the transformer's parameters, stacked
+  Matrix<T> input_half_;       // the B half of the input
+  Matrix<T> half_;             // the B half of the output
+  Matrix<T> element_log_det_;  // log|det| of each element of the B half
+  typename Transformer::Workspace workspace_;
+  Direction last_ = Direction::none;
+  Index cols_ = 0;
   Matrix<T> grad_net_, grad_half_, grad_conditioning_;
 };
 

@@ -59,13 +59,13 @@ class DynamicChain {
   [[nodiscard]] AnyBijector<T>& part(Index i) { return parts_.at(std::size_t(i)); }
   [[nodiscard]] const AnyBijector<T>& part(Index i) const { return parts_.at(std::size_t(i)); }
 
-  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
+  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
     constexpr std::string_view function = "DynamicChain::forward_and_log_det";
     detail::check_batch(function, u, dim_);
     check_no_context_needed(function);
     runner_.forward(function, size(), visitor(parts_), u, x, log_det);
   }
-  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
+  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
     constexpr std::string_view function = "DynamicChain::inverse_and_log_det";
     detail::check_batch(function, x, dim_);
     check_no_context_needed(function);
@@ -80,14 +80,14 @@ class DynamicChain {
   /// The context rows the conditional parts read; 0 if no part reads a context.
   [[nodiscard]] Index context_dim() const { return context_dim_; }
   void forward_and_log_det(MatrixCRef<T> u, MatrixCRef<T> context, Matrix<T>& x,
-                           RowVector<T>& log_det) const {
+                           RowVector<T>& log_det) {
     constexpr std::string_view function = "DynamicChain::forward_and_log_det";
     detail::check_batch(function, u, dim_);
     detail::check_context(function, context, context_dim_, u.cols());
     runner_.forward(function, size(), visitor(parts_), u, x, log_det, context);
   }
   void inverse_and_log_det(MatrixCRef<T> x, MatrixCRef<T> context, Matrix<T>& u,
-                           RowVector<T>& log_det) const {
+                           RowVector<T>& log_det) {
     constexpr std::string_view function = "DynamicChain::inverse_and_log_det";
     detail::check_batch(function, x, dim_);
     detail::check_context(function, context, context_dim_, x.cols());
@@ -162,7 +162,7 @@ class DynamicChain {
   Index context_dim_ = 0;
   std::vector<AnyBijector<T>> parts_;
   ParameterGroup<T> group_;
-  mutable detail::ChainRunner<T> runner_;
+  detail::ChainRunner<T> runner_;
 };
 
 static_assert(check_bijector<DynamicChain<float>>());

@@ -62,7 +62,7 @@ class ElementwiseAffine : public LeafParameters<T> {
     return Vector<T>::Zero(dim_);
   }
 
-  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
+  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
     detail::check_batch(name(), u, dim_);
     input_ = u;
     x = u;
@@ -72,7 +72,7 @@ class ElementwiseAffine : public LeafParameters<T> {
     this->record(Direction::forward);
   }
 
-  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
+  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
     detail::check_batch(name(), x, dim_);
     input_ = x;
     u = x;
@@ -118,7 +118,7 @@ class ElementwiseAffine : public LeafParameters<T> {
   }
 
   Index dim_;
-  mutable Matrix<T> input_;  // input of the last pass, for backward
+  Matrix<T> input_;  // input of the last pass, for backward
 };
 
 template <class T>

@@ -37,11 +37,11 @@ class Invert {
   [[nodiscard]] const B& inner() const { return inner_; }
 
   void forward_and_log_det(MatrixCRef<Scalar> u, Matrix<Scalar>& x,
-                           RowVector<Scalar>& log_det) const requires Bijector<B> {
+                           RowVector<Scalar>& log_det) requires Bijector<B> {
     inner_.inverse_and_log_det(u, x, log_det);
   }
   void inverse_and_log_det(MatrixCRef<Scalar> x, Matrix<Scalar>& u,
-                           RowVector<Scalar>& log_det) const requires Bijector<B> {
+                           RowVector<Scalar>& log_det) requires Bijector<B> {
     inner_.forward_and_log_det(x, u, log_det);
   }
   void backward(MatrixCRef<Scalar> grad_out, RowVectorCRef<Scalar> grad_log_det,
@@ -51,11 +51,11 @@ class Invert {
 
   [[nodiscard]] Index context_dim() const requires ConditionalBijector<B> { return inner_.context_dim(); }
   void forward_and_log_det(MatrixCRef<Scalar> u, MatrixCRef<Scalar> context, Matrix<Scalar>& x,
-                           RowVector<Scalar>& log_det) const requires ConditionalBijector<B> {
+                           RowVector<Scalar>& log_det) requires ConditionalBijector<B> {
     inner_.inverse_and_log_det(u, context, x, log_det);
   }
   void inverse_and_log_det(MatrixCRef<Scalar> x, MatrixCRef<Scalar> context, Matrix<Scalar>& u,
-                           RowVector<Scalar>& log_det) const requires ConditionalBijector<B> {
+                           RowVector<Scalar>& log_det) requires ConditionalBijector<B> {
     inner_.forward_and_log_det(x, context, u, log_det);
   }
   void backward(MatrixCRef<Scalar> grad_out, RowVectorCRef<Scalar> grad_log_det, Matrix<Scalar>& grad_in,

@@ -53,12 +53,12 @@ class LeakyRectifier : public LeafParameters<T> {
   /// LeakyReLU: the fixed θ = log a exactly as stored (a saved flow must reproduce it bit for bit).
   [[nodiscard]] T fixed_log_slope() const requires(!Learnable) { return fixed_log_slope_; }
 
-  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
+  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
     run(Learnable ? "PReLU::forward_and_log_det" : "LeakyReLU::forward_and_log_det", u, x, log_det, T(1));
     this->record(Direction::forward);
   }
 
-  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
+  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
     run(Learnable ? "PReLU::inverse_and_log_det" : "LeakyReLU::inverse_and_log_det", x, u, log_det, T(-1));
     this->record(Direction::inverse);
   }
@@ -105,7 +105,7 @@ class LeakyRectifier : public LeafParameters<T> {
   }
 
   /// out = in on the non-negative entries and in · e^{σθ} on the negative ones.
-  void run(std::string_view function, MatrixCRef<T> in, Matrix<T>& out, RowVector<T>& log_det, T sign) const {
+  void run(std::string_view function, MatrixCRef<T> in, Matrix<T>& out, RowVector<T>& log_det, T sign) {
     detail::check_batch(function, in, dim_);
     input_ = in;
     const Vector<T> theta = log_slope();
@@ -118,7 +118,7 @@ class LeakyRectifier : public LeafParameters<T> {
   Index dim_;
   bool per_dimension_;
   T fixed_log_slope_ = T(0);  // θ of LeakyReLU (unused by PReLU)
-  mutable Matrix<T> input_;   // input of the last pass, for backward
+  Matrix<T> input_;   // input of the last pass, for backward
 };
 
 /// Learnable leaky rectifier: `PReLU<T>(dim, initial_slope = 0.5, per_dimension = true)`.

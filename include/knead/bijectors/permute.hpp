@@ -72,7 +72,7 @@ class Permute : public LeafParameters<T> {
   /// q = p⁻¹: inverse output row j is input row q[j].
   [[nodiscard]] const std::vector<Index>& inverse_permutation() const { return inverse_; }
 
-  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
+  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
     detail::check_batch("Permute::forward_and_log_det", u, dim());
     gather(u, perm_, x);
     resize_workspace(log_det, u.cols());
@@ -81,7 +81,7 @@ class Permute : public LeafParameters<T> {
     this->record(Direction::forward);
   }
 
-  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
+  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
     detail::check_batch("Permute::inverse_and_log_det", x, dim());
     gather(x, inverse_, u);
     resize_workspace(log_det, x.cols());
@@ -123,7 +123,7 @@ class Permute : public LeafParameters<T> {
 
   std::vector<Index> perm_;
   std::vector<Index> inverse_;
-  mutable Index cols_ = 0;  // batch size of the last pass, for backward's shape check
+  Index cols_ = 0;  // batch size of the last pass, for backward's shape check
 };
 
 static_assert(check_bijector<Permute<double>>());

@@ -43,7 +43,7 @@ class TriangularAffine : public LeafParameters<T> {
   }
   [[nodiscard]] Vector<T> shift() const { return this->params_.vector(shift_at(), dim_); }
 
-  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) const {
+  void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
     detail::check_batch("TriangularAffine::forward_and_log_det", u, dim_);
     l_ = matrix();
     input_ = u;
@@ -53,7 +53,7 @@ class TriangularAffine : public LeafParameters<T> {
     this->record(Direction::forward);
   }
 
-  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) const {
+  void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
     detail::check_batch("TriangularAffine::inverse_and_log_det", x, dim_);
     l_ = matrix();
     u = x.colwise() - shift();
@@ -97,9 +97,9 @@ class TriangularAffine : public LeafParameters<T> {
   [[nodiscard]] Index shift_at() const { return dim_ + dim_ * (dim_ - 1) / 2; }
 
   Index dim_;
-  mutable Matrix<T> l_;       // L of the last pass
-  mutable Matrix<T> input_;   // u of the last forward pass
-  mutable Matrix<T> output_;  // u of the last inverse pass
+  Matrix<T> l_;       // L of the last pass
+  Matrix<T> input_;   // u of the last forward pass
+  Matrix<T> output_;  // u of the last inverse pass
 };
 
 static_assert(check_bijector<TriangularAffine<double>>());

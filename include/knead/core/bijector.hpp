@@ -9,8 +9,8 @@
 /// Reverse mode follows "values first, then a backward step": a call to forward_and_log_det or
 /// inverse_and_log_det keeps what its derivative needs in the object's workspace; `backward`
 /// then differentiates that last call. Given ∂L/∂out and ∂L/∂log_det it *adds* ∂L/∂θ into the
-/// object's gradients() and writes ∂L/∂in. Workspaces make an object unsafe to use from two
-/// threads at once: copy it per thread.
+/// object's gradients() and writes ∂L/∂in. The passes write the object's workspaces, so they are
+/// non-const members: an object is used by one thread at a time; copy it per thread.
 
 #include <algorithm>
 #include <concepts>
@@ -39,14 +39,14 @@ concept HasDim = requires(const B& b) {
 
 template <class B>
 concept HasForwardAndLogDet = HasScalar<B> &&
-    requires(const B& b, MatrixCRef<typename B::Scalar> in, Matrix<typename B::Scalar>& out,
+    requires(B& b, MatrixCRef<typename B::Scalar> in, Matrix<typename B::Scalar>& out,
              RowVector<typename B::Scalar>& log_det) {
   b.forward_and_log_det(in, out, log_det);
 };
 
 template <class B>
 concept HasInverseAndLogDet = HasScalar<B> &&
-    requires(const B& b, MatrixCRef<typename B::Scalar> in, Matrix<typename B::Scalar>& out,
+    requires(B& b, MatrixCRef<typename B::Scalar> in, Matrix<typename B::Scalar>& out,
              RowVector<typename B::Scalar>& log_det) {
   b.inverse_and_log_det(in, out, log_det);
 };
@@ -81,10 +81,10 @@ consteval bool check_bijector() {
   static_assert(HasDim<B>, "knead: a bijector provides `Index dim() const`");
   static_assert(HasForwardAndLogDet<B>,
                 "knead: a bijector provides `void forward_and_log_det(MatrixCRef<Scalar> u, "
-                "Matrix<Scalar>& x, RowVector<Scalar>& log_det) const`");
+                "Matrix<Scalar>& x, RowVector<Scalar>& log_det)`");
   static_assert(HasInverseAndLogDet<B>,
                 "knead: a bijector provides `void inverse_and_log_det(MatrixCRef<Scalar> x, "
-                "Matrix<Scalar>& u, RowVector<Scalar>& log_det) const`");
+                "Matrix<Scalar>& u, RowVector<Scalar>& log_det)`");
   static_assert(HasBackward<B>,
                 "knead: a bijector provides `void backward(MatrixCRef<Scalar> grad_out, "
                 "RowVectorCRef<Scalar> grad_log_det, Matrix<Scalar>& grad_in)`");
@@ -120,33 +120,33 @@ void set_training(B& b, bool on) {
 // ---- calls derived from the two primary ones --------------------------------------------------
 
 template <Bijector B>
-ValueAndLogDet<typename B::Scalar> forward_and_log_det(const B& b, MatrixCRef<typename B::Scalar> u) {
+ValueAndLogDet<typename B::Scalar> forward_and_log_det(B& b, MatrixCRef<typename B::Scalar> u) {
   ValueAndLogDet<typename B::Scalar> r;
   b.forward_and_log_det(u, r.value, r.log_det);
   return r;
 }
 
 template <Bijector B>
-ValueAndLogDet<typename B::Scalar> inverse_and_log_det(const B& b, MatrixCRef<typename B::Scalar> x) {
+ValueAndLogDet<typename B::Scalar> inverse_and_log_det(B& b, MatrixCRef<typename B::Scalar> x) {
   ValueAndLogDet<typename B::Scalar> r;
   b.inverse_and_log_det(x, r.value, r.log_det);
   return r;
 }
 
 template <Bijector B>
-Matrix<typename B::Scalar> forward(const B& b, MatrixCRef<typename B::Scalar> u) {
+Matrix<typename B::Scalar> forward(B& b, MatrixCRef<typename B::Scalar> u) {
   return forward_and_log_det(b, u).value;
 }
 template <Bijector B>
-Matrix<typename B::Scalar> inverse(const B& b, MatrixCRef<typename B::Scalar> x) {
+Matrix<typename B::Scalar> inverse(B& b, MatrixCRef<typename B::Scalar> x) {
   return inverse_and_log_det(b, x).value;
 }
 template <Bijector B>
-RowVector<typename B::Scalar> forward_log_det(const B& b, MatrixCRef<typename B::Scalar> u) {
+RowVector<typename B::Scalar> forward_log_det(B& b, MatrixCRef<typename B::Scalar> u) {
   return forward_and_log_det(b, u).log_det;
 }
 template <Bijector B>
-RowVector<typename B::Scalar> inverse_log_det(const B& b, MatrixCRef<typename B::Scalar> x) {
+RowVector<typename B::Scalar> inverse_log_det(B& b, MatrixCRef<typename B::Scalar> x) {
   return inverse_and_log_det(b, x).log_det;
 }
 

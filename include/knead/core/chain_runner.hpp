@@ -31,12 +31,12 @@ class ChainRunner {
  public:
   template <class Visit, class Context = NoContext>
   void forward(std::string_view function, Index parts, Visit visit, MatrixCRef<T> u, Matrix<T>& x,
-               RowVector<T>& log_det, const Context& context = {}) const {
+               RowVector<T>& log_det, const Context& context = {}) {
     run(function, parts, visit, u, context, x, log_det, Direction::forward);
   }
   template <class Visit, class Context = NoContext>
   void inverse(std::string_view function, Index parts, Visit visit, MatrixCRef<T> x, Matrix<T>& u,
-               RowVector<T>& log_det, const Context& context = {}) const {
+               RowVector<T>& log_det, const Context& context = {}) {
     run(function, parts, visit, x, context, u, log_det, Direction::inverse);
   }
 
@@ -93,7 +93,7 @@ class ChainRunner {
  private:
   /// One part's pass, with the context if the part reads one.
   template <class Part, class Context>
-  static void pass(const Part& part, Direction direction, MatrixCRef<T> in, const Context& context,
+  static void pass(Part& part, Direction direction, MatrixCRef<T> in, const Context& context,
                    Matrix<T>& out, RowVector<T>& log_det) {
     if constexpr (!std::same_as<Context, NoContext> && ConditionalBijector<Part>) {
       if (direction == Direction::forward)
@@ -152,7 +152,7 @@ class ChainRunner {
 
   template <class Visit, class Context>
   void run(std::string_view function, Index parts, Visit visit, MatrixCRef<T> in, const Context& context,
-           Matrix<T>& out, RowVector<T>& log_det, Direction direction) const {
+           Matrix<T>& out, RowVector<T>& log_det, Direction direction) {
     resize_workspace(log_det, in.cols());
     log_det.setZero();
     out_rows_ = in.rows();
@@ -168,7 +168,7 @@ class ChainRunner {
       const Index i = direction == Direction::forward ? step : parts - 1 - step;
       MatrixCRef<T> source = step == 0 ? in : MatrixCRef<T>(between_[std::size_t(step - 1)]);
       Matrix<T>& target = step == parts - 1 ? out : between_[std::size_t(step)];
-      visit(i, [&](const auto& part) { pass(part, direction, source, context, target, part_log_det_); });
+      visit(i, [&](auto& part) { pass(part, direction, source, context, target, part_log_det_); });
       KNEAD_ASSERT(
           target.rows() == in.rows() && target.cols() == in.cols() && part_log_det_.cols() == in.cols(),
           function, "part ", i, " returned a ", target.rows(), "x", target.cols(), " batch and ",
@@ -178,12 +178,12 @@ class ChainRunner {
     out_rows_ = out.rows();
   }
 
-  mutable std::vector<Matrix<T>> between_;  // outputs of all but the last part
-  mutable RowVector<T> part_log_det_;
-  mutable Direction last_ = Direction::none;
-  mutable bool with_context_ = false;  // the last pass had a context
-  mutable Index out_rows_ = 0;
-  mutable Index out_cols_ = 0;
+  std::vector<Matrix<T>> between_;  // outputs of all but the last part
+  RowVector<T> part_log_det_;
+  Direction last_ = Direction::none;
+  bool with_context_ = false;  // the last pass had a context
+  Index out_rows_ = 0;
+  Index out_cols_ = 0;
   std::vector<Matrix<T>> grads_;
 };
 

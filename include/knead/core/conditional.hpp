@@ -33,14 +33,14 @@ concept HasContextDim = requires(const B& b) {
 
 template <class B>
 concept HasConditionalForward = HasScalar<B> &&
-    requires(const B& b, MatrixCRef<typename B::Scalar> in, MatrixCRef<typename B::Scalar> context,
+    requires(B& b, MatrixCRef<typename B::Scalar> in, MatrixCRef<typename B::Scalar> context,
              Matrix<typename B::Scalar>& out, RowVector<typename B::Scalar>& log_det) {
   b.forward_and_log_det(in, context, out, log_det);
 };
 
 template <class B>
 concept HasConditionalInverse = HasScalar<B> &&
-    requires(const B& b, MatrixCRef<typename B::Scalar> in, MatrixCRef<typename B::Scalar> context,
+    requires(B& b, MatrixCRef<typename B::Scalar> in, MatrixCRef<typename B::Scalar> context,
              Matrix<typename B::Scalar>& out, RowVector<typename B::Scalar>& log_det) {
   b.inverse_and_log_det(in, context, out, log_det);
 };
@@ -71,10 +71,10 @@ consteval bool check_conditional_bijector() {
                 "knead: a conditional bijector provides `Index context_dim() const` (rows of the context)");
   static_assert(HasConditionalForward<B>,
                 "knead: a conditional bijector provides `void forward_and_log_det(MatrixCRef<Scalar> u, "
-                "MatrixCRef<Scalar> context, Matrix<Scalar>& x, RowVector<Scalar>& log_det) const`");
+                "MatrixCRef<Scalar> context, Matrix<Scalar>& x, RowVector<Scalar>& log_det)`");
   static_assert(HasConditionalInverse<B>,
                 "knead: a conditional bijector provides `void inverse_and_log_det(MatrixCRef<Scalar> x, "
-                "MatrixCRef<Scalar> context, Matrix<Scalar>& u, RowVector<Scalar>& log_det) const`");
+                "MatrixCRef<Scalar> context, Matrix<Scalar>& u, RowVector<Scalar>& log_det)`");
   static_assert(HasConditionalBackward<B>,
                 "knead: a conditional bijector provides `void backward(MatrixCRef<Scalar> grad_out, "
                 "RowVectorCRef<Scalar> grad_log_det, Matrix<Scalar>& grad_in, Matrix<Scalar>& "
@@ -98,7 +98,7 @@ template <class B>
 // ---- calls derived from the primary ones ---------------------------------------------------------
 
 template <ConditionalBijector B>
-ValueAndLogDet<typename B::Scalar> forward_and_log_det(const B& b, MatrixCRef<typename B::Scalar> u,
+ValueAndLogDet<typename B::Scalar> forward_and_log_det(B& b, MatrixCRef<typename B::Scalar> u,
                                                        MatrixCRef<typename B::Scalar> context) {
   ValueAndLogDet<typename B::Scalar> r;
   b.forward_and_log_det(u, context, r.value, r.log_det);
@@ -106,7 +106,7 @@ ValueAndLogDet<typename B::Scalar> forward_and_log_det(const B& b, MatrixCRef<ty
 }
 
 template <ConditionalBijector B>
-ValueAndLogDet<typename B::Scalar> inverse_and_log_det(const B& b, MatrixCRef<typename B::Scalar> x,
+ValueAndLogDet<typename B::Scalar> inverse_and_log_det(B& b, MatrixCRef<typename B::Scalar> x,
                                                        MatrixCRef<typename B::Scalar> context) {
   ValueAndLogDet<typename B::Scalar> r;
   b.inverse_and_log_det(x, context, r.value, r.log_det);
@@ -114,12 +114,12 @@ ValueAndLogDet<typename B::Scalar> inverse_and_log_det(const B& b, MatrixCRef<ty
 }
 
 template <ConditionalBijector B>
-Matrix<typename B::Scalar> forward(const B& b, MatrixCRef<typename B::Scalar> u,
+Matrix<typename B::Scalar> forward(B& b, MatrixCRef<typename B::Scalar> u,
                                    MatrixCRef<typename B::Scalar> context) {
   return forward_and_log_det(b, u, context).value;
 }
 template <ConditionalBijector B>
-Matrix<typename B::Scalar> inverse(const B& b, MatrixCRef<typename B::Scalar> x,
+Matrix<typename B::Scalar> inverse(B& b, MatrixCRef<typename B::Scalar> x,
                                    MatrixCRef<typename B::Scalar> context) {
   return inverse_and_log_det(b, x, context).value;
 }

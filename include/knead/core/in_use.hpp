@@ -2,7 +2,7 @@
 /// @file
 /// InUseFlag: detects two threads using one object at the same time.
 ///
-/// A flow's passes are `const` but write workspaces the object owns (mutable members): two
+/// A flow's passes write workspaces the object owns (they are non-const members): two
 /// threads running passes on one object would overwrite each other's intermediate values and
 /// return wrong results. Each public pass enters the object's flag first; a second thread that
 /// enters while the first is inside gets std::logic_error naming the function, before anything is
@@ -47,7 +47,7 @@ class InUseFlag {
 
   /// Marks the object in use by `function` on this thread; throws std::logic_error if it already
   /// is (another thread inside a pass, or a pass started from within one of the same object's).
-  [[nodiscard]] Entered enter(std::string_view function) const {
+  [[nodiscard]] Entered enter(std::string_view function) {
     if (busy_.exchange(true, std::memory_order_acquire))
       fail<std::logic_error>(function,
                              "this object is already in use by another pass (another thread?): use one flow "
@@ -56,7 +56,7 @@ class InUseFlag {
   }
 
  private:
-  mutable std::atomic<bool> busy_{false};
+  std::atomic<bool> busy_{false};
 };
 
 }  // namespace knead::detail

@@ -28,7 +28,7 @@ class LeafParameters {
   explicit LeafParameters(Index size) : params_(size) {}
 
   /// Records which pass ran, so backward() knows what to differentiate (none under NoGrad).
-  void record(Direction d) const { last_ = NoGrad::recorded(d); }
+  void record(Direction d) { last_ = NoGrad::recorded(d); }
   /// The pass backward() must differentiate; throws std::logic_error if there was none.
   [[nodiscard]] Direction last_pass(std::string_view function) const {
     if (last_ == Direction::none)
@@ -42,7 +42,7 @@ class LeafParameters {
   ParameterBlock<T> params_;
 
  private:
-  mutable Direction last_ = Direction::none;
+  Direction last_ = Direction::none;
 };
 
 }  // namespace knead

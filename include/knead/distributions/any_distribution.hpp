@@ -36,8 +36,8 @@ class AnyDistribution {
   ~AnyDistribution() = default;
 
   [[nodiscard]] Index dim() const { return self_->dim(); }
-  void log_prob(MatrixCRef<T> u, RowVector<T>& out) const { self_->log_prob(u, out); }
-  void sample(Index n, Rng& rng, Matrix<T>& out) const { self_->sample(n, rng, out); }
+  void log_prob(MatrixCRef<T> u, RowVector<T>& out) { self_->log_prob(u, out); }
+  void sample(Index n, Rng& rng, Matrix<T>& out) { self_->sample(n, rng, out); }
   void backward_log_prob(RowVectorCRef<T> grad_log_prob, Matrix<T>& grad_u) {
     self_->backward_log_prob(grad_log_prob, grad_u);
   }
@@ -68,8 +68,8 @@ class AnyDistribution {
     virtual ~Interface() = default;
     [[nodiscard]] virtual std::unique_ptr<Interface> clone() const = 0;
     [[nodiscard]] virtual Index dim() const = 0;
-    virtual void log_prob(MatrixCRef<T>, RowVector<T>&) const = 0;
-    virtual void sample(Index, Rng&, Matrix<T>&) const = 0;
+    virtual void log_prob(MatrixCRef<T>, RowVector<T>&) = 0;
+    virtual void sample(Index, Rng&, Matrix<T>&) = 0;
     virtual void backward_log_prob(RowVectorCRef<T>, Matrix<T>&) = 0;
     virtual void backward_sample(MatrixCRef<T>) = 0;
     [[nodiscard]] virtual Index num_parameters() const = 0;
@@ -86,8 +86,8 @@ class AnyDistribution {
       return std::make_unique<Model>(distribution);
     }
     [[nodiscard]] Index dim() const override { return distribution.dim(); }
-    void log_prob(MatrixCRef<T> u, RowVector<T>& out) const override { distribution.log_prob(u, out); }
-    void sample(Index n, Rng& rng, Matrix<T>& out) const override { distribution.sample(n, rng, out); }
+    void log_prob(MatrixCRef<T> u, RowVector<T>& out) override { distribution.log_prob(u, out); }
+    void sample(Index n, Rng& rng, Matrix<T>& out) override { distribution.sample(n, rng, out); }
     void backward_log_prob(RowVectorCRef<T> g, Matrix<T>& grad_u) override {
       distribution.backward_log_prob(g, grad_u);
     }

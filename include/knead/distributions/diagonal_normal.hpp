@@ -31,7 +31,7 @@ class DiagonalNormal : public LeafParameters<T> {
   [[nodiscard]] Vector<T> mean() const { return this->params_.vector(0, dim_); }
   [[nodiscard]] Vector<T> log_scale() const { return this->params_.vector(dim_, dim_); }
 
-  void log_prob(MatrixCRef<T> u, RowVector<T>& out) const {
+  void log_prob(MatrixCRef<T> u, RowVector<T>& out) {
     detail::check_batch("DiagonalNormal::log_prob", u, dim_);
     resize_workspace(standardised_, u.rows(), u.cols());
     standardised_ = (u.colwise() - mean()).array().colwise() * (-log_scale().array()).exp();
@@ -39,7 +39,7 @@ class DiagonalNormal : public LeafParameters<T> {
     out = T(-0.5) * standardised_.colwise().squaredNorm().array() -
           (log_scale().sum() + T(0.5) * T(dim_) * std::log(T(2) * std::numbers::pi_v<T>));
   }
-  void sample(Index n, Rng& rng, Matrix<T>& out) const {
+  void sample(Index n, Rng& rng, Matrix<T>& out) {
     detail::check_positive("DiagonalNormal::sample", "number of samples", n);
     standard_normal(rng, noise_, dim_, n);
     resize_workspace(out, dim_, n);
@@ -67,8 +67,8 @@ class DiagonalNormal : public LeafParameters<T> {
 
  private:
   Index dim_;
-  mutable Matrix<T> standardised_;  // z of the last log_prob
-  mutable Matrix<T> noise_;         // ε of the last sample
+  Matrix<T> standardised_;  // z of the last log_prob
+  Matrix<T> noise_;         // ε of the last sample
 };
 
 static_assert(Distribution<DiagonalNormal<float>>);

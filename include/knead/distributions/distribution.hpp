@@ -5,7 +5,8 @@
 /// A distribution over R^D evaluates log densities of D×N batches (one value per column), draws
 /// reparameterised samples, and differentiates both: `backward_log_prob` takes ∂L/∂log_prob of the
 /// last log_prob() call, adds ∂L/∂θ into gradients() and writes ∂L/∂u; `backward_sample` takes
-/// ∂L/∂sample of the last sample() call and adds ∂L/∂θ through the reparameterisation.
+/// ∂L/∂sample of the last sample() call and adds ∂L/∂θ through the reparameterisation. The passes
+/// keep what backward needs in the object, so they are non-const members.
 
 #include <random>
 
@@ -19,11 +20,11 @@ using Rng = std::mt19937_64;
 
 template <class D>
 concept Distribution = HasScalar<D> && HasDim<D> && Parameterised<D> && std::copy_constructible<D> &&
-    requires(D& d, const D& cd, MatrixCRef<typename D::Scalar> in, Matrix<typename D::Scalar>& out,
+    requires(D& d, MatrixCRef<typename D::Scalar> in, Matrix<typename D::Scalar>& out,
              RowVector<typename D::Scalar>& per_sample, RowVectorCRef<typename D::Scalar> grad_per_sample,
              Index n, Rng& rng) {
-  cd.log_prob(in, per_sample);
-  cd.sample(n, rng, out);
+  d.log_prob(in, per_sample);
+  d.sample(n, rng, out);
   d.backward_log_prob(grad_per_sample, out);
   d.backward_sample(in);
 };

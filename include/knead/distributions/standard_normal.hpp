@@ -19,7 +19,7 @@ class StandardNormal : public LeafParameters<T> {
   }
   [[nodiscard]] Index dim() const { return dim_; }
 
-  void log_prob(MatrixCRef<T> u, RowVector<T>& out) const {
+  void log_prob(MatrixCRef<T> u, RowVector<T>& out) {
     detail::check_batch("StandardNormal::log_prob", u, dim_);
     resize_workspace(input_, u.rows(), u.cols());
     input_ = u;
@@ -27,7 +27,7 @@ class StandardNormal : public LeafParameters<T> {
     out = T(-0.5) * u.colwise().squaredNorm().array() -
           T(0.5) * T(dim_) * std::log(T(2) * std::numbers::pi_v<T>);
   }
-  void sample(Index n, Rng& rng, Matrix<T>& out) const {
+  void sample(Index n, Rng& rng, Matrix<T>& out) {
     detail::check_positive("StandardNormal::sample", "number of samples", n);
     standard_normal(rng, out, dim_, n);
   }
@@ -41,7 +41,7 @@ class StandardNormal : public LeafParameters<T> {
 
  private:
   Index dim_;
-  mutable Matrix<T> input_;
+  Matrix<T> input_;
 };
 
 static_assert(Distribution<StandardNormal<double>>);

@@ -84,7 +84,7 @@ class TransformedDistribution {
 
   // ---- values ---------------------------------------------------------------------------------
 
-  void log_prob(MatrixCRef<T> x, RowVector<T>& out) const requires Bijector<B> {
+  void log_prob(MatrixCRef<T> x, RowVector<T>& out) requires Bijector<B> {
     constexpr std::string_view function = "TransformedDistribution::log_prob";
     const auto in_use = in_use_.enter(function);
     if (!NoGrad::active() || x.cols() <= pass_columns) {
@@ -99,7 +99,7 @@ class TransformedDistribution {
       out.segment(j, c) = part_log_prob_;
     }
   }
-  [[nodiscard]] RowVector<T> log_prob(MatrixCRef<T> x) const requires Bijector<B> {
+  [[nodiscard]] RowVector<T> log_prob(MatrixCRef<T> x) requires Bijector<B> {
     RowVector<T> out;
     log_prob(x, out);
     return out;
@@ -108,7 +108,7 @@ class TransformedDistribution {
   /// n samples. The pass keeps nothing to differentiate (it runs as under NoGrad: no backward entry
   /// takes a sample()), and runs in passes of at most pass_columns columns, written into x as they
   /// come: the memory beyond x is bounded whatever n.
-  void sample(Index n, Rng& rng, Matrix<T>& x) const requires Bijector<B> {
+  void sample(Index n, Rng& rng, Matrix<T>& x) requires Bijector<B> {
     constexpr std::string_view function = "TransformedDistribution::sample";
     const auto in_use = in_use_.enter(function);
     check_no_context_needed(function);
@@ -130,7 +130,7 @@ class TransformedDistribution {
       x.middleCols(j, c) = part_;
     }
   }
-  [[nodiscard]] Matrix<T> sample(Index n, Rng& rng) const requires Bijector<B> {
+  [[nodiscard]] Matrix<T> sample(Index n, Rng& rng) requires Bijector<B> {
     Matrix<T> x;
     sample(n, rng, x);
     return x;
@@ -140,7 +140,7 @@ class TransformedDistribution {
   /// forward log-det are reused (log p(x) = log p_base(u) − log|det ∂x/∂u|).
   /// Under NoGrad (nothing to differentiate) it runs in passes of at most pass_columns columns.
   void sample_and_log_prob(Index n, Rng& rng, Matrix<T>& x,
-                           RowVector<T>& log_prob) const requires Bijector<B> {
+                           RowVector<T>& log_prob) requires Bijector<B> {
     constexpr std::string_view function = "TransformedDistribution::sample_and_log_prob";
     const auto in_use = in_use_.enter(function);
     check_no_context_needed(function);
@@ -159,7 +159,7 @@ class TransformedDistribution {
       log_prob.segment(j, c) = part_log_prob_;
     }
   }
-  [[nodiscard]] ValueAndLogDet<T> sample_and_log_prob(Index n, Rng& rng) const requires Bijector<B> {
+  [[nodiscard]] ValueAndLogDet<T> sample_and_log_prob(Index n, Rng& rng) requires Bijector<B> {
     ValueAndLogDet<T> r;  // here log_det holds log p(x)
     sample_and_log_prob(n, rng, r.value, r.log_det);
     return r;
@@ -172,20 +172,20 @@ class TransformedDistribution {
 
   /// log p(x | c), one value per column of x (column j of c is the context of sample j).
   void log_prob(MatrixCRef<T> x, MatrixCRef<T> context,
-                RowVector<T>& out) const requires ConditionalBijector<B> {
+                RowVector<T>& out) requires ConditionalBijector<B> {
     constexpr std::string_view function = "TransformedDistribution::log_prob";
     const auto in_use = in_use_.enter(function);
     log_prob_pass(function, x, context, out);
   }
   [[nodiscard]] RowVector<T> log_prob(MatrixCRef<T> x,
-                                      MatrixCRef<T> context) const requires ConditionalBijector<B> {
+                                      MatrixCRef<T> context) requires ConditionalBijector<B> {
     RowVector<T> out;
     log_prob(x, context, out);
     return out;
   }
 
   /// One sample per column of `context`: x_j = B(u_j; c_j), u_j ~ base.
-  void sample(MatrixCRef<T> context, Rng& rng, Matrix<T>& x) const requires ConditionalBijector<B> {
+  void sample(MatrixCRef<T> context, Rng& rng, Matrix<T>& x) requires ConditionalBijector<B> {
     constexpr std::string_view function = "TransformedDistribution::sample";
     const auto in_use = in_use_.enter(function);
     check_context(function, context, context.cols());
@@ -194,7 +194,7 @@ class TransformedDistribution {
     bijector_.forward_and_log_det(noise_, context, x, log_det_);
     check_samples(function, x);
   }
-  [[nodiscard]] Matrix<T> sample(MatrixCRef<T> context, Rng& rng) const requires ConditionalBijector<B> {
+  [[nodiscard]] Matrix<T> sample(MatrixCRef<T> context, Rng& rng) requires ConditionalBijector<B> {
     Matrix<T> x;
     sample(context, rng, x);
     return x;
@@ -202,7 +202,7 @@ class TransformedDistribution {
 
   /// Samples for the columns of `context` and their log densities log p(x | c) in one pass.
   void sample_and_log_prob(MatrixCRef<T> context, Rng& rng, Matrix<T>& x,
-                           RowVector<T>& log_prob) const requires ConditionalBijector<B> {
+                           RowVector<T>& log_prob) requires ConditionalBijector<B> {
     constexpr std::string_view function = "TransformedDistribution::sample_and_log_prob";
     const auto in_use = in_use_.enter(function);
     check_context(function, context, context.cols());
@@ -328,7 +328,7 @@ class TransformedDistribution {
  private:
   // ---- private passes ----
   void sample_and_log_prob_pass(std::string_view function, Index n, Rng& rng, Matrix<T>& x,
-                                RowVector<T>& log_prob) const {
+                                RowVector<T>& log_prob) {
     draw_noise(function, n, rng);
     base_.log_prob(noise_, log_prob);
     bijector_.forward_and_log_det(noise_, x, log_det_);
@@ -372,7 +372,7 @@ class TransformedDistribution {
     bijector_.backward(grad_noise_, grad_log_prob, grad_x);
   }
   void log_prob_pass(std::string_view function, MatrixCRef<T> x, MatrixCRef<T> context,
-                     RowVector<T>& out) const requires ConditionalBijector<B> {
+                     RowVector<T>& out) requires ConditionalBijector<B> {
     check_input(function, x);
     check_context(function, context, x.cols());
     no_grad_pass_ = NoGrad::active();
@@ -382,7 +382,7 @@ class TransformedDistribution {
     out += log_det_;
   }
   void log_prob_pass(std::string_view function, MatrixCRef<T> x,
-                     RowVector<T>& out) const requires Bijector<B> {
+                     RowVector<T>& out) requires Bijector<B> {
     check_input(function, x);
     check_no_context_needed(function);
     no_grad_pass_ = NoGrad::active();
@@ -419,7 +419,7 @@ class TransformedDistribution {
                  "the bijector returned a ", noise_.rows(), "x", noise_.cols(), " result and ",
                  log_det_.cols(), " log-dets for ", cols, " samples");
   }
-  void draw_noise(std::string_view function, Index n, Rng& rng) const {
+  void draw_noise(std::string_view function, Index n, Rng& rng) {
     base_.sample(n, rng, noise_);
     KNEAD_ASSERT(noise_.rows() == dim() && noise_.cols() == n, function, "the base drew a ", noise_.rows(),
                  "x", noise_.cols(), " batch for ", n, " samples");
@@ -454,13 +454,12 @@ class TransformedDistribution {
   Base base_;
   B bijector_;
   ParameterGroup<T> group_;
-  mutable Matrix<T> noise_;
-  mutable RowVector<T> log_det_;
-  mutable bool no_grad_pass_ = false;
-  mutable Matrix<T> part_;  // the samples of one pass of a sample() in several passes
-  mutable RowVector<T> part_log_prob_;
-  detail::InUseFlag in_use_;  // one pass at a time: the workspaces above are the object's  // the last pass
-                              // ran under NoGrad: nothing to differentiate
+  Matrix<T> noise_;
+  RowVector<T> log_det_;
+  bool no_grad_pass_ = false;  // the last pass ran under NoGrad: nothing to differentiate
+  Matrix<T> part_;             // the samples of one pass of a sample() in several passes
+  RowVector<T> part_log_prob_;
+  detail::InUseFlag in_use_;  // one pass at a time: the workspaces above are the object's
   bool initialized_ = false;
   Matrix<T> grad_noise_, grad_base_log_prob_, grad_x_, grad_context_;
   RowVector<T> log_prob_, grad_log_prob_, grad_log_det_;

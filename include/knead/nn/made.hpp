@@ -175,7 +175,7 @@ class Made {
   /// activations for backward() (not under NoGrad). `then(c0, c1)`: the caller's work on columns [c0, c1) of
   /// out, run as in Mlp::forward().
   template <class ColumnsDone = NoColumns>
-  void forward(MatrixCRef<T> x, Matrix<T>& out, ColumnsDone&& then = {}) const {
+  void forward(MatrixCRef<T> x, Matrix<T>& out, ColumnsDone&& then = {}) {
     detail::check_batch("Made::forward", x, dim_);
     mlp_.forward(x, out, then);
     last_cols_ = NoGrad::active() ? -1 : x.cols();
@@ -204,14 +204,14 @@ class Made {
 
   /// Starts an incremental pass on n columns (`out` is sized PD × n); returns the input buffer,
   /// zero, whose row order()[k] the caller sets after step k.
-  Matrix<T>& begin_incremental(Index n, Matrix<T>& out) const {
+  Matrix<T>& begin_incremental(Index n, Matrix<T>& out) {
     last_cols_ = -1;
     return mlp_.begin_partial(n, out);
   }
   /// Step k on columns [c0, c1): the hidden units of degree k, then rows p·D + i of `out` (the P
   /// parameters of dimension i, in order of p) for i = order()[k], from the input rows of the
   /// dimensions generated before.
-  void incremental_step(Index k, Index c0, Index c1, Matrix<T>& out) const {
+  void incremental_step(Index k, Index c0, Index c1, Matrix<T>& out) {
     const auto hidden = Index(hidden_degrees_.size());
     for (Index l = 0; l < hidden; ++l) {
       const auto& up_to = units_up_to_[std::size_t(l)];
@@ -230,7 +230,7 @@ class Made {
   }
   /// Ends an incremental pass on n columns: backward() then differentiates it like forward() at
   /// the final input.
-  void end_incremental(Index n) const {
+  void end_incremental(Index n) {
     mlp_.end_partial(n);
     last_cols_ = NoGrad::active() ? -1 : n;
   }
@@ -312,7 +312,7 @@ class Made {
   std::vector<std::vector<Index>> units_up_to_;  // per hidden layer: units of degree ≤ k, k = 0..D
   std::vector<std::vector<Index>> unit_index_;   // per hidden layer: 0, 1, …, size − 1
   std::vector<Index> step_rows_;                 // [k·P, (k+1)·P): the output rows of step k
-  mutable Index last_cols_ = -1;                 // columns of the last forward(), checked by backward()
+  Index last_cols_ = -1;                 // columns of the last forward(), checked by backward()
 };
 
 }  // namespace knead

@@ -91,7 +91,7 @@ class Mlp : public LeafParameters<T> {
   /// done, in the same parallel job: a caller's elementwise work on the output runs on the threads
   /// without a job of its own (each job ends waiting for its slowest thread).
   template <class ColumnsDone = NoColumns>
-  void forward(MatrixCRef<T> input, Matrix<T>& output, ColumnsDone&& then = {}) const {
+  void forward(MatrixCRef<T> input, Matrix<T>& output, ColumnsDone&& then = {}) {
     if (input.rows() != inputs())
       detail::fail("Mlp::forward", "expected ", inputs(), " input rows, got ", input.rows());
     const Index n = input.cols();
@@ -177,7 +177,7 @@ class Mlp : public LeafParameters<T> {
   /// Sizes the workspaces of a pass on n columns and `output`; returns the input buffer (zero), which
   /// the caller fills while computing units with forward_units(). Then end_partial(n) makes the
   /// pass differentiable by backward() as if forward() had run on the final input.
-  Matrix<T>& begin_partial(Index n, Matrix<T>& output) const {
+  Matrix<T>& begin_partial(Index n, Matrix<T>& output) {
     size_workspaces(n, output);
     activations_[0].setZero();
     return activations_[0];
@@ -187,7 +187,7 @@ class Mlp : public LeafParameters<T> {
   /// inputs (the others must not matter: masked out, or zero): into the layer's activation buffer,
   /// or into `output` for the last layer. Uses W ⊙ M, so masked entries never count.
   void forward_units(Index layer, std::span<const Index> rows, Index input_cols, Index c0, Index c1,
-                     Matrix<T>& output) const {
+                     Matrix<T>& output) {
     const Matrix<T>& x = activations_[std::size_t(layer)];
     Matrix<T>& y = layer == layers() - 1 ? output : activations_[std::size_t(layer + 1)];
     plans_[std::size_t(layer)].forward_rows(weight(layer).data(), out(layer), bias(layer).data(),
@@ -197,7 +197,7 @@ class Mlp : public LeafParameters<T> {
   }
 
   /// Marks a layer-by-layer pass on n columns as complete (see begin_partial()).
-  void end_partial(Index n) const { forwarded_cols_ = NoGrad::active() ? -1 : n; }
+  void end_partial(Index n) { forwarded_cols_ = NoGrad::active() ? -1 : n; }
 
   /// Multiply–adds per sample that the masked kernels compute (all of W when unmasked).
   [[nodiscard]] Index computed_macs() const {
@@ -248,7 +248,7 @@ class Mlp : public LeafParameters<T> {
 
   /// Activations (unless not `keep`) and output sized for a pass on n columns (values left as
   /// they are).
-  void size_workspaces(Index n, Matrix<T>& output, bool keep = true) const {
+  void size_workspaces(Index n, Matrix<T>& output, bool keep = true) {
     activations_.resize(std::size_t(layers()));
     for (Index l = 0; keep && l < layers(); ++l) resize_workspace(activations_[std::size_t(l)], in(l), n);
     resize_workspace(output, outputs(), n);
@@ -342,8 +342,8 @@ class Mlp : public LeafParameters<T> {
   std::vector<Index> sizes_;
   std::vector<Matrix<T>> masks_;
   std::vector<linalg::MaskedLinearPlan> plans_;  // the blocks each layer computes
-  mutable std::vector<Matrix<T>> activations_;   // input of every layer, for backward
-  mutable Index forwarded_cols_ = -1;            // columns of the last complete forward pass
+  std::vector<Matrix<T>> activations_;   // input of every layer, for backward
+  Index forwarded_cols_ = -1;            // columns of the last complete forward pass
 };
 
 }  // namespace knead

@@ -59,7 +59,7 @@ struct ConformanceReport {
 namespace detail {
 
 template <Bijector B>
-void run(const B& b, bool forward, MatrixCRef<typename B::Scalar> in, Matrix<typename B::Scalar>& out,
+void run(B& b, bool forward, MatrixCRef<typename B::Scalar> in, Matrix<typename B::Scalar>& out,
          RowVector<typename B::Scalar>& log_det) {
   if (forward)
     b.forward_and_log_det(in, out, log_det);
@@ -74,7 +74,7 @@ double max_abs(const Eigen::MatrixBase<A>& a, const Eigen::MatrixBase<B>& b) {
 
 /// Numerical Jacobian ∂out/∂in of one sample (column `col` of `z`), by central differences.
 template <Bijector B>
-Matrix<double> numerical_jacobian(const B& b, bool forward, const Matrix<typename B::Scalar>& z, Index col,
+Matrix<double> numerical_jacobian(B& b, bool forward, const Matrix<typename B::Scalar>& z, Index col,
                                   double step_scale) {
   using T = typename B::Scalar;
   const Index d = b.dim();

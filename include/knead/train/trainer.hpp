@@ -52,9 +52,9 @@ class TrainingError : public std::runtime_error {
 /// What the trainer needs of a model: TransformedDistribution has it, and so may any wrapper.
 template <class M>
 concept TrainableModel = HasScalar<M> && HasDim<M> && HasParameterSpans<M> &&
-    requires(M& m, const M& cm, MatrixCRef<typename M::Scalar> x, RowVector<typename M::Scalar>& out) {
+    requires(M& m, MatrixCRef<typename M::Scalar> x, RowVector<typename M::Scalar>& out) {
   { m.mean_nll_and_backward(x) } -> std::convertible_to<typename M::Scalar>;
-  cm.log_prob(x, out);
+  m.log_prob(x, out);
   m.zero_gradients();
   m.set_training(true);
 };
@@ -67,7 +67,7 @@ concept ConditionalTrainableModel = HasScalar<M> && HasDim<M> && HasParameterSpa
              RowVector<typename M::Scalar>& out) {
   { cm.context_dim() } -> std::convertible_to<Index>;
   { m.mean_nll_and_backward(x, c) } -> std::convertible_to<typename M::Scalar>;
-  cm.log_prob(x, c, out);
+  m.log_prob(x, c, out);
   m.zero_gradients();
   m.set_training(true);
 };
