@@ -157,8 +157,7 @@ void scatter_png(const std::string& path, const Eigen::MatrixBase<Derived>& poin
 
 /// Heat map of log p over the view, clipped below at (max − 12) so the tails stay visible.
 template <class Flow>
-void density_png(const std::string& path, Flow& flow, const plot::Limits& limits,
-                 const std::string& title) {
+void density_png(const std::string& path, Flow& flow, const plot::Limits& limits, const std::string& title) {
   using T = typename Flow::Scalar;
   const auto [width, height] = panel_size(limits);
   const plot::Grid grid{limits, width / 3, height / 3};

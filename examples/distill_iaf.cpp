@@ -128,8 +128,7 @@ Estimate mean_of(const RowVector& v) {
 }
 
 /// KL(student ‖ teacher) on n student samples, and KL(teacher ‖ student) on n teacher samples.
-std::pair<Estimate, Estimate> kl_estimates(Flow& student, Flow& teacher, Index n,
-                                           std::uint64_t seed) {
+std::pair<Estimate, Estimate> kl_estimates(Flow& student, Flow& teacher, Index n, std::uint64_t seed) {
   knead::Rng rng(seed);
   Matrix x;
   RowVector log_q, log_p;

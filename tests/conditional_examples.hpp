@@ -140,8 +140,8 @@ class MeanShift : public LeafParameters<T> {
 
 /// One pass of a conditional bijector in direction d.
 template <class B>
-void conditional_pass(B& b, Direction d, MatrixCRef<double> in, MatrixCRef<double> c,
-                      Matrix<double>& out, RowVector<double>& log_det) {
+void conditional_pass(B& b, Direction d, MatrixCRef<double> in, MatrixCRef<double> c, Matrix<double>& out,
+                      RowVector<double>& log_det) {
   if (d == Direction::forward)
     b.forward_and_log_det(in, c, out, log_det);
   else

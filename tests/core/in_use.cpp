@@ -7,7 +7,7 @@
 using namespace knead;
 
 TEST_CASE("InUseFlag refuses a second entry until the first leaves", "[core][threads][errors]") {
-  const detail::InUseFlag flag;
+  detail::InUseFlag flag;
   {
     const auto inside = flag.enter("Thing::pass");
     CHECK_THROWS_WITH(
@@ -17,6 +17,6 @@ TEST_CASE("InUseFlag refuses a second entry until the first leaves", "[core][thr
   CHECK_NOTHROW(flag.enter("Thing::pass"));  // left: free again
   // a copy starts free even while the original is held
   const auto inside = flag.enter("Thing::pass");
-  const detail::InUseFlag copy = flag;
+  detail::InUseFlag copy = flag;
   CHECK_NOTHROW(copy.enter("Thing::pass"));
 }

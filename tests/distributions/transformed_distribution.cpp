@@ -148,7 +148,7 @@ ConditionalFlow random_conditional_flow(Rng& rng) {
 TEST_CASE("A conditional flow's log_prob(x, c) is the change of variables with the context's map",
           "[distributions][conditional]") {
   Rng rng(51);
-  const ConditionalFlow flow = random_conditional_flow(rng);
+  ConditionalFlow flow = random_conditional_flow(rng);
   const auto& b = flow.bijector();
   const Matrix<double> x = test::random_batch<double>(2, 7, rng);
   const Matrix<double> c = test::random_batch<double>(3, 7, rng);
@@ -167,7 +167,7 @@ TEST_CASE("A conditional flow's log_prob(x, c) is the change of variables with t
 TEST_CASE("A conditional flow samples one x per context column, consistently with its density",
           "[distributions][conditional]") {
   Rng rng(52);
-  const ConditionalFlow flow = random_conditional_flow(rng);
+  ConditionalFlow flow = random_conditional_flow(rng);
   const auto& b = flow.bijector();
   const Matrix<double> c = test::random_batch<double>(3, 6, rng);
   Rng draw(9), same(9);

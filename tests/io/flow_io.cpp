@@ -257,7 +257,7 @@ TEST_CASE("a flow file of the other scalar type loads only when asked", "[io][fl
   const SafetensorsFile file(flow_bytes(flow));
   CHECK_THROWS_WITH(load<double>(file), Catch::Contains("F32 values but the flow's scalar is F64") &&
                                             Catch::Contains("ScalarConversion::allow"));
-  const auto wide = load<double>(file, ScalarConversion::allow);
+  auto wide = load<double>(file, ScalarConversion::allow);
   Rng rng(1);
   const Matrix<float> x = test::random_batch<float>(3, 5, rng);
   const RowVector<float> narrow_lp = decltype(flow)(flow).log_prob(x);  // a copy keeps flow's statistics
@@ -336,7 +336,7 @@ TEST_CASE("a saved flow carries a data checksum: every flipped data byte is refu
           "[io][flow_io][errors]") {
   TempDir dir;
   const fs::path path = dir.path() / "model.safetensors";
-  const auto flow = make_test_flow<float>(FlowKind::maf);
+  auto flow = make_test_flow<float>(FlowKind::maf);
   save(flow, path);
   const Bytes good = read_file_bytes(path);
   const SafetensorsFile file(good);

@@ -15,7 +15,7 @@ struct FlawedAffine : Affine<double> {
   double log_det_bias = 0.0;
   double gradient_scale = 1.0;
   bool break_round_trip = false;
-  void forward_and_log_det(MatrixCRef<double> u, Matrix<double>& x, RowVector<double>& ld) const {
+  void forward_and_log_det(MatrixCRef<double> u, Matrix<double>& x, RowVector<double>& ld) {
     Affine<double>::forward_and_log_det(u, x, ld);
     ld.array() += log_det_bias;
     if (break_round_trip) x.array() += 1e-3;

@@ -64,8 +64,8 @@ struct ProbeModel {
     if (calls == huge_gradient_at) flow.gradients()[2] = std::numeric_limits<double>::max();
     return loss;
   }
-  void log_prob(MatrixCRef<double> x, RowVector<double>& out) const {
-    const_cast<ProbeModel*>(this)->modes_in_log_prob_calls.push_back(training_);
+  void log_prob(MatrixCRef<double> x, RowVector<double>& out) {
+    modes_in_log_prob_calls.push_back(training_);
     flow.log_prob(x, out);
   }
   std::span<double> parameters() { return flow.parameters(); }

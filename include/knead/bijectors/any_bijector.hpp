@@ -51,12 +51,10 @@ class AnyBijector {
     self_->backward(grad_out, grad_log_det, grad_in);
   }
   [[nodiscard]] Index context_dim() const { return self_->context_dim(); }
-  void forward_and_log_det(MatrixCRef<T> u, MatrixCRef<T> context, Matrix<T>& x,
-                           RowVector<T>& log_det) {
+  void forward_and_log_det(MatrixCRef<T> u, MatrixCRef<T> context, Matrix<T>& x, RowVector<T>& log_det) {
     self_->forward_and_log_det(u, context, x, log_det);
   }
-  void inverse_and_log_det(MatrixCRef<T> x, MatrixCRef<T> context, Matrix<T>& u,
-                           RowVector<T>& log_det) {
+  void inverse_and_log_det(MatrixCRef<T> x, MatrixCRef<T> context, Matrix<T>& u, RowVector<T>& log_det) {
     self_->inverse_and_log_det(x, context, u, log_det);
   }
   /// Writes ∂L/∂in and adds ∂L/∂c into grad_context (nothing for an unconditional bijector).
@@ -143,15 +141,13 @@ class AnyBijector {
         detail::fail_needs_context("AnyBijector::backward", name(), bijector.context_dim());
     }
     [[nodiscard]] Index context_dim() const override { return knead::context_dim(bijector); }
-    void forward_and_log_det(MatrixCRef<T> in, MatrixCRef<T> c, Matrix<T>& out,
-                             RowVector<T>& ld) override {
+    void forward_and_log_det(MatrixCRef<T> in, MatrixCRef<T> c, Matrix<T>& out, RowVector<T>& ld) override {
       if constexpr (ConditionalBijector<B>)
         bijector.forward_and_log_det(in, c, out, ld);
       else
         bijector.forward_and_log_det(in, out, ld);
     }
-    void inverse_and_log_det(MatrixCRef<T> in, MatrixCRef<T> c, Matrix<T>& out,
-                             RowVector<T>& ld) override {
+    void inverse_and_log_det(MatrixCRef<T> in, MatrixCRef<T> c, Matrix<T>& out, RowVector<T>& ld) override {
       if constexpr (ConditionalBijector<B>)
         bijector.inverse_and_log_det(in, c, out, ld);
       else

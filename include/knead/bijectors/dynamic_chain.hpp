@@ -79,15 +79,13 @@ class DynamicChain {
 
   /// The context rows the conditional parts read; 0 if no part reads a context.
   [[nodiscard]] Index context_dim() const { return context_dim_; }
-  void forward_and_log_det(MatrixCRef<T> u, MatrixCRef<T> context, Matrix<T>& x,
-                           RowVector<T>& log_det) {
+  void forward_and_log_det(MatrixCRef<T> u, MatrixCRef<T> context, Matrix<T>& x, RowVector<T>& log_det) {
     constexpr std::string_view function = "DynamicChain::forward_and_log_det";
     detail::check_batch(function, u, dim_);
     detail::check_context(function, context, context_dim_, u.cols());
     runner_.forward(function, size(), visitor(parts_), u, x, log_det, context);
   }
-  void inverse_and_log_det(MatrixCRef<T> x, MatrixCRef<T> context, Matrix<T>& u,
-                           RowVector<T>& log_det) {
+  void inverse_and_log_det(MatrixCRef<T> x, MatrixCRef<T> context, Matrix<T>& u, RowVector<T>& log_det) {
     constexpr std::string_view function = "DynamicChain::inverse_and_log_det";
     detail::check_batch(function, x, dim_);
     detail::check_context(function, context, context_dim_, x.cols());

@@ -118,7 +118,7 @@ class LeakyRectifier : public LeafParameters<T> {
   Index dim_;
   bool per_dimension_;
   T fixed_log_slope_ = T(0);  // θ of LeakyReLU (unused by PReLU)
-  Matrix<T> input_;   // input of the last pass, for backward
+  Matrix<T> input_;           // input of the last pass, for backward
 };
 
 /// Learnable leaky rectifier: `PReLU<T>(dim, initial_slope = 0.5, per_dimension = true)`.

@@ -93,8 +93,8 @@ class ChainRunner {
  private:
   /// One part's pass, with the context if the part reads one.
   template <class Part, class Context>
-  static void pass(Part& part, Direction direction, MatrixCRef<T> in, const Context& context,
-                   Matrix<T>& out, RowVector<T>& log_det) {
+  static void pass(Part& part, Direction direction, MatrixCRef<T> in, const Context& context, Matrix<T>& out,
+                   RowVector<T>& log_det) {
     if constexpr (!std::same_as<Context, NoContext> && ConditionalBijector<Part>) {
       if (direction == Direction::forward)
         part.forward_and_log_det(in, context, out, log_det);

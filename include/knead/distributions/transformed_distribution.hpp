@@ -139,8 +139,7 @@ class TransformedDistribution {
   /// Samples and their log densities in one pass: the inverse is never run, the noise and the
   /// forward log-det are reused (log p(x) = log p_base(u) − log|det ∂x/∂u|).
   /// Under NoGrad (nothing to differentiate) it runs in passes of at most pass_columns columns.
-  void sample_and_log_prob(Index n, Rng& rng, Matrix<T>& x,
-                           RowVector<T>& log_prob) requires Bijector<B> {
+  void sample_and_log_prob(Index n, Rng& rng, Matrix<T>& x, RowVector<T>& log_prob) requires Bijector<B> {
     constexpr std::string_view function = "TransformedDistribution::sample_and_log_prob";
     const auto in_use = in_use_.enter(function);
     check_no_context_needed(function);
@@ -171,8 +170,7 @@ class TransformedDistribution {
   [[nodiscard]] Index context_dim() const requires ConditionalBijector<B> { return bijector_.context_dim(); }
 
   /// log p(x | c), one value per column of x (column j of c is the context of sample j).
-  void log_prob(MatrixCRef<T> x, MatrixCRef<T> context,
-                RowVector<T>& out) requires ConditionalBijector<B> {
+  void log_prob(MatrixCRef<T> x, MatrixCRef<T> context, RowVector<T>& out) requires ConditionalBijector<B> {
     constexpr std::string_view function = "TransformedDistribution::log_prob";
     const auto in_use = in_use_.enter(function);
     log_prob_pass(function, x, context, out);
@@ -381,8 +379,7 @@ class TransformedDistribution {
     base_.log_prob(noise_, out);
     out += log_det_;
   }
-  void log_prob_pass(std::string_view function, MatrixCRef<T> x,
-                     RowVector<T>& out) requires Bijector<B> {
+  void log_prob_pass(std::string_view function, MatrixCRef<T> x, RowVector<T>& out) requires Bijector<B> {
     check_input(function, x);
     check_no_context_needed(function);
     no_grad_pass_ = NoGrad::active();

@@ -312,7 +312,7 @@ class Made {
   std::vector<std::vector<Index>> units_up_to_;  // per hidden layer: units of degree ≤ k, k = 0..D
   std::vector<std::vector<Index>> unit_index_;   // per hidden layer: 0, 1, …, size − 1
   std::vector<Index> step_rows_;                 // [k·P, (k+1)·P): the output rows of step k
-  Index last_cols_ = -1;                 // columns of the last forward(), checked by backward()
+  Index last_cols_ = -1;                         // columns of the last forward(), checked by backward()
 };
 
 }  // namespace knead

@@ -342,8 +342,8 @@ class Mlp : public LeafParameters<T> {
   std::vector<Index> sizes_;
   std::vector<Matrix<T>> masks_;
   std::vector<linalg::MaskedLinearPlan> plans_;  // the blocks each layer computes
-  std::vector<Matrix<T>> activations_;   // input of every layer, for backward
-  Index forwarded_cols_ = -1;            // columns of the last complete forward pass
+  std::vector<Matrix<T>> activations_;           // input of every layer, for backward
+  Index forwarded_cols_ = -1;                    // columns of the last complete forward pass
 };
 
 }  // namespace knead
