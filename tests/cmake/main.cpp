@@ -28,7 +28,7 @@ int main() {
   const auto path = std::filesystem::temp_directory_path() /
                     ("knead-consumer-" + std::to_string(::getpid()) + ".safetensors");
   save(maf, path);
-  const LoadedFlow<double> loaded = load<double>(path);
+  LoadedFlow<double> loaded = load<double>(path);
   std::filesystem::remove(path);
   const bool same = loaded.log_prob(x) == maf.log_prob(x);  // bit for bit
   std::printf("consumer: saved and loaded a %lld-parameter MAF, log_prob %s\n",
