@@ -15,6 +15,8 @@
 #include "knead/io/flow_io.hpp"
 #include "knead/io/safetensors.hpp"
 
+#include "rewrite.hpp"
+
 namespace {
 
 using namespace knead::io;
@@ -126,14 +128,7 @@ std::vector<Bytes> broken_files() {
 /// and statistics reach the loader's checks of the values.
 Bytes without_checksum(const Bytes& bytes) {
   const SafetensorsFile file(bytes);
-  SafetensorsWriter writer;
-  for (const TensorInfo& t : file.tensors()) {
-    if (t.dtype == Dtype::F32)
-      writer.add(t.name, file.read<float>(t.name), t.shape);
-    else
-      writer.add(t.name, file.read<double>(t.name), t.shape);
-  }
-  for (const auto& [key, value] : file.metadata()) writer.set_metadata(key, value);
+  SafetensorsWriter writer = knead::fuzz::writer_holding(file);
   return writer.bytes();
 }
 
