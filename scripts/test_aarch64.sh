@@ -12,7 +12,7 @@ knead_install_deps g++-aarch64-linux-gnu "$qemu"
 
 build=${KNEAD_AARCH64_BUILD_DIR:-build-aarch64}
 cmake -S . -B "$build" -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake -DCMAKE_BUILD_TYPE=Release \
-  -DKNEAD_BUILD_BENCHMARKS=OFF -DKNEAD_BUILD_EXAMPLES=OFF -DKNEAD_TEST_PROGRAMS=per-folder >/dev/null
+  -DKNEAD_BUILD_BENCHMARKS=OFF -DKNEAD_BUILD_EXAMPLES=OFF -DKNEAD_BUILD_TOOLS=OFF -DKNEAD_TEST_PROGRAMS=per-folder >/dev/null
 
 start=$SECONDS
 cmake --build "$build" -j2

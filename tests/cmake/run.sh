@@ -15,7 +15,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 here="$root/tests/cmake"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-no_options=(-DKNEAD_BUILD_TESTS=OFF -DKNEAD_BUILD_BENCHMARKS=OFF -DKNEAD_BUILD_EXAMPLES=OFF)
+no_options=(-DKNEAD_BUILD_TESTS=OFF -DKNEAD_BUILD_BENCHMARKS=OFF -DKNEAD_BUILD_EXAMPLES=OFF -DKNEAD_BUILD_TOOLS=OFF)
 fail() {
   echo "packaging: $*" >&2
   exit 1

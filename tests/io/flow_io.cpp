@@ -332,6 +332,23 @@ TEST_CASE("save replaces a file atomically and load names the file", "[io][flow_
   CHECK_THROWS_AS(load<double>(dir.path() / "missing.safetensors"), FileError);
 }
 
+TEST_CASE("metadata saved beside a flow reads back, leaves the flow unchanged, and reserved keys are refused",
+          "[io][flow_io]") {
+  TempDir dir;
+  const fs::path path = dir.path() / "with_metadata.safetensors";
+  auto flow = make_test_flow<double>(FlowKind::maf);
+  save(flow, path, FlowMetadata{{"cli.record", R"({"rows": 12})"}, {"note", "é"}});
+  const SafetensorsFile file = SafetensorsFile::load(path);
+  CHECK(file.metadata().at("cli.record") == R"({"rows": 12})");
+  CHECK(file.metadata().at("note") == "é");
+  require_identical(flow, load<double>(path));
+  for (const char* key : {"format", "knead.flow", "knead.data_crc32"}) {
+    CHECK_THROWS_WITH(save(flow, dir.path() / "reserved.safetensors", FlowMetadata{{key, "x"}}),
+                      Catch::Contains("save") && Catch::Contains(std::string("'") + key + "' is reserved"));
+    CHECK_FALSE(fs::exists(dir.path() / "reserved.safetensors"));
+  }
+}
+
 TEST_CASE("a saved flow carries a data checksum: every flipped data byte is refused, files without it load",
           "[io][flow_io][errors]") {
   TempDir dir;

@@ -458,13 +458,24 @@ auto naming_file(const std::filesystem::path& path, F&& f) {
 
 // ---- public API -------------------------------------------------------------------------------------
 
-/// The bytes of a flow file (see save). @throws std::invalid_argument for a part knead cannot describe.
+/// Metadata a program stores beside the flow (string → string, e.g. how the data was prepared and
+/// how the flow was trained); load ignores it and io::SafetensorsFile::metadata() reads it back.
+/// Keys may not start with "knead." nor be "format": those describe the flow itself.
+using FlowMetadata = std::map<std::string, std::string>;
+
+/// The bytes of a flow file (see save). @throws std::invalid_argument for a part knead cannot describe
+/// or a reserved metadata key.
 template <class Base, class B>
-io::Bytes flow_bytes(const TransformedDistribution<Base, B>& flow) {
+io::Bytes flow_bytes(const TransformedDistribution<Base, B>& flow, const FlowMetadata& metadata = {}) {
   using T = typename B::Scalar;
   using namespace io::flow_detail;
   io::SafetensorsWriter writer;
   writer.write_data_checksum(true);
+  for (const auto& [key, value] : metadata) {
+    if (key == "format" || key.starts_with("knead."))
+      detail::fail("save", "metadata key '", key, "' is reserved for the flow's own description");
+    writer.set_metadata(key, value);
+  }
   TensorSink<T> sink{writer};
   Json arch{{"dim", flow.dim()}};
   arch["base"] = save_base<T>(flow.base(), sink);
@@ -481,6 +492,12 @@ template <class Base, class B>
 void save(const TransformedDistribution<Base, B>& flow, const std::filesystem::path& path,
           const io::AtomicWriteOptions& options = {}) {
   io::write_file_atomically(path, flow_bytes(flow), options);
+}
+/// save(flow, path) with `metadata` stored beside the flow (see FlowMetadata).
+template <class Base, class B>
+void save(const TransformedDistribution<Base, B>& flow, const std::filesystem::path& path,
+          const FlowMetadata& metadata, const io::AtomicWriteOptions& options = {}) {
+  io::write_file_atomically(path, flow_bytes(flow, metadata), options);
 }
 
 /// Builds a flow of type Flow = TransformedDistribution<Base, DynamicChain<T> or AnyBijector<T>>

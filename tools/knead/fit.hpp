@@ -1,0 +1,196 @@
+#pragma once
+/// @file
+/// `knead fit DATA -o MODEL`: fits a flow to a table and writes a model file (model_file.hpp).
+
+#include <atomic>
+#include <cmath>
+#include <csignal>
+#include <cstdint>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "evaluation.hpp"
+#include "knead/core/threads.hpp"
+#include "knead/data/standardizer.hpp"
+#include "knead/flows/builder.hpp"
+#include "knead/optim/adam.hpp"
+#include "knead/train/minibatch.hpp"
+#include "knead/train/trainer.hpp"
+#include "model_file.hpp"
+#include "table.hpp"
+
+namespace knead_cli {
+
+struct FitOptions {
+  std::string data, output, validation_file, test_file, columns, summary;
+  std::string flow = "maf", preprocessing = "standardize", precision = "float";
+  Index layers = 5;
+  std::vector<Index> hidden = {128, 128};
+  Index batch = 256;
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+  std::string schedule = "cosine";  ///< "cosine" (to 2 % of lr) or "constant"
+  Index epochs = 100;
+  Index patience = 10;  ///< epochs without improvement before stopping (0: never)
+  double validation_fraction = 0.1;
+  std::uint64_t seed = 0;
+  int threads = 1;
+  bool quiet = false;
+  std::string command_line;
+};
+
+/// Set by SIGINT: training stops after the current step and the best parameters so far are saved.
+inline volatile std::sig_atomic_t interrupted = 0;
+
+/// The training and validation tables of a fit, with the columns chosen.
+struct FitData {
+  Table train, validation;
+  std::optional<Table> test;
+};
+
+inline FitData fit_data(const FitOptions& o) {
+  FitData d;
+  Table all = select_columns(read_table(o.data), o.columns);
+  if (!o.validation_file.empty()) {
+    d.train = std::move(all);
+    d.validation = read_columns(o.validation_file, d.train.names);
+  } else {
+    if (all.rows() < 2) fail("'", o.data, "'", " has ", all.rows(), " rows; at least 2 are needed");
+    knead::Rng rng(o.seed);
+    knead::DataSplit<double> split = knead::split_validation<double>(all.data, o.validation_fraction, rng);
+    d.train = all;
+    d.validation = all;
+    d.train.data = std::move(split.train);
+    d.validation.data = std::move(split.validation);
+  }
+  if (!o.test_file.empty()) d.test = read_columns(o.test_file, d.train.names);
+  return d;
+}
+
+/// The preprocessing fitted on the training table. A constant column cannot be standardised.
+inline Preprocessing fit_preprocessing(const Table& train, const std::string& kind) {
+  Preprocessing p;
+  p.kind = kind;
+  if (kind == "none") return p;
+  knead::data::Standardizer<double> s;
+  try {
+    s.fit(train.data);
+  } catch (const std::invalid_argument& e) {
+    // name the column: the standardizer counts dimensions from 0
+    for (Index i = 0; i < train.dim(); ++i)
+      if (train.data.row(i).maxCoeff() == train.data.row(i).minCoeff())
+        fail("column '", train.names[std::size_t(i)], "' of ", train.source, " is constant (",
+             train.data(i, 0),
+             " in every row): a density over it does not exist; "
+             "leave it out with --columns");
+    throw;
+  }
+  p.mean.assign(s.mean().data(), s.mean().data() + s.dim());
+  p.scale.assign(s.scale().data(), s.scale().data() + s.dim());
+  return p;
+}
+
+/// z = (x − μ)/σ as the flow's scalar type.
+template <class T>
+knead::Matrix<T> to_flow_units(const knead::Matrix<double>& x, const Preprocessing& p) {
+  if (p.kind == "none") return x.cast<T>();
+  knead::Matrix<double> z = x;
+  for (Index i = 0; i < z.rows(); ++i)
+    z.row(i) = (z.row(i).array() - p.mean[std::size_t(i)]) / p.scale[std::size_t(i)];
+  return z.cast<T>();
+}
+
+template <class T>
+int fit(const FitOptions& o) {
+  knead::set_num_threads(o.threads);
+  const FitData d = fit_data(o);
+  const Index dim = d.train.dim();
+  const Preprocessing pre = fit_preprocessing(d.train, o.preprocessing);
+  const knead::Matrix<T> train = to_flow_units<T>(d.train.data, pre);
+  const knead::Matrix<T> validation = to_flow_units<T>(d.validation.data, pre);
+
+  knead::FlowSpec<T> spec;
+  spec.kind = knead::parse_flow_kind(o.flow);
+  spec.dim = dim;
+  spec.layers = o.layers;
+  spec.hidden = o.hidden;
+  spec.seed = o.seed;
+  using Flow = knead::TransformedDistribution<knead::StandardNormal<T>, knead::DynamicChain<T>>;
+  Flow flow(knead::StandardNormal<T>(dim), knead::make_flow(spec));
+
+  const Index batch = std::min<Index>(o.batch, train.cols());
+  const Index steps_per_epoch = (train.cols() + batch - 1) / batch;
+  const Index total_steps = steps_per_epoch * o.epochs;
+  knead::TrainerOptions options;
+  options.batch_size = batch;
+  options.max_steps = total_steps;
+  options.seed = o.seed;
+  options.validation_every = steps_per_epoch;
+  options.patience = o.patience;
+  options.max_gradient_norm = 100.0;
+  options.progress = o.quiet ? nullptr : &std::cerr;
+  options.progress_every = steps_per_epoch;
+  options.on_step = [](const knead::StepInfo&) {
+    return interrupted ? knead::StepAction::stop : knead::StepAction::proceed;
+  };
+  knead::AdamOptions adam;
+  adam.lr = o.schedule == "constant" ? knead::LrSchedule::constant(o.lr)
+                                     : knead::LrSchedule::cosine(o.lr, total_steps, 0, o.lr * 0.02);
+  adam.weight_decay = o.weight_decay;
+  knead::TrainingHistory history;
+  if (flow.num_parameters() > 0) {
+    knead::Trainer trainer(flow, knead::Adam<T>(flow.num_parameters(), adam), options);
+    const auto previous = std::signal(SIGINT, [](int) { interrupted = 1; });
+    history = trainer.fit(train, validation);
+    std::signal(SIGINT, previous);
+  }
+  flow.set_training(false);
+
+  Flow model = data_unit_flow<T>(flow.bijector(), pre);
+  model.set_training(false);
+  const Summary val = summarize(log_prob_rows(model, d.validation.data));
+  std::optional<Summary> test;
+  if (d.test) test = summarize(log_prob_rows(model, d.test->data));
+
+  ModelRecord record;
+  record.columns = d.train.names;
+  record.preprocessing = pre;
+  record.training = {
+      {"data", o.data},
+      {"data_crc32", file_crc32(o.data)},
+      {"train_rows", d.train.rows()},
+      {"validation_rows", d.validation.rows()},
+      {"validation", o.validation_file.empty() ? "a random fraction of DATA" : o.validation_file},
+      {"flow", o.flow},
+      {"layers", o.layers},
+      {"hidden", o.hidden},
+      {"batch", batch},
+      {"lr", o.lr},
+      {"schedule", o.schedule},
+      {"epochs_asked", o.epochs},
+      {"epochs_run", double(history.steps) / double(steps_per_epoch)},
+      {"steps", history.steps},
+      {"best_step", history.best_step},
+      {"validation_nll", val.mean_nll},
+      {"interrupted", interrupted != 0},
+      {"seed", o.seed},
+      {"precision", o.precision},
+      {"command", o.command_line},
+      {"knead_version", knead_version}};
+  knead::save(model, o.output, knead::FlowMetadata{{record_key, record.to_json().dump()}});
+
+  std::cerr << "validation NLL " << format_summary(val, dim) << '\n';
+  if (test) std::cerr << "test NLL " << format_summary(*test, dim) << '\n';
+  if (!o.summary.empty()) {
+    Json s = record.to_json();
+    s["validation"] = summary_json(val, dim);
+    if (test) s["test"] = summary_json(*test, dim);
+    s["train_loss"] = history.train_loss;
+    write_text(o.summary, s.dump(2) + "\n");
+  }
+  return interrupted ? 130 : 0;
+}
+
+}  // namespace knead_cli

@@ -1,0 +1,186 @@
+// knead: fit, score, sample and inspect normalizing flows on tables, from the shell.
+//
+//   knead fit DATA -o MODEL.safetensors     fit a flow (densities in the data's units)
+//   knead log-prob MODEL DATA [-o OUT]      one log density per row; mean NLL on stderr
+//   knead sample MODEL -n N [-o OUT]        N rows drawn from the model, in data units
+//   knead plot MODEL DATA -o corner.png     the data beside the model's samples, column pairs
+//   knead inspect MODEL                     architecture, preprocessing, training record
+//
+// Exit status: 0 success, 1 a data or model error (one line on stderr naming the file and what is
+// wrong), 2 a usage error, 130 a fit stopped by Ctrl-C (the best model so far is saved).
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <limits>
+#include <string>
+
+#include "fit.hpp"
+#include "use_model.hpp"
+
+namespace {
+
+/// A check that states its bound in words (CLI11's PositiveNumber prints the largest double).
+CLI::Validator at_least(double lowest, bool strictly) {
+  return CLI::Validator(
+      [=](std::string& input) -> std::string {
+        double value = 0;
+        try {
+          std::size_t used = 0;
+          value = std::stod(input, &used);
+          if (used != input.size()) return "Value " + input + " is not a number";
+        } catch (const std::exception&) {
+          return "Value " + input + " is not a number";
+        }
+        if (!std::isfinite(value) || (strictly ? value <= lowest : value < lowest))
+          return "Value " + input + " must be a finite number " + (strictly ? "greater than " : "at least ") +
+                 CLI::detail::to_string(lowest);
+        return {};
+      },
+      strictly ? "> " + CLI::detail::to_string(lowest) : ">= " + CLI::detail::to_string(lowest));
+}
+
+std::string command_line(int argc, char** argv) {
+  std::string line;
+  for (int i = 0; i < argc; ++i) line += (i ? " " : "") + std::string(argv[i]);
+  return line;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace knead_cli;
+  CLI::App app{"knead: normalizing flows on tables (CSV with a header line or without)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", knead_version);
+
+  FitOptions fit_options;
+  fit_options.command_line = command_line(argc, argv);
+  CLI::App* fit_command = app.add_subcommand("fit", "fit a flow to a table and write a model file");
+  {
+    FitOptions& o = fit_options;
+    CLI::App* c = fit_command;
+    c->add_option("DATA", o.data, "the table (CSV; one sample per row)")->required();
+    c->add_option("-o,--output", o.output, "the model file to write (safetensors)")->required();
+    c->add_option("--flow", o.flow, "flow kind")
+        ->check(CLI::IsMember(knead::flow_kind_names()))
+        ->capture_default_str();
+    c->add_option("--layers", o.layers, "flow layers")->check(at_least(1, false))->capture_default_str();
+    c->add_option("--hidden", o.hidden, "hidden sizes of each layer's network, e.g. 128,128")
+        ->delimiter(',')
+        ->check(at_least(1, false))
+        ->capture_default_str();
+    c->add_option("--batch", o.batch, "rows per step")->check(at_least(1, false))->capture_default_str();
+    c->add_option("--lr", o.lr, "peak learning rate (Adam)")->check(at_least(0, true))->capture_default_str();
+    c->add_option("--schedule", o.schedule, "learning-rate schedule: cosine (to 2 % of --lr) or constant")
+        ->check(CLI::IsMember({"cosine", "constant"}))
+        ->capture_default_str();
+    c->add_option("--weight-decay", o.weight_decay, "decoupled weight decay (AdamW)")
+        ->check(at_least(0, false))
+        ->capture_default_str();
+    c->add_option("--epochs", o.epochs, "passes over the training rows")
+        ->check(at_least(1, false))
+        ->capture_default_str();
+    c->add_option("--patience", o.patience,
+                  "stop after this many epochs without a better validation NLL (0: never)")
+        ->check(at_least(0, false))
+        ->capture_default_str();
+    c->add_option("--val-fraction", o.validation_fraction, "rows of DATA held out for validation")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
+    c->add_option("--val", o.validation_file, "a validation table (instead of --val-fraction)");
+    c->add_option("--test", o.test_file, "a test table, scored after training");
+    c->add_option("--columns", o.columns, "columns to model: names or 1-based positions, e.g. x,y or 1,3");
+    c->add_option("--preprocess", o.preprocessing, "standardize (z = (x - mean) / sd per column) or none")
+        ->check(CLI::IsMember({"standardize", "none"}))
+        ->capture_default_str();
+    c->add_option("--precision", o.precision, "float or double")
+        ->check(CLI::IsMember({"float", "double"}))
+        ->capture_default_str();
+    c->add_option("--seed", o.seed, "seed of the split, the initial weights and the batches")
+        ->capture_default_str();
+    c->add_option("--threads", o.threads, "threads")->check(CLI::Range(1, 256))->capture_default_str();
+    c->add_option("--summary", o.summary, "write the record and the validation/test scores as JSON");
+    c->add_flag("-q,--quiet", o.quiet, "no progress lines");
+  }
+
+  LogProbOptions log_prob_options;
+  CLI::App* log_prob_command =
+      app.add_subcommand("log-prob", "log density of each row of a table, in the data's units");
+  {
+    LogProbOptions& o = log_prob_options;
+    CLI::App* c = log_prob_command;
+    c->add_option("MODEL", o.model, "a model file written by knead fit")->required();
+    c->add_option("DATA", o.data, "the table to score")->required();
+    c->add_option("-o,--output", o.output, "where to write the log densities (CSV; - for standard output)")
+        ->capture_default_str();
+    c->add_option("--summary", o.summary,
+                  "write the mean NLL, its standard error and the worst rows as JSON");
+    c->add_option("--threads", o.threads, "threads")->check(CLI::Range(1, 256))->capture_default_str();
+  }
+
+  SampleOptions sample_options;
+  CLI::App* sample_command = app.add_subcommand("sample", "draw rows from a model, in the data's units");
+  {
+    SampleOptions& o = sample_options;
+    CLI::App* c = sample_command;
+    c->add_option("MODEL", o.model, "a model file written by knead fit")->required();
+    c->add_option("-n,--count", o.count, "rows to draw")->check(at_least(1, false))->capture_default_str();
+    c->add_option("--seed", o.seed, "seed of the draw")->capture_default_str();
+    c->add_option("-o,--output", o.output, "where to write the rows (CSV; - for standard output)")
+        ->capture_default_str();
+    c->add_option("--threads", o.threads, "threads")->check(CLI::Range(1, 256))->capture_default_str();
+  }
+
+  PlotOptions plot_options;
+  CLI::App* plot_command =
+      app.add_subcommand("plot", "a corner plot of a table beside the model's samples (PNG)");
+  {
+    PlotOptions& o = plot_options;
+    CLI::App* c = plot_command;
+    c->add_option("MODEL", o.model, "a model file written by knead fit")->required();
+    c->add_option("DATA", o.data, "the table to show")->required();
+    c->add_option("-o,--output", o.output, "the PNG file to write")->required();
+    c->add_option("--columns", o.columns,
+                  "columns to show: names or 1-based positions (default: the first six)");
+    c->add_option("-n,--count", o.count, "rows of the data shown and samples drawn")
+        ->check(at_least(1, false))
+        ->capture_default_str();
+    c->add_option("--seed", o.seed, "seed of the samples")->capture_default_str();
+  }
+
+  std::string inspect_model;
+  CLI::App* inspect_command = app.add_subcommand("inspect", "describe a model file");
+  inspect_command->add_option("MODEL", inspect_model, "a model file written by knead fit")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+
+  CLI::App* chosen = app.get_subcommands().front();
+  try {
+    if (chosen == fit_command)
+      return fit_options.precision == "float" ? fit<float>(fit_options) : fit<double>(fit_options);
+    if (chosen == log_prob_command) {
+      const ModelFile m(log_prob_options.model);
+      return m.is_float() ? log_prob<float>(log_prob_options, m) : log_prob<double>(log_prob_options, m);
+    }
+    if (chosen == sample_command) {
+      const ModelFile m(sample_options.model);
+      return m.is_float() ? sample<float>(sample_options, m) : sample<double>(sample_options, m);
+    }
+    if (chosen == plot_command) {
+      const ModelFile m(plot_options.model);
+      return m.is_float() ? plot_model<float>(plot_options, m) : plot_model<double>(plot_options, m);
+    }
+    const ModelFile m(inspect_model);
+    return m.is_float() ? inspect<float>(m) : inspect<double>(m);
+  } catch (const std::exception& e) {
+    std::cerr << "knead " << chosen->get_name() << ": " << e.what() << '\n';
+    return 1;
+  }
+}

@@ -1,0 +1,117 @@
+#pragma once
+/// @file
+/// The model files `knead` writes: a knead flow file (knead::save) whose flow gives densities in the
+/// data's own units, with a record of how it was made in the metadata entry "cli.record".
+///
+/// The flow is trained on standardised data z = (x − μ) / σ; the file holds that flow followed
+/// (in the noise → data direction) by the fixed affine map x = σ ⊙ z + μ, an `Affine` bijector with
+/// log-scale log σ and shift μ. So knead::load gives a flow whose log_prob is the density of x:
+///
+///     log p_x(x) = log p_z((x − μ)/σ) − Σ_i log σ_i,
+///
+/// and whose samples are in data units. The record (JSON) says which columns the model reads, the
+/// preprocessing (μ, σ), and the training run: data file, its CRC-32, rows, epochs, best
+/// validation NLL (data units), the command line and the knead version.
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "knead/bijectors/dynamic_chain.hpp"
+#include "knead/bijectors/elementwise_affine.hpp"
+#include "knead/distributions/standard_normal.hpp"
+#include "knead/distributions/transformed_distribution.hpp"
+#include "knead/io/flow_io.hpp"
+#include "knead/io/safetensors.hpp"
+
+namespace knead_cli {
+
+using Json = nlohmann::ordered_json;
+using knead::Index;
+inline constexpr const char* record_key = "cli.record";
+inline constexpr const char* knead_version = "0.1.0";
+
+/// How data columns map to the flow's coordinates.
+struct Preprocessing {
+  std::string kind = "standardize";  ///< "standardize" (z = (x − μ)/σ) or "none"
+  std::vector<double> mean, scale;   ///< μ and σ (empty for "none")
+};
+
+struct ModelRecord {
+  std::vector<std::string> columns;  ///< the data columns the flow reads, in order
+  Preprocessing preprocessing;
+  Json training = Json::object();  ///< what fit records of its run
+  [[nodiscard]] Json to_json() const {
+    Json j;
+    j["columns"] = columns;
+    j["preprocessing"] = {
+        {"kind", preprocessing.kind}, {"mean", preprocessing.mean}, {"scale", preprocessing.scale}};
+    j["training"] = training;
+    return j;
+  }
+};
+
+/// The CRC-32 of a file's bytes as 8 hexadecimal digits (read in 1 MB blocks).
+inline std::string file_crc32(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) knead::detail::fail<std::runtime_error>("crc32", "cannot read '", path, "'");
+  std::vector<std::uint8_t> block(1 << 20);
+  std::uint32_t crc = 0;
+  while (in) {
+    in.read(reinterpret_cast<char*>(block.data()), std::streamsize(block.size()));
+    const auto got = std::size_t(in.gcount());
+    crc = knead::io::detail::crc32(std::span<const std::uint8_t>(block.data(), got), crc);
+  }
+  return knead::io::detail::crc32_text(crc);
+}
+
+/// The flow of the model file: `trained` (on standardised data) then x = σ ⊙ z + μ.
+template <class T>
+knead::TransformedDistribution<knead::StandardNormal<T>, knead::DynamicChain<T>> data_unit_flow(
+    const knead::DynamicChain<T>& trained, const Preprocessing& preprocessing) {
+  knead::DynamicChain<T> chain = trained;
+  if (preprocessing.kind == "standardize") {
+    const Index d = chain.dim();
+    knead::Vector<T> log_scale(d), shift(d);
+    for (Index i = 0; i < d; ++i) {
+      log_scale(i) = T(std::log(preprocessing.scale[std::size_t(i)]));
+      shift(i) = T(preprocessing.mean[std::size_t(i)]);
+    }
+    chain.push_back(knead::Affine<T>(log_scale, shift));
+  }
+  return {knead::StandardNormal<T>(chain.dim()), std::move(chain)};
+}
+
+/// The record stored in a model file. @throws knead::FormatError if the file has none (a flow file
+/// not written by `knead fit`) or it is malformed.
+inline ModelRecord read_record(const knead::io::SafetensorsFile& file, const std::string& path) {
+  const auto it = file.metadata().find(record_key);
+  if (it == file.metadata().end())
+    throw knead::FormatError("'" + path + "' is a flow file without knead fit's record (metadata '" +
+                             record_key + "'): load it with knead::load");
+  try {
+    const Json j = Json::parse(it->second);
+    ModelRecord r;
+    r.columns = j.at("columns").get<std::vector<std::string>>();
+    r.preprocessing.kind = j.at("preprocessing").at("kind").get<std::string>();
+    r.preprocessing.mean = j.at("preprocessing").at("mean").get<std::vector<double>>();
+    r.preprocessing.scale = j.at("preprocessing").at("scale").get<std::vector<double>>();
+    r.training = j.at("training");
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    throw knead::FormatError("'" + path + "': metadata '" + record_key + "' is malformed: " + e.what());
+  }
+}
+
+/// The scalar type a flow file stores ("float32" or "float64").
+inline std::string file_scalar(const knead::io::SafetensorsFile& file, const std::string& path) {
+  const auto it = file.metadata().find("knead.scalar");
+  if (it == file.metadata().end()) throw knead::FormatError("'" + path + "' is not a knead flow file");
+  return it->second;
+}
+
+}  // namespace knead_cli
