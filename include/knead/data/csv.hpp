@@ -38,6 +38,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "knead/core/errors.hpp"
@@ -250,10 +251,11 @@ inline char detect_delimiter(const std::vector<std::string_view>& lines) {
   return consistent.value_or(',');
 }
 
-/// Reads a whole stream in blocks of 1 MiB.
-inline std::string read_all(std::istream& in, std::string_view source) {
+/// Reads a whole stream in blocks of 1 MiB (`expected_bytes`: a size to reserve first).
+inline std::string read_all(std::istream& in, std::string_view source, std::size_t expected_bytes = 0) {
   constexpr std::size_t block = std::size_t{1} << 20;
   std::string text;
+  text.reserve(expected_bytes + block);
   while (in) {
     const std::size_t size = text.size();
     text.resize(size + block);
@@ -275,29 +277,44 @@ class Parser {
     if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);
     delimiter_ = options_.delimiter ? *options_.delimiter : detect(text);
 
+    // First pass: the first content line (header or data) and the number of content lines, so that
+    // the matrix is allocated once at its final size. Every row that parses has `columns_` fields of
+    // at least one character each, so a text of B bytes holds at most B / columns_ rows: a hostile
+    // line count cannot make the allocation larger than that.
     CsvTable<T> table;
-    std::vector<T> values;  // row after row
-    std::size_t rows = 0;
+    std::size_t content_lines = 0;
+    std::optional<std::string_view> first_line;
+    Lines counter(text);
+    while (const std::optional<std::string_view> line = counter.next()) {
+      if (is_skipped(*line, options_.comment)) continue;
+      if (!first_line) {
+        first_line = line;
+        line_number_ = counter.number();
+      }
+      ++content_lines;
+    }
+    if (!first_line) fail_here(" is empty (no header and no data rows)");
+    const bool header = read_first_line(*first_line, table.names);
+    const std::size_t rows = content_lines - (header ? 1 : 0);
+    if (rows == 0) fail_here(" has a header but no data rows");
+    const std::size_t capacity = std::min(rows, text.size() / columns_ + 1);
+    // The file is row-major N×D; the matrix is D×N with one sample per column, so row after row of
+    // the file fills it in memory order.
+    table.data.resize(Index(columns_), Index(capacity));
+    T* out = table.data.data();
+    std::size_t parsed = 0;
     bool first = true;
     Lines lines(text);
     while (const std::optional<std::string_view> line = lines.next()) {
       if (is_skipped(*line, options_.comment)) continue;
       line_number_ = lines.number();
-      if (first) {
-        first = false;
-        if (read_first_line(*line, table.names)) continue;
-      }
-      const std::size_t row_start = values.size();
-      if (!parse_row_fast(*line, values)) {
-        values.resize(row_start);
-        parse_row_checked(*line, values, !table.names.empty());
-      }
-      ++rows;
+      if (std::exchange(first, false) && header) continue;
+      if (parsed == capacity)
+        fail_line("more rows than the text can hold (internal check failed: a bug in knead)");
+      if (!parse_row_fast(*line, out)) parse_row_checked(*line, out, header);
+      out += columns_;
+      ++parsed;
     }
-    if (first) fail_here(" is empty (no header and no data rows)");
-    if (rows == 0) fail_here(" has a header but no data rows");
-    // The file is row-major N×D; the matrix is D×N with one sample per column.
-    table.data = Eigen::Map<const Matrix<T>>(values.data(), Index(columns_), Index(rows));
     return table;
   }
 
@@ -366,9 +383,10 @@ class Parser {
     return true;
   }
 
-  /// Appends the row's values if every field is a plain finite number and the count is right;
-  /// false otherwise (quotes, an out-of-range or malformed value: parse_row_checked decides).
-  bool parse_row_fast(std::string_view line, std::vector<T>& values) const {
+  /// Writes the row's values to out[0..columns_) if every field is a plain finite number and the
+  /// count is right; false otherwise (quotes, an out-of-range or malformed value:
+  /// parse_row_checked decides), having written at most columns_ values.
+  bool parse_row_fast(std::string_view line, T* out) const {
     const char* p = line.data();
     const char* const end = p + line.size();
     const bool blank_delimited = splits_at_runs(delimiter_);
@@ -384,7 +402,7 @@ class Parser {
       p = number_end;
       const char* const after_number = p;
       while (p < end && is_padding(*p, delimiter_)) ++p;
-      values.push_back(static_cast<T>(value));
+      out[c] = static_cast<T>(value);
       if (p == end) return c + 1 == columns_;
       if (blank_delimited) {
         if (p == after_number) return false;  // "4x": no padding after the number
@@ -396,8 +414,9 @@ class Parser {
     }
   }
 
-  /// Parses a row field by field, appending its values or throwing the error that describes it.
-  void parse_row_checked(std::string_view line, std::vector<T>& values, bool has_header) const {
+  /// Parses a row field by field, writing its values to out[0..columns_) or throwing the error that
+  /// describes it.
+  void parse_row_checked(std::string_view line, T* out, bool has_header) const {
     const std::vector<std::string_view> fields = split_fields(line, delimiter_);
     if (fields.size() != columns_)
       fail_line("expected ", columns_, " fields, got ", fields.size(),
@@ -412,7 +431,7 @@ class Parser {
       // A finite double may still overflow a float.
       if (!std::isfinite(*value) || !std::isfinite(static_cast<T>(*value)))
         fail_line("column ", c + 1, " has the non-finite value '", shown_field(fields[c]), "'");
-      values.push_back(static_cast<T>(*value));
+      out[c] = static_cast<T>(*value);
     }
   }
 
@@ -447,7 +466,8 @@ CsvTable<T> read_csv_table(const std::string& path, const CsvOptions& options = 
   std::ifstream in(path, std::ios::binary);
   if (!in) knead::detail::fail<std::runtime_error>("read_csv", "cannot open '", path, "'");
   const std::string source = "'" + path + "'";
-  return read_csv_text<T>(csv_detail::read_all(in, source), options, source);
+  const std::uintmax_t size = std::filesystem::file_size(path, error);
+  return read_csv_text<T>(csv_detail::read_all(in, source, error ? 0 : std::size_t(size)), options, source);
 }
 
 /// The data of a CSV stream as a D×N matrix (columns of the file are dimensions).
