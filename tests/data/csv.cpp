@@ -311,3 +311,13 @@ TEST_CASE("select_columns picks columns by name or number and names an unknown o
   CHECK(select_columns(plain, {"2"}).names.empty());
   CHECK_THROWS_WITH(select_columns(plain, {"x"}), Contains("columns 1 to 2 (the file has no header)"));
 }
+
+TEST_CASE("read_csv allocates no more than the text can hold", "[data][errors]") {
+  // A first row of 100,000 fields and 100,000 rows of one: 10^10 values if the matrix were sized
+  // from the line count alone; the second row is reported instead.
+  std::string text;
+  for (int i = 0; i < 100'000; ++i) text.append(i == 0 ? "1" : ",1");
+  for (int i = 0; i < 100'000; ++i) text.append("\n1");
+  CHECK_THROWS_WITH(parse<double>(text),
+                    Catch::Contains("test.csv line 2") && Catch::Contains("expected 100000 fields, got 1"));
+}
