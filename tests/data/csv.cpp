@@ -321,3 +321,16 @@ TEST_CASE("read_csv allocates no more than the text can hold", "[data][errors]")
   CHECK_THROWS_WITH(parse<double>(text),
                     Catch::Contains("test.csv line 2") && Catch::Contains("expected 100000 fields, got 1"));
 }
+
+TEST_CASE("read_csv splits at each tab of a tab-separated file and at runs of blanks for a space", "[data]") {
+  using Catch::Contains;
+  CHECK_THROWS_WITH(parse<double>("1\t2\t3\n1\t\t3\n"),
+                    Contains("line 2") && Contains("empty field in column 2"));
+  CsvOptions tab;
+  tab.delimiter = '\t';
+  CHECK(parse<double>(" 1 \t 2 \n3\t4\n", tab) == (Matrix<double>(2, 2) << 1, 3, 2, 4).finished());
+  CHECK_THROWS_WITH(parse<double>("1 2\t3\n", tab), Contains("line 1") && Contains("cannot read '1 2'"));
+  CsvOptions space;
+  space.delimiter = ' ';
+  CHECK(parse<double>("1 2\t3\n", space) == (Matrix<double>(3, 1) << 1, 2, 3).finished());
+}
