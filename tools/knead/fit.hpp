@@ -39,6 +39,7 @@ struct FitOptions {
   int threads = 1;
   bool quiet = false;
   std::string command_line;
+  ReadOptions read;
 };
 
 /// Set by SIGINT: training stops after the current step and the best parameters so far are saved.
@@ -52,10 +53,10 @@ struct FitData {
 
 inline FitData fit_data(const FitOptions& o) {
   FitData d;
-  Table all = select_columns(read_table(o.data), o.columns);
+  Table all = select_columns(read_table(o.data, o.read), o.columns);
   if (!o.validation_file.empty()) {
     d.train = std::move(all);
-    d.validation = read_columns(o.validation_file, d.train.names);
+    d.validation = read_columns(o.validation_file, d.train.names, o.read);
   } else {
     if (all.rows() < 2) fail("'", o.data, "'", " has ", all.rows(), " rows; at least 2 are needed");
     knead::Rng rng(o.seed);
@@ -65,7 +66,7 @@ inline FitData fit_data(const FitOptions& o) {
     d.train.data = std::move(split.train);
     d.validation.data = std::move(split.validation);
   }
-  if (!o.test_file.empty()) d.test = read_columns(o.test_file, d.train.names);
+  if (!o.test_file.empty()) d.test = read_columns(o.test_file, d.train.names, o.read);
   return d;
 }
 

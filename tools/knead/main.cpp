@@ -41,6 +41,23 @@ CLI::Validator at_least(double lowest, bool strictly) {
       strictly ? "> " + CLI::detail::to_string(lowest) : ">= " + CLI::detail::to_string(lowest));
 }
 
+/// --delimiter, --header and --no-header, for the commands that read tables.
+void add_read_options(CLI::App* command, knead_cli::ReadOptions& read) {
+  command
+      ->add_option_function<std::string>(
+          "--delimiter",
+          [&read](const std::string& d) {
+            read.delimiter = d == "tab" ? '\t' : d == "space" ? ' ' : d.front();
+          },
+          "CSV field separator: , ; tab or space (default: detected)")
+      ->check(CLI::IsMember({",", ";", "tab", "space"}));
+  command->add_flag_callback(
+      "--header", [&read] { read.header = knead::data::CsvHeader::present; },
+      "the first CSV line names the columns");
+  command->add_flag_callback(
+      "--no-header", [&read] { read.header = knead::data::CsvHeader::absent; }, "the first CSV line is data");
+}
+
 std::string command_line(int argc, char** argv) {
   std::string line;
   for (int i = 0; i < argc; ++i) line += (i ? " " : "") + std::string(argv[i]);
@@ -61,7 +78,9 @@ int main(int argc, char** argv) {
   {
     FitOptions& o = fit_options;
     CLI::App* c = fit_command;
-    c->add_option("DATA", o.data, "the table (CSV; one sample per row)")->required();
+    c->add_option("DATA", o.data,
+                  "the table: CSV (header and delimiter detected) or .npy; one sample per row")
+        ->required();
     c->add_option("-o,--output", o.output, "the model file to write (safetensors)")->required();
     c->add_option("--flow", o.flow, "flow kind")
         ->check(CLI::IsMember(knead::flow_kind_names()))
@@ -103,6 +122,7 @@ int main(int argc, char** argv) {
     c->add_option("--threads", o.threads, "threads")->check(CLI::Range(1, 256))->capture_default_str();
     c->add_option("--summary", o.summary, "write the record and the validation/test scores as JSON");
     c->add_flag("-q,--quiet", o.quiet, "no progress lines");
+    add_read_options(c, o.read);
   }
 
   LogProbOptions log_prob_options;
@@ -113,11 +133,13 @@ int main(int argc, char** argv) {
     CLI::App* c = log_prob_command;
     c->add_option("MODEL", o.model, "a model file written by knead fit")->required();
     c->add_option("DATA", o.data, "the table to score")->required();
-    c->add_option("-o,--output", o.output, "where to write the log densities (CSV; - for standard output)")
+    c->add_option("-o,--output", o.output,
+                  "where to write the log densities (.npy by its extension, else CSV; - for standard output)")
         ->capture_default_str();
     c->add_option("--summary", o.summary,
                   "write the mean NLL, its standard error and the worst rows as JSON");
     c->add_option("--threads", o.threads, "threads")->check(CLI::Range(1, 256))->capture_default_str();
+    add_read_options(c, o.read);
   }
 
   SampleOptions sample_options;
@@ -128,7 +150,8 @@ int main(int argc, char** argv) {
     c->add_option("MODEL", o.model, "a model file written by knead fit")->required();
     c->add_option("-n,--count", o.count, "rows to draw")->check(at_least(1, false))->capture_default_str();
     c->add_option("--seed", o.seed, "seed of the draw")->capture_default_str();
-    c->add_option("-o,--output", o.output, "where to write the rows (CSV; - for standard output)")
+    c->add_option("-o,--output", o.output,
+                  "where to write the rows (.npy by its extension, else CSV; - for standard output)")
         ->capture_default_str();
     c->add_option("--threads", o.threads, "threads")->check(CLI::Range(1, 256))->capture_default_str();
   }
@@ -148,6 +171,7 @@ int main(int argc, char** argv) {
         ->check(at_least(1, false))
         ->capture_default_str();
     c->add_option("--seed", o.seed, "seed of the samples")->capture_default_str();
+    add_read_options(c, o.read);
   }
 
   std::string inspect_model;

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -16,6 +17,7 @@
 #include "knead/core/errors.hpp"
 #include "knead/core/types.hpp"
 #include "knead/data/csv.hpp"
+#include "knead/data/npy.hpp"
 #include "knead/io/file.hpp"
 
 namespace knead_cli {
@@ -41,7 +43,7 @@ struct Table {
   [[nodiscard]] Index rows() const { return data.cols(); }
 };
 
-/// Splits "a,b,c" at commas; empty items are kept (and refused by the caller).
+/// Splits "a,b,c" at commas; empty items are kept (and refused by select_columns).
 inline std::vector<std::string> split_list(std::string_view list) {
   std::vector<std::string> items;
   std::size_t start = 0;
@@ -54,74 +56,61 @@ inline std::vector<std::string> split_list(std::string_view list) {
   }
 }
 
-/// The columns of `table` named in `list` ("x,y" or 1-based positions "1,3", which may be mixed),
-/// in that order. An empty list keeps every column. @throws std::invalid_argument naming an
-/// unknown column, a position out of range or a column chosen twice.
+/// The columns of `table` named in `list` ("x,y", or 1-based positions "1,3", which may be mixed),
+/// in that order; an empty list keeps every column. @throws std::invalid_argument naming an unknown
+/// column or one chosen twice (a repeated column has no density).
 inline Table select_columns(Table table, std::string_view list) {
   if (list.empty()) return table;
-  std::vector<Index> chosen;
-  for (const std::string& item : split_list(list)) {
-    Index found = -1;
-    for (std::size_t i = 0; i < table.names.size(); ++i)
-      if (table.names[i] == item) found = Index(i);
-    if (found < 0) {
-      long position = 0;
-      const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), position);
-      if (error == std::errc() && end == item.data() + item.size()) {
-        if (position < 1 || position > long(table.dim()))
-          fail("--columns: column position ", position, " is outside 1..", table.dim(), " of ", table.source);
-        found = Index(position - 1);
-      }
-    }
-    if (found < 0) {
-      std::string known;
-      for (std::size_t i = 0; i < table.names.size() && i < 12; ++i)
-        known += (i ? ", " : "") + table.names[i];
-      if (table.names.size() > 12) known += ", …";
-      fail("--columns: no column named '", item, "' in ", table.source, " (its columns: ", known, ")");
-    }
-    if (std::find(chosen.begin(), chosen.end(), found) != chosen.end())
-      fail("--columns: column '", table.names[std::size_t(found)], "' is chosen twice");
-    chosen.push_back(found);
-  }
-  Table out;
-  out.source = table.source;
-  out.data.resize(Index(chosen.size()), table.rows());
-  for (std::size_t k = 0; k < chosen.size(); ++k) {
-    out.data.row(Index(k)) = table.data.row(chosen[k]);
-    out.names.push_back(table.names[std::size_t(chosen[k])]);
-  }
-  return out;
+  knead::data::CsvTable<double> all{std::move(table.names), std::move(table.data)};
+  knead::data::CsvTable<double> chosen = knead::data::select_columns(all, split_list(list));
+  for (std::size_t i = 0; i < chosen.names.size(); ++i)
+    for (std::size_t k = 0; k < i; ++k)
+      if (chosen.names[i] == chosen.names[k])
+        fail("--columns: column '", chosen.names[i], "' is chosen twice");
+  return {std::move(table.source), std::move(chosen.names), std::move(chosen.data)};
 }
 
-/// Reads a CSV file (header detected; a comma, or the delimiter given).
-inline Table read_table(const std::string& path, char delimiter = ',') {
+/// How tables are read: CSV options (the .npy format says everything itself).
+struct ReadOptions {
+  std::optional<char> delimiter;  ///< none: detected from the first lines
+  knead::data::CsvHeader header = knead::data::CsvHeader::detect;
+};
+
+inline bool is_npy(const std::string& path) { return std::filesystem::path(path).extension() == ".npy"; }
+
+/// Reads a table: NumPy .npy (shape (N,) or (N, D)) by its extension, CSV otherwise. Columns
+/// without a name are called "column 1" … "column D".
+inline Table read_table(const std::string& path, const ReadOptions& options = {}) {
   if (!std::filesystem::exists(path)) fail("no file '", path, "'");
-  knead::data::CsvOptions options;
-  options.delimiter = delimiter;
-  knead::data::CsvTable<double> csv = knead::data::read_csv_table<double>(path, options);
   Table table;
   table.source = "'" + path + "'";
-  table.data = std::move(csv.data);
-  table.names = std::move(csv.names);
+  if (is_npy(path)) {
+    table.data = knead::data::read_npy<double>(path).data;
+  } else {
+    knead::data::CsvOptions csv;
+    csv.delimiter = options.delimiter;
+    csv.header = options.header;
+    knead::data::CsvTable<double> read = knead::data::read_csv_table<double>(path, csv);
+    table.data = std::move(read.data);
+    table.names = std::move(read.names);
+  }
   if (table.names.empty())
     for (Index i = 0; i < table.dim(); ++i) table.names.push_back("column " + std::to_string(i + 1));
   return table;
 }
 
 /// Reads the columns `names` of a file, by name when the file has them all in its header and by
-/// position otherwise (a headerless file must then have exactly that many columns). `what` names
-/// the data in messages.
+/// position otherwise (a headerless file must then have exactly that many columns).
 inline Table read_columns(const std::string& path, const std::vector<std::string>& names,
-                          char delimiter = ',') {
-  Table table = read_table(path, delimiter);
+                          const ReadOptions& options = {}) {
+  Table table = read_table(path, options);
   const bool all_named = std::all_of(names.begin(), names.end(), [&](const std::string& n) {
     return std::find(table.names.begin(), table.names.end(), n) != table.names.end();
   });
   if (all_named && table.names != names) {
-    std::string list;
-    for (std::size_t i = 0; i < names.size(); ++i) list += (i ? "," : "") + names[i];
-    return select_columns(std::move(table), list);
+    knead::data::CsvTable<double> all{std::move(table.names), std::move(table.data)};
+    knead::data::CsvTable<double> chosen = knead::data::select_columns(all, names);
+    return {std::move(table.source), std::move(chosen.names), std::move(chosen.data)};
   }
   if (table.dim() != Index(names.size()))
     fail(table.source, " has ", table.dim(), " columns but the model has ", names.size(),
@@ -129,6 +118,10 @@ inline Table read_columns(const std::string& path, const std::vector<std::string
   table.names = names;
   return table;
 }
+
+/// Writes `values` (D×N): as .npy (float64, shape (N, D)) when `path` ends in .npy, else as CSV.
+inline void write_table(const std::string& path, const std::vector<std::string>& names,
+                        const knead::Matrix<double>& values, int digits);
 
 /// Writes `values` (D×N) as a CSV table with a header line of `names`, atomically; "-" writes to
 /// standard output. Values are written with 9 (float) or 17 (double) significant digits, enough
@@ -155,6 +148,14 @@ inline void write_csv(const std::string& path, const std::vector<std::string>& n
   }
   knead::io::write_file_atomically(
       path, std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+}
+
+inline void write_table(const std::string& path, const std::vector<std::string>& names,
+                        const knead::Matrix<double>& values, int digits) {
+  if (is_npy(path))
+    knead::data::write_npy(path, values);
+  else
+    write_csv(path, names, values, digits);
 }
 
 }  // namespace knead_cli

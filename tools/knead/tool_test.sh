@@ -77,6 +77,16 @@ close_to "$self_nll" "$entropy" 0.06 "the model's NLL of its own samples"
 sample_mean=$(awk -F, 'NR > 1 { s += $1; n++ } END { printf "%.6f\n", s / n }' "$work/samples.csv")
 close_to "$sample_mean" 3 0.1 "the mean of the samples' first column"
 
+# .npy out and in; a semicolon-separated copy of the test table with a comment line scores the same.
+"$knead" sample "$work/model.safetensors" -n 500 --seed 3 -o "$work/samples.npy"
+"$knead" log-prob "$work/model.safetensors" "$work/samples.npy" -o "$work/from_npy.csv" 2>/dev/null
+# 9 significant digits give back the same float, so both inputs are the same numbers.
+head -501 "$work/sample_log_prob.csv" | cmp -s - "$work/from_npy.csv" ||
+  fail "the same samples scored differently from .npy and from CSV"
+{ echo "# a comment"; tr ',' ';' <"$work/test.csv"; } >"$work/test_semicolon.csv"
+"$knead" log-prob "$work/model.safetensors" "$work/test_semicolon.csv" -o "$work/semicolon.csv" 2>/dev/null
+cmp -s "$work/semicolon.csv" "$work/log_prob.csv" || fail "a ;-separated table with a comment scored differently"
+
 "$knead" inspect "$work/model.safetensors" >"$work/inspect.txt"
 grep -q "columns (2): alpha, beta" "$work/inspect.txt" || fail "inspect: $(cat "$work/inspect.txt")"
 grep -q "preprocessing: standardize" "$work/inspect.txt" || fail "inspect names no preprocessing"
@@ -108,7 +118,7 @@ printf 'a,b\n1,2\n3,x4\n' >"$work/word.csv"
 expect_error 1 "line 3.*column 2" fit "$work/word.csv" -o "$work/bad.safetensors"
 printf 'a,b\n1,2\n3,nan\n' >"$work/nan.csv"
 expect_error 1 "line 3" fit "$work/nan.csv" -o "$work/bad.safetensors"
-expect_error 1 "no column named 'gamma'" fit "$work/train.csv" --columns alpha,gamma -o "$work/bad.safetensors"
+expect_error 1 "no column 'gamma'" fit "$work/train.csv" --columns alpha,gamma -o "$work/bad.safetensors"
 expect_error 1 "no file" fit "$work/missing.csv" -o "$work/bad.safetensors"
 expect_error 1 "knead log-prob: .*missing.safetensors" log-prob "$work/missing.safetensors" "$work/test.csv"
 expect_error 1 "knead plot: " plot "$work/model.safetensors" "$work/test.csv" -o "$work/no/such/dir/corner.png"

@@ -18,6 +18,7 @@ namespace knead_cli {
 struct LogProbOptions {
   std::string model, data, output = "-", summary;
   int threads = 1;
+  ReadOptions read;
 };
 
 struct SampleOptions {
@@ -31,6 +32,7 @@ struct PlotOptions {
   std::string model, data, output, columns;
   Index count = 5000;  ///< rows of the data shown (evenly spaced) and samples drawn
   std::uint64_t seed = 0;
+  ReadOptions read;
 };
 
 /// A model file, parsed once: its record and its flow in the file's own precision.
@@ -64,11 +66,14 @@ template <class T>
 int log_prob(const LogProbOptions& o, const ModelFile& m) {
   knead::set_num_threads(o.threads);
   auto flow = m.flow<T>();
-  const Table table = read_columns(o.data, m.record.columns);
+  const Table table = read_columns(o.data, m.record.columns, o.read);
   const std::vector<double> rows = log_prob_rows(flow, table.data);
   knead::Matrix<double> values(1, table.rows());
   for (Index j = 0; j < table.rows(); ++j) values(0, j) = rows[std::size_t(j)];
-  write_csv(o.output, {"log_prob"}, values, std::is_same_v<T, float> ? 9 : 17);
+  if (is_npy(o.output))
+    knead::data::write_npy(o.output, knead::RowVector<double>(values.row(0)));  // shape (N,)
+  else
+    write_csv(o.output, {"log_prob"}, values, std::is_same_v<T, float> ? 9 : 17);
   const Summary s = summarize(rows);
   std::cerr << "NLL " << format_summary(s, table.dim()) << '\n';
   if (!o.summary.empty()) write_text(o.summary, summary_json(s, table.dim()).dump(2) + "\n");
@@ -81,7 +86,7 @@ int sample(const SampleOptions& o, const ModelFile& m) {
   auto flow = m.flow<T>();
   knead::Rng rng(o.seed);
   const knead::Matrix<double> x = flow.sample(o.count, rng).template cast<double>();
-  write_csv(o.output, m.record.columns, x, std::is_same_v<T, float> ? 9 : 17);
+  write_table(o.output, m.record.columns, x, std::is_same_v<T, float> ? 9 : 17);
   return 0;
 }
 
@@ -90,7 +95,7 @@ int sample(const SampleOptions& o, const ModelFile& m) {
 template <class T>
 int plot_model(const PlotOptions& o, const ModelFile& m) {
   auto flow = m.flow<T>();
-  Table data = read_columns(o.data, m.record.columns);
+  Table data = read_columns(o.data, m.record.columns, o.read);
   const Index shown = std::min(o.count, data.rows());
   Table picked = data;
   picked.data.resize(data.dim(), shown);
