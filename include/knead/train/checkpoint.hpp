@@ -323,11 +323,12 @@ TrainingCheckpoint<T> load_checkpoint(const std::filesystem::path& path) {
   c.best_step = r.integer("best_step", 0, c.step);
   c.evaluations_without_improvement = r.integer("evaluations_without_improvement", 0, c.step);
   const bool has_best = file.contains("history.best_validation_nll");
+  if ((c.best_step > 0 || has_best) &&
+      std::find(c.validation_step.begin(), c.validation_step.end(), c.best_step) == c.validation_step.end())
+    r.bad("best_step ", c.best_step, " is not a validation step");
   if (c.best_step > 0 && !has_best)
     r.bad("best_step is ", c.best_step, " but history.best_validation_nll is missing");
   if (has_best) {
-    if (std::find(c.validation_step.begin(), c.validation_step.end(), c.best_step) == c.validation_step.end())
-      r.bad("best_step ", c.best_step, " is not a validation step");
     c.best_parameters = r.template vector<T>("best_parameters", Index(c.parameters.size()));
     r.require_finite("best_parameters", c.best_parameters);
     c.best_validation_nll = r.template vector<double>("history.best_validation_nll", 1)[0];

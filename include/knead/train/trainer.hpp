@@ -16,6 +16,7 @@
 /// initialize(batch) hook (TransformedDistribution) is initialised on the first batch of a run, once, unless
 /// it reports initialized().
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -635,8 +636,8 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
       sum += h.train_loss[std::size_t((e - 1) * steps_per_epoch + k)] * double(size);
     }
     r.mean_train_loss = sum / double(samples);
-    if (!h.validation.empty() && h.validation.back().step == r.step)
-      r.validation_nll = h.validation.back().nll;
+    const auto v = std::ranges::find(h.validation, r.step, &ValidationRecord::step);
+    if (v != h.validation.end()) r.validation_nll = v->nll;
     return r;
   }
 
