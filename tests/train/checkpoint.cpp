@@ -87,6 +87,12 @@ void require_same(const Outcome<T>& resumed, const Outcome<T>& uninterrupted) {
   CHECK(a.best_validation_nll == b.best_validation_nll);
   CHECK(a.restored_best == b.restored_best);
   CHECK(a.stop_reason == b.stop_reason);
+  REQUIRE(a.epochs.size() == b.epochs.size());
+  for (std::size_t i = 0; i < a.epochs.size(); ++i) {
+    CHECK(a.epochs[i].step == b.epochs[i].step);
+    CHECK(a.epochs[i].mean_train_loss == b.epochs[i].mean_train_loss);
+    CHECK(a.epochs[i].validation_nll == b.epochs[i].validation_nll);
+  }
 }
 
 /// Trains with `options` from a fresh model, optimizer and trainer; `fit` runs the trainer.
@@ -649,4 +655,82 @@ TEST_CASE("A failed checkpoint write leaves the previous checkpoint intact", "[t
   options.checkpoint_write = {};
   const auto resumed = train(make_flow, adam, options, [&](auto& t, auto&) { return t.resume(path, data); });
   require_same(resumed, uninterrupted);
+}
+
+TEST_CASE("A run counting epochs resumes bit for bit", "[train][checkpoint][epochs]") {
+  Rng rng(9);
+  const Matrix<double> data = shifted_normal<double>(2, 300, rng, 1.5);
+  const auto make_flow = [] { return affine_flow<double>(); };
+  const auto adam = [](auto& flow) { return Adam<double>(flow, {.lr = 0.05}); };
+  // 240 training columns in batches of 32: 8 steps per epoch, the last with 16 columns
+  const TrainerOptions options =
+      without_progress({.batch_size = 32, .epochs = 6, .seed = 5, .validation_fraction = 0.2});
+  SECTION("interrupted mid-epoch") {
+    const auto h = check_resume(make_flow, adam, options, 5, 13, data);
+    CHECK(h.history.steps == 48);
+    CHECK(h.history.epochs.size() == 6);
+    CHECK(h.history.validation.size() == 7);
+  }
+  SECTION("interrupted at the end of an epoch") { check_resume(make_flow, adam, options, 8, 16, data); }
+  SECTION("with the initial model the best, restored after early stopping") {
+    // training data N(4, I), validation data N(0, I): every epoch worsens the initial fit
+    const Matrix<double> train_data = shifted_normal<double>(2, 100, rng, 4.0);
+    const Matrix<double> validation = shifted_normal<double>(2, 60, rng, 0.0);
+    const TrainerOptions stopping =
+        without_progress({.batch_size = 32, .epochs = 50, .seed = 2, .patience = 3});
+    const auto h = check_resume(
+        make_flow, adam, stopping, 3, 5, [&](auto& trainer) { return trainer.fit(train_data, validation); },
+        [&](auto& trainer, const fs::path& p) { return trainer.resume(p, train_data, validation); });
+    CHECK(h.history.stop_reason == StopReason::early_stopping);
+    CHECK(h.history.best_step == 0);
+    CHECK(h.history.restored_best);
+    CHECK(h.parameters == copy_of(make_flow().parameters()));
+  }
+}
+
+TEST_CASE("A checkpoint of format version 2 (a run counting steps) still resumes", "[train][checkpoint]") {
+  Rng rng(10);
+  const Matrix<double> data = shifted_normal<double>(2, 120, rng, 0.5);
+  const auto make_flow = [] { return affine_flow<double>(); };
+  const auto adam = [](auto& flow) { return Adam<double>(flow, {.lr = 0.05}); };
+  const TempDir dir;
+  const TrainerOptions options = without_progress(
+      {.batch_size = 20, .max_steps = 10, .seed = 3, .validation_fraction = 0.25, .validation_every = 2});
+  const auto uninterrupted = train(make_flow, adam, options, [&](auto& t, auto&) { return t.fit(data); });
+  TrainerOptions first = options;
+  first.checkpoint_every = 5;
+  first.checkpoint_path = dir / "v3.ckpt";
+  first.on_step = [](const StepInfo& info) {
+    return info.step == 5 ? StepAction::stop : StepAction::proceed;
+  };
+  (void)train(make_flow, adam, first, [&](auto& t, auto&) { return t.fit(data); });
+  // the same file as version 2 wrote it: no epochs entry
+  const io::SafetensorsFile file = io::SafetensorsFile::load(first.checkpoint_path);
+  REQUIRE(file.metadata().at("epochs") == "0");
+  io::SafetensorsWriter w;
+  for (const io::TensorInfo& t : file.tensors()) {
+    const std::vector<double> values = file.read<double>(t.name);
+    w.add(t.name, std::span<const double>(values), t.shape);
+  }
+  for (const auto& [key, value] : file.metadata())
+    if (key != "epochs" && key != "knead.data_crc32")
+      w.set_metadata(key, key == "format_version" ? "2" : value);
+  w.write(dir / "v2.ckpt");
+  const TrainingCheckpoint<double> c = load_checkpoint<double>(dir / "v2.ckpt");
+  CHECK(c.epochs == 0);
+  CHECK(c.step == 5);
+  TrainerOptions second = options;
+  second.checkpoint_every = 5;
+  second.checkpoint_path = dir / "v3.ckpt";
+  const auto resumed =
+      train(make_flow, adam, second, [&](auto& t, auto&) { return t.resume(dir / "v2.ckpt", data); });
+  require_same(resumed, uninterrupted);
+  // a run counting epochs does not continue a run counting steps
+  TrainerOptions by_epoch = second;
+  by_epoch.epochs = 2;
+  auto flow = make_flow();
+  Trainer trainer(flow, adam(flow), by_epoch);
+  CHECK_THROWS_WITH(trainer.resume(dir / "v2.ckpt", data), Catch::Contains("Trainer::resume") &&
+                                                               Catch::Contains("epochs = 0") &&
+                                                               Catch::Contains("the options have 2"));
 }

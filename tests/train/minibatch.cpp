@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <limits>
+#include <numeric>
 #include <set>
+#include <span>
 #include <vector>
 
 #include "support.hpp"
@@ -189,4 +191,49 @@ TEST_CASE("A sampler state from another sampler or a corrupt one is rejected", "
   // nothing was changed by the failed calls
   const auto b = target.next_indices();
   CHECK(std::vector<Index>(b.begin(), b.end()) == first_of_target);
+}
+
+TEST_CASE("LastBatch::keep takes every column once per epoch with a shorter last batch",
+          "[train][minibatch]") {
+  const Index n = 10, b = 4;
+  MinibatchSampler keep(n, b, 42, LastBatch::keep);
+  MinibatchSampler drop(n, b, 42);
+  CHECK(keep.batches_per_epoch() == 3);
+  CHECK(drop.batches_per_epoch() == 2);
+  std::vector<std::vector<Index>> epochs;
+  for (Index e = 1; e <= 3; ++e) {
+    std::vector<Index> order, dropped;
+    for (const Index size : {4, 4, 2}) {
+      const std::span<const Index> batch = keep.next_indices();
+      CHECK(Index(batch.size()) == size);
+      order.insert(order.end(), batch.begin(), batch.end());
+      CHECK(keep.epoch() == e);
+    }
+    for (int k = 0; k < 2; ++k) {
+      const std::span<const Index> batch = drop.next_indices();
+      dropped.insert(dropped.end(), batch.begin(), batch.end());
+    }
+    // the same permutations as LastBatch::drop draws from the seed, all of it used
+    CHECK(std::vector<Index>(order.begin(), order.begin() + 8) == dropped);
+    std::vector<Index> sorted = order;
+    std::ranges::sort(sorted);
+    std::vector<Index> all(static_cast<std::size_t>(n));
+    std::iota(all.begin(), all.end(), Index(0));
+    CHECK(sorted == all);
+    epochs.push_back(order);
+  }
+  CHECK(epochs[0] != epochs[1]);  // a new shuffle each epoch
+  CHECK(epochs[1] != epochs[2]);
+}
+
+TEST_CASE("A restored LastBatch::keep state continues mid-epoch", "[train][minibatch]") {
+  MinibatchSampler a(10, 4, 7, LastBatch::keep);
+  for (int k = 0; k < 5; ++k) (void)a.next_indices();  // inside the second epoch
+  MinibatchSampler b(10, 4, 99, LastBatch::keep);
+  b.set_state(a.state());
+  for (int k = 0; k < 7; ++k) {
+    const std::span<const Index> x = a.next_indices(), y = b.next_indices();
+    CHECK(std::vector<Index>(x.begin(), x.end()) == std::vector<Index>(y.begin(), y.end()));
+  }
+  CHECK(a.epoch() == b.epoch());
 }

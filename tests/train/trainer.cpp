@@ -1,5 +1,6 @@
 #include "knead/train/trainer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numbers>
@@ -53,11 +54,15 @@ struct ProbeModel {
   Index huge_gradient_at = 0;  // a gradient of this call is the largest finite double
   bool training_ = true;
   std::vector<bool> modes_in_training_calls, modes_in_log_prob_calls;
+  std::vector<bool> no_grad_in_training_calls, no_grad_in_log_prob_calls;
+  std::vector<std::vector<double>> batches;  // row 0 of every training batch
 
   [[nodiscard]] Index dim() const { return flow.dim(); }
   double mean_nll_and_backward(MatrixCRef<double> x) {
     ++calls;
     modes_in_training_calls.push_back(training_);
+    no_grad_in_training_calls.push_back(NoGrad::active());
+    batches.emplace_back(x.row(0).begin(), x.row(0).end());
     double loss = flow.mean_nll_and_backward(x);
     if (calls == nan_loss_at) loss = std::numeric_limits<double>::quiet_NaN();
     if (calls == nan_gradient_at) flow.gradients()[1] = std::numeric_limits<double>::quiet_NaN();
@@ -66,6 +71,7 @@ struct ProbeModel {
   }
   void log_prob(MatrixCRef<double> x, RowVector<double>& out) {
     modes_in_log_prob_calls.push_back(training_);
+    no_grad_in_log_prob_calls.push_back(NoGrad::active());
     flow.log_prob(x, out);
   }
   std::span<double> parameters() { return flow.parameters(); }
@@ -322,6 +328,9 @@ TEST_CASE("Validation runs in evaluation mode, training in training mode", "[tra
     CHECK(h.validation[2].step == 12);
     CHECK(model.modes_in_log_prob_calls.size() == 15);
     for (const bool mode : model.modes_in_log_prob_calls) CHECK_FALSE(mode);
+    // validation records nothing to differentiate, training does
+    CHECK(model.no_grad_in_log_prob_calls == std::vector<bool>(15, true));
+    CHECK(model.no_grad_in_training_calls == std::vector<bool>(12, false));
   }
 }
 
@@ -628,4 +637,152 @@ TEST_CASE("Divergence inside a flow without a log-scale guard is a TrainingError
     REQUIRE_NOTHROW(log_prob = flow.log_prob(data));
     CHECK(log_prob.allFinite());
   }
+}
+
+// ---- epoch mode ------------------------------------------------------------------------------------
+
+TEST_CASE("Epoch mode takes ceil(N/B) steps per epoch and every column once per epoch", "[train][epochs]") {
+  // column j of the data is (j, 0): a batch's first row tells its columns
+  const Index n = 10;
+  Matrix<double> data = Matrix<double>::Zero(2, n);
+  for (Index j = 0; j < n; ++j) data(0, j) = double(j);
+  ProbeModel model;
+  std::vector<StepInfo> infos;
+  Trainer trainer(model, Sgd<double>(model, {.lr = 1e-3}),
+                  quiet({.batch_size = 4, .epochs = 3, .on_step = [&](const StepInfo& info) {
+                           infos.push_back(info);
+                           return StepAction::proceed;
+                         }}));
+  const TrainingHistory h = trainer.fit(data);
+  CHECK(h.steps == 9);
+  CHECK(h.stop_reason == StopReason::epochs);
+  REQUIRE(model.batches.size() == 9);
+  REQUIRE(infos.size() == 9);
+  std::vector<std::vector<double>> epochs(3);
+  for (std::size_t k = 0; k < 9; ++k) {
+    CAPTURE(k);
+    CHECK(model.batches[k].size() == (k % 3 == 2 ? 2U : 4U));  // the short last batch is kept
+    auto& seen = epochs[k / 3];
+    seen.insert(seen.end(), model.batches[k].begin(), model.batches[k].end());
+    CHECK(infos[k].step == Index(k) + 1);
+    CHECK(infos[k].max_steps == 9);
+    CHECK(infos[k].epoch == Index(k / 3) + 1);
+    CHECK(infos[k].step_in_epoch == Index(k % 3) + 1);
+    CHECK(infos[k].steps_per_epoch == 3);
+  }
+  std::vector<double> all(static_cast<std::size_t>(n));
+  for (Index j = 0; j < n; ++j) all[std::size_t(j)] = double(j);
+  for (auto& seen : epochs) {
+    CHECK(seen != all);  // shuffled
+    std::ranges::sort(seen);
+    CHECK(seen == all);  // each column exactly once
+  }
+  CHECK(model.batches[0] != model.batches[3]);  // a new shuffle per epoch
+  REQUIRE(h.epochs.size() == 3);
+  for (Index e = 0; e < 3; ++e) {
+    CHECK(h.epochs[std::size_t(e)].epoch == e + 1);
+    CHECK(h.epochs[std::size_t(e)].step == 3 * (e + 1));
+    CHECK_FALSE(h.epochs[std::size_t(e)].validation_nll);
+  }
+}
+
+TEST_CASE("An epoch's mean train loss is the mean NLL of its columns", "[train][epochs]") {
+  // with a learning rate so small that the parameters stay put, every column of an epoch is scored
+  // by the same model: the epoch's mean train loss is the data's mean NLL
+  Rng rng(21);
+  const Matrix<double> data = shifted_normal(2, 50, rng, 1.5);
+  Flow flow = make_flow();
+  Trainer trainer(flow, Sgd<double>(flow, {.lr = 1e-300}), quiet({.batch_size = 8, .epochs = 2}));
+  const double nll = trainer.evaluate(data);
+  const TrainingHistory h = trainer.fit(data);
+  CHECK(h.steps == 14);  // ⌈50 / 8⌉ = 7 per epoch
+  REQUIRE(h.epochs.size() == 2);
+  for (const EpochRecord& r : h.epochs) CHECK(r.mean_train_loss == Approx(nll).epsilon(1e-12));
+  // the plain mean of the batch losses would weigh the short last batch (2 columns) like the others
+  double plain = 0;
+  for (std::size_t k = 0; k < 7; ++k) plain += h.train_loss[k] / 7;
+  CHECK(plain != Approx(nll).epsilon(1e-12));
+}
+
+TEST_CASE("Epoch mode validates the initial model, which early stopping can restore", "[train][epochs]") {
+  // training data N(4, I), validation data N(0, I): the initial flow (a standard normal) fits the
+  // validation data best, and every epoch of training moves it away
+  Rng rng(22);
+  const Matrix<double> train = shifted_normal(2, 100, rng, 4.0);
+  const Matrix<double> validation = shifted_normal(2, 60, rng, 0.0);
+  for (const bool restore : {true, false}) {
+    CAPTURE(restore);
+    Flow flow = make_flow();
+    const std::vector<double> initial = copy_of(flow.parameters());
+    Trainer trainer(flow, Adam<double>(flow, {.lr = 0.05}),
+                    quiet({.batch_size = 32, .epochs = 50, .patience = 2, .restore_best = restore}));
+    const double initial_nll = trainer.evaluate(validation);
+    const TrainingHistory h = trainer.fit(train, validation);
+    CHECK(h.stop_reason == StopReason::early_stopping);
+    CHECK(h.steps == 8);  // two epochs of ⌈100 / 32⌉ = 4 steps
+    REQUIRE(h.validation.size() == 3);
+    CHECK(h.validation[0].step == 0);
+    CHECK(h.validation[0].nll == initial_nll);
+    CHECK(h.validation[1].step == 4);
+    CHECK(h.validation[2].step == 8);
+    CHECK(h.best_step == 0);
+    CHECK(h.best_validation_nll == initial_nll);
+    REQUIRE(h.epochs.size() == 2);
+    CHECK(h.epochs[0].validation_nll == h.validation[1].nll);
+    CHECK(h.epochs[1].validation_nll == h.validation[2].nll);
+    CHECK(h.restored_best == restore);
+    CHECK((copy_of(flow.parameters()) == initial) == restore);
+  }
+}
+
+TEST_CASE("Patience counts epochs in epoch mode", "[train][epochs]") {
+  // training data N(4, I), validation data N(2, I): the validation NLL falls, then rises
+  Rng rng(2);
+  const Matrix<double> train = shifted_normal(2, 500, rng, 4.0);
+  const Matrix<double> validation = shifted_normal(2, 300, rng, 2.0);
+  Flow flow = make_flow();
+  std::vector<std::vector<double>> params_at{copy_of(flow.parameters())};  // params_at[s] after step s
+  Trainer trainer(flow, Adam<double>(flow, {.lr = 0.02}),
+                  quiet({.batch_size = 128,
+                         .epochs = 500,
+                         .validation_every = 1,  // unused in epoch mode
+                         .patience = 3,
+                         .on_step = [&](const StepInfo&) {
+                           params_at.push_back(copy_of(flow.parameters()));
+                           return StepAction::proceed;
+                         }}));
+  const TrainingHistory h = trainer.fit(train, validation);
+  CHECK(h.stop_reason == StopReason::early_stopping);
+  const Index per_epoch = 4;  // ⌈500 / 128⌉
+  REQUIRE(h.steps % per_epoch == 0);
+  const auto epochs = std::size_t(h.steps / per_epoch);
+  CHECK(h.epochs.size() == epochs);
+  REQUIRE(h.validation.size() == epochs + 1);  // the initial model and every epoch
+  for (std::size_t i = 0; i < h.validation.size(); ++i) CHECK(h.validation[i].step == Index(i) * per_epoch);
+  REQUIRE(epochs > 4);
+  // patience ran out three epochs after the best one
+  CHECK(h.validation[epochs - 3].step == h.best_step);
+  CHECK(h.best_step > 0);
+  for (const auto& record : h.validation) CHECK(record.nll >= *h.best_validation_nll);
+  CHECK(h.restored_best);
+  CHECK(copy_of(flow.parameters()) == params_at[std::size_t(h.best_step)]);
+}
+
+TEST_CASE("Epoch mode progress lines name the epoch", "[train][epochs][progress]") {
+  Rng rng(23);
+  const Matrix<double> data = shifted_normal(2, 30, rng, 0.5);
+  Flow flow = make_flow();
+  std::ostringstream out;
+  TrainerOptions options{.batch_size = 8, .epochs = 2, .validation_fraction = 0.2, .progress_every = 1000};
+  options.progress = &out;
+  Trainer(flow, options).fit(data);
+  // 24 training columns, 3 steps per epoch: a line at the end of each epoch
+  CHECK_THAT(out.str(), Catch::Contains("epoch 1/2  step 3/6") && Catch::Contains("epoch 2/2  step 6/6") &&
+                            Catch::Contains("6 steps, 2 epochs (epochs)"));
+}
+
+TEST_CASE("Epoch mode rejects a negative epoch count", "[train][epochs][errors]") {
+  Flow flow = make_flow();
+  CHECK_THROWS_WITH(Trainer(flow, TrainerOptions{.epochs = -1}),
+                    Catch::Contains("Trainer") && Catch::Contains("epochs") && Catch::Contains("-1"));
 }

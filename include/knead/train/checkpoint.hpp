@@ -11,10 +11,10 @@
 /// |-----------------------------------|---------|--------------------------------------------------|
 /// | parameters                        | F32/F64 | the model's parameters after `step` updates      |
 /// | optimizer.state                   | F32/F64 | Adam [m][v] or SGD velocity (Optimizer::state()) |
-/// | best_parameters                   | F32/F64 | parameters of the best validation step (if any)  |
+/// | best_parameters                   | F32/F64 | parameters of the best validation (if any)       |
 /// | sampler.order                     | F64     | the minibatch sampler's current permutation      |
 /// | history.train_loss                | F64     | batch loss of steps 1..step                      |
-/// | history.validation_step / _nll    | F64     | the validation records so far                    |
+/// | history.validation_step / _nll    | F64     | the validation records so far (step 0: initial)  |
 /// | history.best_validation_nll       | F64 [1] | the best validation NLL (if any)                 |
 /// | model.bijector.K.running_mean     | F32/F64 | running mean of a flow's BatchNorm K (if any)    |
 /// | model.bijector.K.running_variance | F32/F64 | its running variance                             |
@@ -22,14 +22,20 @@
 /// and `__metadata__` (all strings): format = "knead.checkpoint", format_version, scalar ("float" or
 /// "double"), step, dim, train_samples, validation_samples, seed, optimizer ("Adam", "Sgd" or "" for
 /// another optimizer), optimizer.step_count, sampler.engine (the std::mt19937_64 state in its
-/// standard text form), sampler.next, sampler.epoch, sampler.batch_size, best_step,
-/// evaluations_without_improvement, seconds, model.training ("true" or "false": the model's mode
+/// standard text form), sampler.next, sampler.epoch, sampler.batch_size, epochs (TrainerOptions::epochs:
+/// 0 for a run counting steps, whose sampler skips an epoch's partial last batch; > 0 for a run
+/// counting epochs, whose sampler keeps it), best_step, evaluations_without_improvement, seconds,
+/// model.training ("true" or "false": the model's mode
 /// before the run, which the run ends in) and model.architecture (for a flow, its bijector's node
 /// as knead::save writes it, which the model.* tensors belong to; "" for another model). The
 /// model.* tensors are a flow's state that is not a parameter (knead::FlowState), named as in a
-/// flow file after the "model." prefix. Counts stored as F64 are exact below 2⁵³. Version 1 files
-/// (without the model.* entries) are still read. knead.data_crc32 holds the CRC-32 of the tensor
-/// data, verified by SafetensorsFile (files without it are read unchecked).
+/// flow file after the "model." prefix. Counts stored as F64 are exact below 2⁵³.
+///
+/// A run counting epochs validates its initial model: its first validation record may be step 0,
+/// and best_step is 0 when the initial model is still the best. best_parameters and
+/// history.best_validation_nll are present exactly when a validation ran. Version 1 files (without
+/// the model.* entries) and version 2 files (without epochs, read as 0) are still read. knead.data_crc32
+/// holds the CRC-32 of the tensor data, verified by SafetensorsFile (files without it are read unchecked).
 ///
 /// load_checkpoint treats the file as untrusted: besides the checks of SafetensorsFile it checks every
 /// field and the consistency between them, and throws FormatError naming the path and the problem.
@@ -82,9 +88,10 @@ struct TrainingCheckpoint {
   std::vector<double> train_loss;  ///< train_loss[i]: batch loss of step i + 1
   std::vector<Index> validation_step;
   std::vector<double> validation_nll;
-  Index best_step = 0;  ///< 0: no validation yet
-  std::optional<double> best_validation_nll;
-  std::vector<T> best_parameters;  ///< empty when best_step is 0
+  Index epochs = 0;     ///< TrainerOptions::epochs of the run (0: it counts steps)
+  Index best_step = 0;  ///< 0: no validation yet, or the initial model is the best (epoch mode)
+  std::optional<double> best_validation_nll;  ///< set once a validation ran
+  std::vector<T> best_parameters;             ///< empty when best_validation_nll is not set
   Index evaluations_without_improvement = 0;
   double seconds = 0;    ///< training time before this checkpoint
   bool training = true;  ///< the model's mode before the run: the mode the run ends in
@@ -94,7 +101,7 @@ struct TrainingCheckpoint {
 };
 
 inline constexpr std::string_view checkpoint_format = "knead.checkpoint";
-inline constexpr int checkpoint_format_version = 2;
+inline constexpr int checkpoint_format_version = 3;
 /// Prefix of the model's non-parameter tensors and metadata in a checkpoint.
 inline constexpr std::string_view checkpoint_model_prefix = "model.";
 
@@ -223,7 +230,7 @@ void save_checkpoint(const TrainingCheckpoint<T>& c, const std::filesystem::path
   w.write_data_checksum(true);
   w.add("parameters", std::span<const T>(c.parameters), n(c.parameters.size()));
   w.add("optimizer.state", std::span<const T>(c.optimizer_state), n(c.optimizer_state.size()));
-  if (c.best_step > 0)
+  if (c.best_validation_nll)
     w.add("best_parameters", std::span<const T>(c.best_parameters), n(c.best_parameters.size()));
   const std::vector<double> order = detail::as_doubles(c.sampler.order);
   w.add("sampler.order", std::span<const double>(order), n(order.size()));
@@ -252,6 +259,7 @@ void save_checkpoint(const TrainingCheckpoint<T>& c, const std::filesystem::path
   w.set_metadata("sampler.next", str(c.sampler.next));
   w.set_metadata("sampler.epoch", str(c.sampler.epoch));
   w.set_metadata("sampler.batch_size", str(c.sampler.batch_size));
+  w.set_metadata("epochs", str(c.epochs));
   w.set_metadata("best_step", str(c.best_step));
   w.set_metadata("evaluations_without_improvement", str(c.evaluations_without_improvement));
   std::ostringstream seconds;
@@ -300,26 +308,33 @@ TrainingCheckpoint<T> load_checkpoint(const std::filesystem::path& path) {
   c.sampler.batch_size = r.integer("sampler.batch_size", 1, c.train_samples);
   c.train_loss = r.template vector<double>("history.train_loss", c.step);
   r.require_finite("history.train_loss", c.train_loss);
+  c.epochs = file.metadata().contains("epochs") ? r.integer("epochs", 0) : 0;  // version 2: steps
   c.validation_step = r.indices("history.validation_step", -1, c.step);
   c.validation_nll = r.template vector<double>("history.validation_nll", Index(c.validation_step.size()));
-  for (std::size_t i = 0; i < c.validation_step.size(); ++i)
-    if (c.validation_step[i] == 0 || (i > 0 && c.validation_step[i] <= c.validation_step[i - 1]))
-      r.bad("validation steps must increase from 1, got ", c.validation_step[i], " at index ", i);
+  for (std::size_t i = 0; i < c.validation_step.size(); ++i) {
+    const bool initial = i == 0 && c.validation_step[i] == 0 && c.epochs > 0;  // the initial model
+    if ((c.validation_step[i] == 0 && !initial) ||
+        (i > 0 && c.validation_step[i] <= c.validation_step[i - 1]))
+      r.bad("validation steps must increase from 1 (from 0 in a run counting epochs), got ",
+            c.validation_step[i], " at index ", i);
+  }
   if (c.validation_samples == 0 && !c.validation_step.empty())
     r.bad("has validation records but no validation samples");
   c.best_step = r.integer("best_step", 0, c.step);
   c.evaluations_without_improvement = r.integer("evaluations_without_improvement", 0, c.step);
-  if (c.best_step > 0) {
-    if (std::find(c.validation_step.begin(), c.validation_step.end(), c.best_step) == c.validation_step.end())
-      r.bad("best_step ", c.best_step, " is not a validation step");
+  const bool has_best = file.contains("history.best_validation_nll");
+  if ((c.best_step > 0 || has_best) &&
+      std::find(c.validation_step.begin(), c.validation_step.end(), c.best_step) == c.validation_step.end())
+    r.bad("best_step ", c.best_step, " is not a validation step");
+  if (c.best_step > 0 && !has_best)
+    r.bad("best_step is ", c.best_step, " but history.best_validation_nll is missing");
+  if (has_best) {
     c.best_parameters = r.template vector<T>("best_parameters", Index(c.parameters.size()));
     r.require_finite("best_parameters", c.best_parameters);
     c.best_validation_nll = r.template vector<double>("history.best_validation_nll", 1)[0];
   }
-  if (file.contains("history.best_validation_nll") != (c.best_step > 0))
-    r.bad("history.best_validation_nll must be present exactly when best_step > 0");
-  if (file.contains("best_parameters") != (c.best_step > 0))
-    r.bad("best_parameters must be present exactly when best_step > 0");
+  if (file.contains("best_parameters") != has_best)
+    r.bad("best_parameters must be present exactly when history.best_validation_nll is");
   const std::string& seconds = r.text("seconds");
   std::istringstream in(seconds);
   in.imbue(std::locale::classic());

@@ -100,13 +100,23 @@ struct MinibatchSamplerState {
   Index batch_size = 0;      ///< the effective batch size (for checking)
 };
 
+/// What a MinibatchSampler does with the columns left over when N is not a multiple of the batch
+/// size.
+enum class LastBatch {
+  drop,  ///< skipped: every batch has batch_size columns, an epoch is ⌊N / batch_size⌋ batches
+  keep,  ///< a shorter last batch: an epoch is ⌈N / batch_size⌉ batches, every column once
+};
+
 /// Draws minibatches of `batch_size` columns without replacement: each epoch is a fresh random
-/// permutation of the N columns, cut into ⌊N / batch_size⌋ batches (the remainder of an epoch is
-/// skipped, so every step sees a batch of the same size; with reshuffling no sample is left out
-/// for good). A batch size above N is reduced to N.
+/// permutation of the N columns, cut into batches in order. With LastBatch::drop (the default) the
+/// remainder of an epoch is skipped, so every step sees a batch of the same size (with reshuffling
+/// no sample is left out for good); with LastBatch::keep the last batch of an epoch holds the
+/// remainder, so an epoch takes every column exactly once. Both draw the same permutations from a
+/// seed. A batch size above N is reduced to N.
 class MinibatchSampler {
  public:
-  MinibatchSampler(Index num_samples, Index batch_size, std::uint64_t seed) : rng_(seed) {
+  MinibatchSampler(Index num_samples, Index batch_size, std::uint64_t seed, LastBatch last = LastBatch::drop)
+      : rng_(seed), last_(last) {
     constexpr std::string_view function = "MinibatchSampler";
     detail::check_positive(function, "number of samples", num_samples);
     detail::check_positive(function, "batch_size", batch_size);
@@ -120,15 +130,25 @@ class MinibatchSampler {
   /// Epochs started so far (1 after the first batch).
   [[nodiscard]] Index epoch() const { return epoch_; }
 
+  [[nodiscard]] LastBatch last_batch() const { return last_; }
+  /// Batches per epoch: ⌊N / batch_size⌋ (LastBatch::drop) or ⌈N / batch_size⌉ (LastBatch::keep).
+  [[nodiscard]] Index batches_per_epoch() const {
+    const Index n = num_samples();
+    return last_ == LastBatch::drop ? n / batch_size_ : (n + batch_size_ - 1) / batch_size_;
+  }
+
   /// The column indices of the next batch.
   std::span<const Index> next_indices() {
-    if (next_ + std::size_t(batch_size_) > order_.size()) {
+    const bool epoch_done =
+        last_ == LastBatch::drop ? next_ + std::size_t(batch_size_) > order_.size() : next_ >= order_.size();
+    if (epoch_done) {
       detail::shuffle(order_, rng_);
       next_ = 0;
       ++epoch_;
     }
-    const std::span<const Index> batch(order_.data() + next_, std::size_t(batch_size_));
-    next_ += std::size_t(batch_size_);
+    const std::size_t size = std::min(std::size_t(batch_size_), order_.size() - next_);
+    const std::span<const Index> batch(order_.data() + next_, size);
+    next_ += size;
     return batch;
   }
 
@@ -187,6 +207,7 @@ class MinibatchSampler {
 
  private:
   Rng rng_;
+  LastBatch last_ = LastBatch::drop;
   Index batch_size_ = 1;
   std::vector<Index> order_;
   std::size_t next_ = 0;

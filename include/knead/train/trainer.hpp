@@ -5,11 +5,18 @@
 /// a progress line on stderr, a per-step callback, and checkpoints every N steps from which a run
 /// resumes bit for bit (see knead/train/checkpoint.hpp).
 ///
+/// A run counts steps (TrainerOptions::epochs = 0: max_steps updates on batches of batch_size,
+/// validation every validation_every steps) or epochs (epochs > 0: that many passes over every
+/// training column, ⌈N / batch_size⌉ steps each with a shorter last batch, a fresh shuffle per
+/// epoch; validation before the first epoch, so the initial model is a candidate for the best, and
+/// after each epoch; patience counts epochs).
+///
 /// A conditional flow p(x | c) trains on (x, c) pairs: fit_with_context(data, context) with one
 /// context column per data column; every batch takes the same columns of both. A model with an
 /// initialize(batch) hook (TransformedDistribution) is initialised on the first batch of a run, once, unless
 /// it reports initialized().
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -32,6 +39,7 @@
 #include "knead/optim/clip.hpp"
 #include "knead/optim/optimizer.hpp"
 #include "knead/train/checkpoint.hpp"
+#include "knead/train/evaluate.hpp"
 #include "knead/train/minibatch.hpp"
 
 namespace knead {
@@ -72,7 +80,7 @@ concept ConditionalTrainableModel = HasScalar<M> && HasDim<M> && HasParameterSpa
   m.set_training(true);
 };
 
-enum class StopReason { max_steps, early_stopping, callback };
+enum class StopReason { max_steps, early_stopping, callback, epochs };
 
 [[nodiscard]] inline std::string_view to_string(StopReason r) {
   switch (r) {
@@ -82,6 +90,8 @@ enum class StopReason { max_steps, early_stopping, callback };
       return "early stopping";
     case StopReason::callback:
       return "stopped by callback";
+    case StopReason::epochs:
+      return "epochs";
   }
   return "unknown";
 }
@@ -98,28 +108,50 @@ struct StepInfo {
   double learning_rate = 0;              ///< the one this update used
   std::optional<double> validation_nll;  ///< set when validation ran at this step
   std::optional<double> best_validation_nll;
-  Index best_step = 0;  ///< step of best_validation_nll (0: none yet)
+  Index best_step = 0;  ///< step of best_validation_nll (0: none yet, or the initial model)
+  /// The epoch this step belongs to (1 for the first), its place in that epoch (1 to
+  /// steps_per_epoch) and the steps per epoch: ⌈N / B⌉ in epoch mode, ⌊N / B⌋ in step mode (which
+  /// skips an epoch's last partial batch).
+  Index epoch = 0;
+  Index step_in_epoch = 0;
+  Index steps_per_epoch = 0;
 };
 
 struct ValidationRecord {
-  Index step = 0;
+  Index step = 0;  ///< 0: the initial model (epoch mode)
   double nll = 0;  ///< mean validation NLL with the parameters after this step
+};
+
+/// One finished epoch of an epoch-mode run.
+struct EpochRecord {
+  Index epoch = 0;  ///< 1 for the first
+  Index step = 0;   ///< its last step
+  /// Mean NLL of the epoch's training columns, each at the parameters of the step that used it:
+  /// Σ_k loss_k · |batch_k| / N over the epoch's steps k.
+  double mean_train_loss = 0;
+  std::optional<double> validation_nll;  ///< the validation after the epoch (without validation: none)
 };
 
 struct TrainingHistory {
   std::vector<double> train_loss;  ///< train_loss[i] is the batch loss of step i + 1
   std::vector<ValidationRecord> validation;
   Index steps = 0;      ///< updates applied
-  Index best_step = 0;  ///< step with the lowest validation NLL (0 without validation)
-  std::optional<double> best_validation_nll;
-  bool restored_best = false;  ///< the final parameters were copied back from best_step
+  Index best_step = 0;  ///< step with the lowest validation NLL (0 without validation, or the initial model)
+  std::optional<double> best_validation_nll;  ///< set once a validation ran
+  bool restored_best = false;                 ///< the final parameters were copied back from best_step
+  std::vector<EpochRecord> epochs;            ///< epoch mode: one record per finished epoch
   double seconds = 0;
   StopReason stop_reason = StopReason::max_steps;
 };
 
 struct TrainerOptions {
   Index batch_size = 256;  ///< reduced to N if larger
-  Index max_steps = 1000;
+  Index max_steps = 1000;  ///< the run's updates when epochs is 0
+  /// 0: count steps (max_steps). > 0: this many passes over every training column, ⌈N / batch_size⌉
+  /// steps each (the last batch of an epoch holds the remainder), validating before the first
+  /// epoch and after each; max_steps and validation_every are then unused and patience counts
+  /// epochs.
+  Index epochs = 0;
   std::uint64_t seed = 0;  ///< batches and the validation split
   /// fit(data) holds out this fraction of the columns for validation (0: none); fit(train,
   /// validation) ignores it.
@@ -127,7 +159,8 @@ struct TrainerOptions {
   Index validation_every = 100;  ///< steps between validation evaluations (also at the last step)
   Index patience = 0;            ///< stop after this many evaluations without improvement (0: never)
   double min_improvement = 0.0;  ///< an evaluation improves if it beats the best by more than this
-  bool restore_best = true;      ///< end with the parameters of the best validation step
+  /// End with the parameters of the best validation step (in epoch mode possibly the initial ones).
+  bool restore_best = true;
   std::optional<double> max_gradient_norm = std::nullopt;  ///< clip the global gradient norm to this
   std::ostream* progress = &std::cerr;                     ///< progress lines go here; nullptr silences them
   Index progress_every = 100;
@@ -203,8 +236,9 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
     return run(train, &validation, &checkpoint, path);
   }
 
-  /// Mean NLL of `data` in evaluation mode (BatchNorm uses its running statistics), in chunks of
-  /// validation_batch_size columns. The model's training mode is restored afterwards.
+  /// Mean NLL of `data` in evaluation mode (BatchNorm uses its running statistics) under NoGrad, in
+  /// chunks of validation_batch_size columns (as log_prob_rows). The model's training mode is
+  /// restored afterwards.
   double evaluate(MatrixCRef<T> data) requires TrainableModel<Model> {
     detail::check_data<T>("Trainer::evaluate", "data", data, model_.dim());
     return mean_nll(data);
@@ -272,28 +306,8 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
     }
   }
 
-  /// Sets the model's training mode and puts back the previous one (or `restore`, for a resumed
-  /// run: the mode before the run that wrote the checkpoint) on scope exit, also when an exception
-  /// leaves, for models that report their mode.
-  class ModeGuard {
-   public:
-    ModeGuard(Model& m, bool on, std::optional<bool> restore = std::nullopt)
-        : m_(m), previous_(restore.value_or(mode(m))) {
-      m_.set_training(on);
-    }
-    ~ModeGuard() { m_.set_training(previous_); }
-    ModeGuard(const ModeGuard&) = delete;
-    ModeGuard& operator=(const ModeGuard&) = delete;
-    [[nodiscard]] bool previous() const { return previous_; }
-
-   private:
-    static bool mode(const Model& m) {
-      if constexpr (HasTrainingMode<Model>) return m.training();
-      return true;  // no way to ask: assume training, the default of every layer
-    }
-    Model& m_;
-    bool previous_;
-  };
+  /// Evaluation mode for validation, training mode for the run (see detail::ModeGuard).
+  using ModeGuard = detail::ModeGuard<Model>;
 
   TrainingHistory run(MatrixCRef<T> train, const MatrixCRef<T>* validation,
                       const TrainingCheckpoint<T>* checkpoint = nullptr,
@@ -302,11 +316,19 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
     const auto start = Clock::now();
     check_parameter_count("Trainer::fit");
     // the batches draw from their own stream, independent of the split's
-    MinibatchSampler sampler(train.cols(), options_.batch_size, options_.seed ^ 0x9E3779B97F4A7C15ULL);
+    const bool by_epoch = options_.epochs > 0;
+    MinibatchSampler sampler(train.cols(), options_.batch_size, options_.seed ^ 0x9E3779B97F4A7C15ULL,
+                             by_epoch ? LastBatch::keep : LastBatch::drop);
+    const Index steps_per_epoch = sampler.batches_per_epoch();
+    if (by_epoch && options_.epochs > std::numeric_limits<Index>::max() / steps_per_epoch)
+      detail::fail("Trainer::fit", "epochs is ", options_.epochs, ": with ", steps_per_epoch,
+                   " steps per epoch the step count overflows");
+    const Index total_steps = by_epoch ? options_.epochs * steps_per_epoch : options_.max_steps;
     const auto n = std::size_t(optimizer_.num_parameters());
     std::vector<T> before(n), best(n);
     Matrix<T> batch, context_batch;
     TrainingHistory h;
+    if (by_epoch) h.stop_reason = StopReason::epochs;
     double best_nll = std::numeric_limits<double>::infinity();
     Index evaluations_without_improvement = 0;
     double progress_loss_sum = 0;
@@ -321,10 +343,13 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
       h.steps = c.step;
       h.best_step = c.best_step;
       h.best_validation_nll = c.best_validation_nll;
-      if (c.best_step > 0) {
+      if (c.best_validation_nll) {
         best_nll = *c.best_validation_nll;
         best = c.best_parameters;
       }
+      if (by_epoch)
+        for (Index e = 1; e * steps_per_epoch <= h.steps; ++e)
+          h.epochs.push_back(epoch_record(h, e, steps_per_epoch, train.cols()));
       evaluations_without_improvement = c.evaluations_without_improvement;
       seconds_before = c.seconds;
     }
@@ -352,13 +377,39 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
                           "start of step ",
                           restored_step, ", the last that evaluated finitely"));
     };
-    for (Index step = h.steps + 1; step <= options_.max_steps && !patience_ran_out; ++step) {
+    // Validates the parameters after `step` updates (0: the initial model) and keeps the best.
+    const auto validate = [&](Index step) {
+      double nll = 0;
+      try {
+        nll = mean_nll(*validation, contexts.validation);
+      } catch (const std::invalid_argument& e) {
+        if (!updated) throw;
+        diverged(step, step, "validation pass", e.what());
+      }
+      if (std::isfinite(nll)) finitely_validated_step = step;
+      h.validation.push_back({step, nll});
+      if (nll < best_nll - options_.min_improvement) {  // a NaN NLL never improves
+        best_nll = nll;
+        h.best_step = step;
+        h.best_validation_nll = nll;
+        std::ranges::copy(model_.parameters(), best.begin());
+        evaluations_without_improvement = 0;
+      } else {
+        ++evaluations_without_improvement;
+      }
+      return nll;
+    };
+    // epoch mode validates the initial model too (after a data-dependent initialisation, which
+    // the first batch triggers): it is the first candidate for the best
+    const bool validates_initial = by_epoch && validation != nullptr && checkpoint == nullptr;
+    for (Index step = h.steps + 1; step <= total_steps && !patience_ran_out; ++step) {
       double loss = 0;
       try {
         if (contexts.train == nullptr) {
           if constexpr (TrainableModel<Model>) {
             sampler.next<T>(train, batch);
             if (step == 1 && checkpoint == nullptr) initialize_once(batch);
+            if (step == 1 && validates_initial) validate(0);
             model_.zero_gradients();
             loss = static_cast<double>(model_.mean_nll_and_backward(batch));
           }
@@ -368,6 +419,7 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
             detail::gather_columns<T>(train, columns, batch);
             detail::gather_columns<T>(*contexts.train, columns, context_batch);
             if (step == 1 && checkpoint == nullptr) initialize_once(batch, context_batch);
+            if (step == 1 && validates_initial) validate(0);
             model_.zero_gradients();
             loss = static_cast<double>(model_.mean_nll_and_backward(batch, context_batch));
           }
@@ -402,27 +454,17 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
       progress_loss_sum += loss;
       ++progress_loss_count;
 
-      StepInfo info{step, options_.max_steps, loss, norm, lr, std::nullopt, std::nullopt, h.best_step};
-      if (validation != nullptr && (step % options_.validation_every == 0 || step == options_.max_steps)) {
-        double nll = 0;
-        try {
-          nll = mean_nll(*validation, contexts.validation);
-        } catch (const std::invalid_argument& e) {
-          diverged(step, step, "validation pass", e.what());
-        }
-        if (std::isfinite(nll)) finitely_validated_step = step;
-        h.validation.push_back({step, nll});
-        info.validation_nll = nll;
-        if (nll < best_nll - options_.min_improvement) {  // a NaN NLL never improves
-          best_nll = nll;
-          h.best_step = step;
-          h.best_validation_nll = nll;
-          std::ranges::copy(params, best.begin());
-          evaluations_without_improvement = 0;
-        } else {
-          ++evaluations_without_improvement;
-        }
-      }
+      StepInfo info{step, total_steps, loss, norm, lr, std::nullopt, std::nullopt, h.best_step};
+      info.epoch = (step - 1) / steps_per_epoch + 1;
+      info.step_in_epoch = (step - 1) % steps_per_epoch + 1;
+      info.steps_per_epoch = steps_per_epoch;
+      const bool validates =
+          validation != nullptr &&
+          (by_epoch ? step % steps_per_epoch == 0
+                    : (step % options_.validation_every == 0 || step == options_.max_steps));
+      if (validates) info.validation_nll = validate(step);
+      if (by_epoch && step % steps_per_epoch == 0)
+        h.epochs.push_back(epoch_record(h, info.epoch, steps_per_epoch, train.cols()));
       info.best_validation_nll = h.best_validation_nll;
       info.best_step = h.best_step;
 
@@ -431,8 +473,9 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
                                  validation ? validation->cols() : 0, elapsed(), training_mode.previous()),
                         options_.checkpoint_path, options_.checkpoint_write);
 
-      const bool last = step == options_.max_steps;
-      if (options_.progress != nullptr && (step % options_.progress_every == 0 || last)) {
+      const bool last = step == total_steps;
+      const bool epoch_end = by_epoch && step % steps_per_epoch == 0;
+      if (options_.progress != nullptr && (step % options_.progress_every == 0 || last || epoch_end)) {
         print_progress(info, progress_loss_sum / double(progress_loss_count), h,
                        step - (checkpoint ? checkpoint->step : 0), seconds_since(start));
         progress_loss_sum = 0;
@@ -448,7 +491,7 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
       }
     }
 
-    const bool restores_best = options_.restore_best && h.best_step > 0 && h.best_step != h.steps;
+    const bool restores_best = options_.restore_best && h.best_validation_nll && h.best_step != h.steps;
     if (updated && !restores_best && finitely_validated_step != h.steps) {
       // The last update is checked as the others were (unless the validation at the last step
       // did): its parameters must evaluate the last batch finitely, or the model would be handed
@@ -498,7 +541,8 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
     }
     c.best_step = h.best_step;
     c.best_validation_nll = h.best_validation_nll;
-    if (h.best_step > 0) c.best_parameters = best;
+    if (h.best_validation_nll) c.best_parameters = best;
+    c.epochs = options_.epochs;
     c.evaluations_without_improvement = without_improvement;
     c.seconds = seconds;
     c.training = mode_before_run;
@@ -535,6 +579,9 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
                sampler.batch_size());
     if (c.seed != options_.seed)
       mismatch("was written with seed ", c.seed, ", the options have ", options_.seed);
+    if (c.epochs != options_.epochs)
+      mismatch("was written with epochs = ", c.epochs, " (0: a run counting steps), the options have ",
+               options_.epochs);
     std::optional<Model> with_state;  // the model with the checkpoint's state, swapped in at the end
     if constexpr (has_flow_state) {
       if (!c.model_state.architecture.empty()) {
@@ -565,21 +612,33 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
     std::ranges::copy(c.parameters, model_.parameters().begin());
   }
 
+  /// Mean of −log p over the columns of `data`, summed in column order (see visit_log_prob_chunks).
   double mean_nll(MatrixCRef<T> data, const MatrixCRef<T>* context = nullptr) {
-    const ModeGuard evaluation_mode(model_, false);
-    const NoGrad no_grad;  // nothing to differentiate: networks keep no activations
     double sum = 0;
-    for (Index j = 0; j < data.cols(); j += options_.validation_batch_size) {
-      const Index c = std::min(options_.validation_batch_size, data.cols() - j);
-      if (context == nullptr) {
-        if constexpr (TrainableModel<Model>) model_.log_prob(data.middleCols(j, c), log_prob_);
-      } else {
-        if constexpr (ConditionalTrainableModel<Model>)
-          model_.log_prob(data.middleCols(j, c), context->middleCols(j, c), log_prob_);
-      }
-      for (Index k = 0; k < c; ++k) sum -= static_cast<double>(log_prob_(k));
-    }
+    detail::visit_log_prob_chunks(model_, data, context, options_.validation_batch_size, log_prob_,
+                                  [&](Index, const RowVector<T>& log_prob) {
+                                    for (Index k = 0; k < log_prob.size(); ++k)
+                                      sum -= static_cast<double>(log_prob(k));
+                                  });
     return sum / double(data.cols());
+  }
+
+  /// The record of epoch `e` (1-based) from the history's batch losses: every batch holds
+  /// batch_size columns but the epoch's last, which holds the rest.
+  EpochRecord epoch_record(const TrainingHistory& h, Index e, Index steps_per_epoch, Index samples) const {
+    const Index batch = std::min(options_.batch_size, samples);
+    EpochRecord r;
+    r.epoch = e;
+    r.step = e * steps_per_epoch;
+    double sum = 0;
+    for (Index k = 0; k < steps_per_epoch; ++k) {
+      const Index size = k + 1 < steps_per_epoch ? batch : samples - (steps_per_epoch - 1) * batch;
+      sum += h.train_loss[std::size_t((e - 1) * steps_per_epoch + k)] * double(size);
+    }
+    r.mean_train_loss = sum / double(samples);
+    const auto v = std::ranges::find(h.validation, r.step, &ValidationRecord::step);
+    if (v != h.validation.end()) r.validation_nll = v->nll;
+    return r;
   }
 
   template <class... Parts>
@@ -595,6 +654,8 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
     const TrainerOptions& o = options_;
     detail::check_positive(function, "batch_size", o.batch_size);
     detail::check_positive(function, "max_steps", o.max_steps);
+    if (o.epochs < 0)
+      detail::fail(function, "epochs must be non-negative (0: count max_steps), got ", o.epochs);
     detail::check_positive(function, "validation_every", o.validation_every);
     detail::check_positive(function, "progress_every", o.progress_every);
     detail::check_positive(function, "validation_batch_size", o.validation_batch_size);
@@ -642,6 +703,7 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
     std::ostringstream line;
     line.setf(std::ios::fixed);
     line.precision(4);
+    if (options_.epochs > 0) line << "epoch " << info.epoch << "/" << options_.epochs << "  ";
     line << "step " << info.step << "/" << info.max_steps << "  train NLL " << mean_train_loss;
     if (!h.validation.empty()) {
       line << "  val NLL " << h.validation.back().nll;
@@ -659,8 +721,9 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
     std::ostringstream line;
     line.setf(std::ios::fixed);
     line.precision(4);
-    line << "training stopped after " << h.steps << " steps (" << to_string(h.stop_reason) << ") in "
-         << duration(h.seconds);
+    line << "training stopped after " << h.steps << " steps";
+    if (options_.epochs > 0) line << ", " << h.epochs.size() << " epochs";
+    line << " (" << to_string(h.stop_reason) << ") in " << duration(h.seconds);
     if (h.best_validation_nll)
       line << "; best val NLL " << *h.best_validation_nll << " at step " << h.best_step
            << (h.restored_best ? ", parameters restored" : "");
