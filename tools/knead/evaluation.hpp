@@ -1,93 +1,59 @@
 #pragma once
 /// @file
-/// Per-row log densities of a table under a model, and their summary: mean NLL with its standard
-/// error, bits per dimension, the median and the worst rows.
+/// Scores of a table under a model: per-row log densities (knead::log_prob_rows, in chunks under
+/// NoGrad) summarised as the mean NLL with its standard error, bits per dimension, the median and
+/// the worst rows (knead::summarize_log_prob), for the terminal and for JSON.
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <numeric>
 #include <string>
-#include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "knead/core/no_grad.hpp"
 #include "knead/io/file.hpp"
+#include "knead/train/evaluate.hpp"
 
 namespace knead_cli {
 
-/// log p(x_j) for every column of `x` (data units, as double), in chunks under NoGrad, so memory
-/// stays bounded by the chunk whatever the number of rows.
+/// log p(x_j) of every column of `x` (data units) under `flow`, as double.
 template <class Flow>
-std::vector<double> log_prob_rows(Flow& flow, const knead::Matrix<double>& x, knead::Index chunk = 16384) {
+knead::RowVector<double> log_prob_of(Flow& flow, const knead::Matrix<double>& x) {
   using T = typename Flow::Scalar;
-  const knead::NoGrad no_grad;
-  std::vector<double> out(std::size_t(x.cols()));
-  knead::Matrix<T> part;
-  knead::RowVector<T> log_prob;
-  for (knead::Index j = 0; j < x.cols(); j += chunk) {
-    const knead::Index c = std::min(chunk, x.cols() - j);
-    part = x.middleCols(j, c).cast<T>();
-    flow.log_prob(part, log_prob);
-    for (knead::Index k = 0; k < c; ++k) out[std::size_t(j + k)] = double(log_prob(k));
-  }
-  return out;
+  const knead::Matrix<T> data = x.cast<T>();
+  return knead::log_prob_rows(flow, data);
 }
 
-struct Summary {
-  std::size_t count = 0;
-  double mean_nll = 0;
-  double standard_error = 0;  ///< sample standard deviation of −log p over √n
-  double median_nll = 0;
-  std::vector<std::pair<std::size_t, double>> worst;  ///< (row from 0, −log p), highest NLL first
-};
-
-inline Summary summarize(const std::vector<double>& log_prob, std::size_t worst = 5) {
-  Summary s;
-  s.count = log_prob.size();
-  if (s.count == 0) return s;
-  double sum = 0;
-  for (double v : log_prob) sum -= v;
-  s.mean_nll = sum / double(s.count);
-  double squares = 0;
-  for (double v : log_prob) squares += (-v - s.mean_nll) * (-v - s.mean_nll);
-  s.standard_error = s.count > 1 ? std::sqrt(squares / double(s.count - 1) / double(s.count)) : 0.0;
-  std::vector<std::size_t> order(s.count);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    return log_prob[a] < log_prob[b] || (log_prob[a] == log_prob[b] && a < b);
-  });
-  const std::size_t half = s.count / 2;
-  s.median_nll =
-      s.count % 2 ? -log_prob[order[half]] : -(log_prob[order[half - 1]] + log_prob[order[half]]) / 2;
-  for (std::size_t k = 0; k < std::min(worst, s.count); ++k)
-    s.worst.emplace_back(order[k], -log_prob[order[k]]);
-  return s;
+template <class Flow>
+knead::LogProbSummary summarize(Flow& flow, const knead::Matrix<double>& x) {
+  return knead::summarize_log_prob(log_prob_of(flow, x), 5);
 }
 
-/// "1.2345 ± 0.0067 nats (1.78 bits/dim; n = 1000; median 1.10; worst row 17: 9.31)"; rows count from 1.
-inline std::string format_summary(const Summary& s, knead::Index dim) {
+inline double bits_per_dim(double nll, knead::Index dim) { return nll / (double(dim) * std::log(2.0)); }
+
+/// "1.2345 ± 0.0067 nats (1.7810 bits/dim; n = 1000; median 1.1000; worst row 17: 9.3100)"; rows
+/// count from 1, as in the file.
+inline std::string format_summary(const knead::LogProbSummary& s, knead::Index dim) {
   char text[256];
-  std::snprintf(text, sizeof text, "%.4f ± %.4f nats (%.4f bits/dim; n = %zu; median %.4f", s.mean_nll,
-                s.standard_error, s.mean_nll / (double(dim) * std::log(2.0)), s.count, s.median_nll);
+  std::snprintf(text, sizeof text, "%.4f ± %.4f nats (%.4f bits/dim; n = %ld; median %.4f", s.mean_nll,
+                s.standard_error, bits_per_dim(s.mean_nll, dim), long(s.count), s.median_nll);
   std::string out = text;
-  if (!s.worst.empty()) {
-    std::snprintf(text, sizeof text, "; worst row %zu: %.4f", s.worst.front().first + 1,
-                  s.worst.front().second);
+  if (!s.worst_rows.empty()) {
+    std::snprintf(text, sizeof text, "; worst row %ld: %.4f", long(s.worst_rows.front()) + 1,
+                  -s.worst_log_prob.front());
     out += text;
   }
   return out + ")";
 }
 
-inline nlohmann::ordered_json summary_json(const Summary& s, knead::Index dim) {
+inline nlohmann::ordered_json summary_json(const knead::LogProbSummary& s, knead::Index dim) {
   nlohmann::ordered_json j{{"rows", s.count},
                            {"mean_nll", s.mean_nll},
                            {"standard_error", s.standard_error},
-                           {"bits_per_dim", s.mean_nll / (double(dim) * std::log(2.0))},
+                           {"bits_per_dim", bits_per_dim(s.mean_nll, dim)},
                            {"median_nll", s.median_nll}};
   nlohmann::ordered_json worst = nlohmann::ordered_json::array();
-  for (const auto& [row, nll] : s.worst) worst.push_back({{"row", row + 1}, {"nll", nll}});
+  for (std::size_t k = 0; k < s.worst_rows.size(); ++k)
+    worst.push_back({{"row", s.worst_rows[k] + 1}, {"nll", -s.worst_log_prob[k]}});
   j["worst_rows"] = worst;
   return j;
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -19,6 +20,7 @@
 #include "knead/train/minibatch.hpp"
 #include "knead/train/trainer.hpp"
 #include "model_file.hpp"
+#include "progress.hpp"
 #include "table.hpp"
 
 namespace knead_cli {
@@ -33,7 +35,9 @@ struct FitOptions {
   double weight_decay = 0.0;
   std::string schedule = "cosine";  ///< "cosine" (to 2 % of lr) or "constant"
   Index epochs = 100;
-  Index patience = 10;  ///< epochs without improvement before stopping (0: never)
+  Index patience = 10;         ///< epochs without improvement before stopping (0: never)
+  Index checkpoint_every = 0;  ///< epochs between checkpoints written to OUTPUT.checkpoint (0: never)
+  std::string resume;          ///< a checkpoint of the same command to continue from
   double validation_fraction = 0.1;
   std::uint64_t seed = 0;
   int threads = 1;
@@ -126,14 +130,24 @@ int fit(const FitOptions& o) {
   const Index total_steps = steps_per_epoch * o.epochs;
   knead::TrainerOptions options;
   options.batch_size = batch;
-  options.max_steps = total_steps;
+  options.epochs = o.epochs;
   options.seed = o.seed;
-  options.validation_every = steps_per_epoch;
   options.patience = o.patience;
   options.max_gradient_norm = 100.0;
-  options.progress = o.quiet ? nullptr : &std::cerr;
-  options.progress_every = steps_per_epoch;
-  options.on_step = [](const knead::StepInfo&) {
+  options.progress = nullptr;
+  if (o.checkpoint_every > 0 || !o.resume.empty()) {
+    options.checkpoint_every = std::max<Index>(o.checkpoint_every, 1) * steps_per_epoch;
+    options.checkpoint_path = o.output + ".checkpoint";
+  }
+  Progress progress(o.quiet ? nullptr : stderr, Progress::is_terminal(stderr), o.epochs, train.cols());
+  // KNEAD_TEST_INTERRUPT_AT_STEP=k raises SIGINT after step k: the tests' way to interrupt a run at a
+  // known step, through the same handler as Ctrl-C.
+  const char* interrupt_at = std::getenv("KNEAD_TEST_INTERRUPT_AT_STEP");
+  const Index interrupt_step = interrupt_at != nullptr ? Index(std::atol(interrupt_at)) : -1;
+  options.on_step = [&](const knead::StepInfo& s) {
+    progress.step(
+        s, s.step_in_epoch < s.steps_per_epoch ? batch : train.cols() - (s.steps_per_epoch - 1) * batch);
+    if (s.step == interrupt_step) std::raise(SIGINT);
     return interrupted ? knead::StepAction::stop : knead::StepAction::proceed;
   };
   knead::AdamOptions adam;
@@ -144,16 +158,17 @@ int fit(const FitOptions& o) {
   if (flow.num_parameters() > 0) {
     knead::Trainer trainer(flow, knead::Adam<T>(flow.num_parameters(), adam), options);
     const auto previous = std::signal(SIGINT, [](int) { interrupted = 1; });
-    history = trainer.fit(train, validation);
+    history = o.resume.empty() ? trainer.fit(train, validation) : trainer.resume(o.resume, train, validation);
     std::signal(SIGINT, previous);
+    progress.finish();
   }
   flow.set_training(false);
 
   Flow model = data_unit_flow<T>(flow.bijector(), pre);
   model.set_training(false);
-  const Summary val = summarize(log_prob_rows(model, d.validation.data));
-  std::optional<Summary> test;
-  if (d.test) test = summarize(log_prob_rows(model, d.test->data));
+  const knead::LogProbSummary val = summarize(model, d.validation.data);
+  std::optional<knead::LogProbSummary> test;
+  if (d.test) test = summarize(model, d.test->data);
 
   ModelRecord record;
   record.columns = d.train.names;
@@ -171,9 +186,9 @@ int fit(const FitOptions& o) {
       {"lr", o.lr},
       {"schedule", o.schedule},
       {"epochs_asked", o.epochs},
-      {"epochs_run", double(history.steps) / double(steps_per_epoch)},
+      {"epochs_run", history.epochs.size()},
       {"steps", history.steps},
-      {"best_step", history.best_step},
+      {"best_epoch", history.best_step / steps_per_epoch},
       {"validation_nll", val.mean_nll},
       {"interrupted", interrupted != 0},
       {"seed", o.seed},
@@ -188,7 +203,13 @@ int fit(const FitOptions& o) {
     Json s = record.to_json();
     s["validation"] = summary_json(val, dim);
     if (test) s["test"] = summary_json(*test, dim);
-    s["train_loss"] = history.train_loss;
+    // per epoch, in the flow's (standardised) units: the mean training NLL and the validation NLL
+    Json epochs = Json::array();
+    for (const knead::EpochRecord& e : history.epochs)
+      epochs.push_back({{"epoch", e.epoch},
+                        {"train_nll", e.mean_train_loss},
+                        {"validation_nll", e.validation_nll ? Json(*e.validation_nll) : Json()}});
+    s["epochs"] = epochs;
     write_text(o.summary, s.dump(2) + "\n");
   }
   return interrupted ? 130 : 0;

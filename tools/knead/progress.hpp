@@ -56,12 +56,14 @@ class Progress {
     std::string line = "epoch " + std::to_string(s.epoch) + "/" + std::to_string(epochs_);
     if (terminal_) {
       constexpr int width = 20;
-      const int filled = int(double(width) * double(s.step_in_epoch) / double(std::max<Index>(s.steps_per_epoch, 1)));
-      line += " [" + std::string(std::size_t(filled), '#') + std::string(std::size_t(width - filled), '.') + "]";
+      const int filled =
+          int(double(width) * double(s.step_in_epoch) / double(std::max<Index>(s.steps_per_epoch, 1)));
+      line +=
+          " [" + std::string(std::size_t(filled), '#') + std::string(std::size_t(width - filled), '.') + "]";
     }
     char text[256];
-    std::snprintf(text, sizeof text, " step %ld/%ld  train %.4f", long(s.step_in_epoch), long(s.steps_per_epoch),
-                  epoch_rows_ > 0 ? epoch_loss_ / double(epoch_rows_) : 0.0);
+    std::snprintf(text, sizeof text, " step %ld/%ld  train %.4f", long(s.step_in_epoch),
+                  long(s.steps_per_epoch), epoch_rows_ > 0 ? epoch_loss_ / double(epoch_rows_) : 0.0);
     line += text;
     if (validation_) {
       std::snprintf(text, sizeof text, "  val %.4f", *validation_);

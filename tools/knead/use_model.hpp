@@ -67,14 +67,12 @@ int log_prob(const LogProbOptions& o, const ModelFile& m) {
   knead::set_num_threads(o.threads);
   auto flow = m.flow<T>();
   const Table table = read_columns(o.data, m.record.columns, o.read);
-  const std::vector<double> rows = log_prob_rows(flow, table.data);
-  knead::Matrix<double> values(1, table.rows());
-  for (Index j = 0; j < table.rows(); ++j) values(0, j) = rows[std::size_t(j)];
+  const knead::RowVector<double> rows = log_prob_of(flow, table.data);
   if (is_npy(o.output))
-    knead::data::write_npy(o.output, knead::RowVector<double>(values.row(0)));  // shape (N,)
+    knead::data::write_npy(o.output, rows);  // shape (N,)
   else
-    write_csv(o.output, {"log_prob"}, values, std::is_same_v<T, float> ? 9 : 17);
-  const Summary s = summarize(rows);
+    write_csv(o.output, {"log_prob"}, rows, std::is_same_v<T, float> ? 9 : 17);
+  const knead::LogProbSummary s = knead::summarize_log_prob(rows, 5);
   std::cerr << "NLL " << format_summary(s, table.dim()) << '\n';
   if (!o.summary.empty()) write_text(o.summary, summary_json(s, table.dim()).dump(2) + "\n");
   return 0;
