@@ -142,6 +142,9 @@ struct PackedGemm {
 #if KNEAD_HAS_AVX512_SGEMM
       if (kernel == KernelPath::avx512) return Avx512Sgemm::pack_lhs(packed, a, lda, rows, depth, transposed);
 #endif
+#if KNEAD_HAS_X86_KERNELS
+      if (kernel == KernelPath::avx2) return Avx2Sgemm::pack_lhs(packed, a, lda, rows, depth, transposed);
+#endif
       if (kernel != KernelPath::portable)
         return PanelLayout::pack_lhs(packed, a, lda, rows, depth, transposed);
     }
