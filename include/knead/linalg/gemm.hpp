@@ -119,6 +119,14 @@ struct PackedGemm {
   /// Columns of the kernel's panels of B: pack_rhs() of columns [c0, c1) with c0 a multiple of it
   /// (and c1 one, or the end) lands where packing all the columns would put them.
   static Index nr(KernelPath kernel) { return knead_kernel(kernel) ? PanelLayout::nr : Index(Traits::nr); }
+  /// Whether multiply() is given a stored A (a gradient, multiplied once) where it is, not packed
+  /// first: on knead's AVX-512 kernel, whose tiles read 64 contiguous rows (256 bytes) of A per step
+  /// of k. The AVX2 kernel's tiles read 16 rows (one 64-byte line) per step of k, a column of A
+  /// apart; on a 512 × 512 × 512 product after a cache sweep they reach 48–65 GFLOP/s so, and 84–85
+  /// with A packed first, the packing included (bench/README.md, "Figures on AVX2").
+  [[nodiscard]] static bool reads_lhs_stored(KernelPath kernel) {
+    return PackedGemm::kernel(kernel) == KernelPath::avx512;
+  }
   /// Entries pack_lhs() may write for a rows × depth block, any kernel: rows rounded up to 16,
   /// × depth.
   static constexpr Index packed_lhs_size(Index rows, Index depth) {
@@ -133,6 +141,9 @@ struct PackedGemm {
     if constexpr (std::is_same_v<T, float>) {
 #if KNEAD_HAS_AVX512_SGEMM
       if (kernel == KernelPath::avx512) return Avx512Sgemm::pack_lhs(packed, a, lda, rows, depth, transposed);
+#endif
+#if KNEAD_HAS_X86_KERNELS
+      if (kernel == KernelPath::avx2) return Avx2Sgemm::pack_lhs(packed, a, lda, rows, depth, transposed);
 #endif
       if (kernel != KernelPath::portable)
         return PanelLayout::pack_lhs(packed, a, lda, rows, depth, transposed);

@@ -342,7 +342,7 @@ class MaskedLinearPlan {
   void weight_gradient_slice(const T* mask, const T* g, Index ldg, Index depth, const T* x, Index ldx, T* gw,
                              Index ldgw, detail::Share share) const {
     const KernelPath kernel = this->kernel<T>();
-    const bool reads_stored = PackedGemm<T>::knead_kernel(kernel);
+    const bool reads_stored = PackedGemm<T>::reads_lhs_stored(kernel);
     const Index nr = PackedGemm<T>::nr(kernel), mr = PackedGemm<T>::mr(kernel);
     auto& s = KernelScratch<T>::local();
     const double total = double(computed_macs());
@@ -359,7 +359,8 @@ class MaskedLinearPlan {
       const Index c1 = packed ? std::min(in_, (b.col + b.cols + nr - 1) / nr * nr) : b.col + b.cols;
       const RhsView<T> rhs =
           packed ? RhsView<T>::packed(x + c0 * depth, depth) : RhsView<T>::stored(x + c0, ldx, 1);
-      // knead's kernels read g where it is (whole vectors of 16 rows); otherwise it is packed
+      // g is read where it is when the kernel reads a stored A well (reads_lhs_stored(), whole
+      // vectors of 16 rows); otherwise it is packed
       const T* a = g + b.row;
       Index lda = ldg;
       if (!reads_stored || b.rows % 16 != 0) {

@@ -8,7 +8,9 @@
 /// 16 rows with zeros; a panel of h rows holds entry (i, k) at k·h + i. B (depth × cols) is read
 /// where it is stored (RhsView::stored) or packed in panels of 6 columns (the last one narrower),
 /// a panel of w columns holding (k, j) at k·w + j, so that a depth range of B is a plain offset into
-/// every panel. Both kernels read these layouts, so weights packed for one run on the other.
+/// every panel. The AVX-512 kernel reads A in this layout; the AVX2 kernel holds each of these panels
+/// as sub-panels of 16 rows at the same offsets (Avx2Sgemm::pack_lhs), so A is packed for the kernel
+/// that multiplies it. Both read B in this layout.
 
 #include <algorithm>
 
