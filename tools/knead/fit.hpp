@@ -139,7 +139,10 @@ int fit(const FitOptions& o) {
     options.checkpoint_every = std::max<Index>(o.checkpoint_every, 1) * steps_per_epoch;
     options.checkpoint_path = o.output + ".checkpoint";
   }
-  Progress progress(o.quiet ? nullptr : stderr, Progress::is_terminal(stderr), o.epochs, train.cols());
+  double log_scales = 0;  // Σ log σ_i: NLL in data units = NLL in the flow's units + Σ log σ_i
+  for (const double sd : pre.scale) log_scales += std::log(sd);
+  Progress progress(o.quiet ? nullptr : stderr, Progress::is_terminal(stderr), o.epochs, train.cols(),
+                    log_scales);
   // KNEAD_TEST_INTERRUPT_AT_STEP=k raises SIGINT after step k: the tests' way to interrupt a run at a
   // known step, through the same handler as Ctrl-C.
   const char* interrupt_at = std::getenv("KNEAD_TEST_INTERRUPT_AT_STEP");
@@ -188,6 +191,7 @@ int fit(const FitOptions& o) {
       {"epochs_asked", o.epochs},
       {"epochs_run", history.epochs.size()},
       {"steps", history.steps},
+      {"resumed_from", o.resume},
       {"best_epoch", history.best_step / steps_per_epoch},
       {"validation_nll", val.mean_nll},
       {"interrupted", interrupted != 0},

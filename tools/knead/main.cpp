@@ -120,6 +120,13 @@ int main(int argc, char** argv) {
     c->add_option("--seed", o.seed, "seed of the split, the initial weights and the batches")
         ->capture_default_str();
     c->add_option("--threads", o.threads, "threads")->check(CLI::Range(1, 256))->capture_default_str();
+    c->add_option("--checkpoint-every", o.checkpoint_every,
+                  "write the training state to OUTPUT.checkpoint every N epochs (0: never)")
+        ->check(at_least(0, false))
+        ->capture_default_str();
+    c->add_option("--resume", o.resume,
+                  "continue the run saved in this checkpoint (the same command and data; ends as an "
+                  "uninterrupted run would)");
     c->add_option("--summary", o.summary, "write the record and the validation/test scores as JSON");
     c->add_flag("-q,--quiet", o.quiet, "no progress lines");
     add_read_options(c, o.read);

@@ -3,7 +3,8 @@
 /// The progress display of `knead fit`: on a terminal one line redrawn in place (at most ten times a
 /// second and at every epoch's end), piped a plain line per epoch. It shows the epoch and step, the
 /// epoch's mean training NLL so far, the last validation NLL, the best one and its epoch, rows per
-/// second and the time left.
+/// second and the time left. NLLs are shown in data units: the trainer's (in the flow's standardised
+/// units) plus `nll_offset` = Σ log σ_i.
 
 #include <unistd.h>
 
@@ -21,8 +22,14 @@ class Progress {
   using Clock = std::chrono::steady_clock;
 
   /// `out` null: silent. `terminal`: redraw in place.
-  Progress(std::FILE* out, bool terminal, Index epochs, Index rows)
-      : out_(out), terminal_(terminal), epochs_(epochs), rows_(rows), start_(Clock::now()), drawn_(start_) {}
+  Progress(std::FILE* out, bool terminal, Index epochs, Index rows, double nll_offset)
+      : out_(out),
+        terminal_(terminal),
+        epochs_(epochs),
+        rows_(rows),
+        nll_offset_(nll_offset),
+        start_(Clock::now()),
+        drawn_(start_) {}
 
   [[nodiscard]] static bool is_terminal(std::FILE* f) { return f != nullptr && isatty(fileno(f)) == 1; }
 
@@ -66,11 +73,11 @@ class Progress {
                   long(s.steps_per_epoch), epoch_rows_ > 0 ? epoch_loss_ / double(epoch_rows_) : 0.0);
     line += text;
     if (validation_) {
-      std::snprintf(text, sizeof text, "  val %.4f", *validation_);
+      std::snprintf(text, sizeof text, "  val %.4f", *validation_ + nll_offset_);
       line += text;
     }
     if (best_) {
-      std::snprintf(text, sizeof text, "  best %.4f (epoch %ld)", *best_, long(best_epoch_));
+      std::snprintf(text, sizeof text, "  best %.4f (epoch %ld)", *best_ + nll_offset_, long(best_epoch_));
       line += text;
     }
     std::snprintf(text, sizeof text, "  %.0f rows/s  ETA %ld:%02ld", rate, long(left) / 60, long(left) % 60);
@@ -85,6 +92,7 @@ class Progress {
   std::FILE* out_;
   bool terminal_;
   Index epochs_, rows_;
+  double nll_offset_;
   Clock::time_point start_, drawn_;
   double epoch_loss_ = 0;
   Index epoch_rows_ = 0, rows_done_ = 0;
