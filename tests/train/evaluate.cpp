@@ -101,12 +101,7 @@ TEST_CASE("log_prob_rows runs in bounded chunks under NoGrad in evaluation mode 
 }
 
 TEST_CASE("log_prob_rows uses a BatchNorm's running statistics", "[train][evaluate]") {
-  FlowSpec<double> spec;
-  spec.dim = 2;
-  spec.layers = 2;
-  spec.hidden = {4};
-  spec.batch_norm = true;
-  spec.seed = 3;
+  const FlowSpec<double> spec{.dim = 2, .layers = 2, .hidden = {4}, .batch_norm = true, .seed = 3};
   TransformedDistribution flow(StandardNormal<double>(2), make_flow<double>(spec));
   Rng rng(14);
   const Matrix<double> x = test::shifted_normal(2, 9, rng, 2.0);

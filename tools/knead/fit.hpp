@@ -20,13 +20,14 @@
 #include "knead/train/minibatch.hpp"
 #include "knead/train/trainer.hpp"
 #include "model_file.hpp"
+#include "plot/loss_curve.hpp"
 #include "progress.hpp"
 #include "table.hpp"
 
 namespace knead_cli {
 
 struct FitOptions {
-  std::string data, output, validation_file, test_file, columns, summary;
+  std::string data, output, validation_file, test_file, columns, summary, loss_plot;
   std::string flow = "maf", preprocessing = "standardize", precision = "float";
   Index layers = 5;
   std::vector<Index> hidden = {128, 128};
@@ -203,6 +204,15 @@ int fit(const FitOptions& o) {
 
   std::cerr << "validation NLL " << format_summary(val, dim) << '\n';
   if (test) std::cerr << "test NLL " << format_summary(*test, dim) << '\n';
+  if (!o.loss_plot.empty()) {
+    // in data units, as the progress lines: the trainer's NLLs plus Σ log σ_i
+    std::vector<double> train_loss = history.train_loss;
+    for (double& v : train_loss) v += log_scales;
+    std::vector<std::pair<double, double>> validation_curve;
+    for (const knead::ValidationRecord& v : history.validation)
+      validation_curve.emplace_back(double(v.step), v.nll + log_scales);
+    plot::loss_png(o.loss_plot, train_loss, validation_curve, "knead fit " + o.data);
+  }
   if (!o.summary.empty()) {
     Json s = record.to_json();
     s["validation"] = summary_json(val, dim);

@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
                   "continue the run saved in this checkpoint (the same command and data; ends as an "
                   "uninterrupted run would)");
     c->add_option("--summary", o.summary, "write the record and the validation/test scores as JSON");
+    c->add_option("--loss-plot", o.loss_plot, "draw the training and validation NLL against the step (PNG)");
     c->add_flag("-q,--quiet", o.quiet, "no progress lines");
     add_read_options(c, o.read);
   }

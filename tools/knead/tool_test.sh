@@ -49,9 +49,10 @@ close_to() {  # close_to A B TOLERANCE WHAT
 gaussian 4000 1 >"$work/train.csv"
 gaussian 2000 2 >"$work/test.csv"
 "$knead" fit "$work/train.csv" -o "$work/model.safetensors" --layers 3 --hidden 32,32 --epochs 40 --lr 3e-3 \
-  --test "$work/test.csv" --summary "$work/summary.json" --quiet
+  --test "$work/test.csv" --summary "$work/summary.json" --loss-plot "$work/loss.png" --quiet
 [ -s "$work/model.safetensors" ] || fail "fit wrote no model"
 grep -q '"test"' "$work/summary.json" || fail "the summary has no test score"
+[ "$(head -c 4 "$work/loss.png" | od -An -tx1 | tr -d ' \n')" = "89504e47" ] || fail "fit wrote no loss plot"
 
 "$knead" log-prob "$work/model.safetensors" "$work/test.csv" -o "$work/log_prob.csv" 2>"$work/log_prob.err"
 [ "$(wc -l <"$work/log_prob.csv")" -eq 2001 ] || fail "log-prob wrote $(wc -l <"$work/log_prob.csv") lines, expected 2001"
