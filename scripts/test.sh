@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds knead's tests (Release) and runs the whole suite with CTest.
+# Installs what is missing, builds knead's tests and the knead command-line tool (Release) and runs the
+# whole suite with CTest (the tool's own test, tools/knead/tool_test.sh, included).
 # The tests are built as one program per folder of tests/ (KNEAD_TEST_PROGRAMS=per-folder, about
 # half the build time of one program per source file; tests/CMakeLists.txt).
 set -euo pipefail
