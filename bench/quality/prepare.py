@@ -42,6 +42,7 @@ def gaussian_nll(train, test):
     return {
         "mean_nll": float(nll.mean()),
         "standard_error": float(nll.std(ddof=1) / np.sqrt(len(nll))),
+        "median_nll": float(np.median(nll)),
         "ridge": ridge,
     }
 

@@ -36,8 +36,8 @@ def main():
     work = sys.argv[1]
     results, lines = [], []
     lines.append("| table | source | rows × D | Gaussian | defaults | best of sweep (by validation) | "
-                 "its test NLL | defaults − best |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+                 "its test NLL | defaults − best | medians: Gaussian, defaults, best |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for t in sys.argv[2:]:
         info = json.load(open(os.path.join(work, t, "gaussian.json")))
         configs = {}
@@ -57,6 +57,8 @@ def main():
                 "validation_nll": mean([r["validation"]["mean_nll"] for r in runs]),
                 "test_nll": mean([r["test"]["mean_nll"] for r in runs]),
                 "test_se": mean([r["test"]["standard_error"] for r in runs]),
+                "test_median_nll": mean([r["test"]["median_nll"] for r in runs]),
+                "test_nll_per_seed": [r["test"]["mean_nll"] for r in runs],
             }
         best = min(summary, key=lambda c: summary[c]["validation_nll"])
         d, b, g = summary["defaults"], summary[best], info["gaussian"]
@@ -75,7 +77,8 @@ def main():
             f"| {t}{note} | {SOURCES.get(t, '')} | {info['rows']} × {info['columns']} | "
             f"{g['mean_nll']:.3f} ± {g['standard_error']:.3f} | "
             f"{d['test_nll']:.3f} ± {d['test_se']:.3f} | {b['description']} ({len(summary)} configs) | "
-            f"{b['test_nll']:.3f} ± {b['test_se']:.3f} | {gap:+.3f} ({100 * gap / abs(b['test_nll']):+.1f} %) |")
+            f"{b['test_nll']:.3f} ± {b['test_se']:.3f} | {gap:+.3f} ({100 * gap / abs(b['test_nll']):+.1f} %) | "
+            f"{g['median_nll']:.3f}, {d['test_median_nll']:.3f}, {b['test_median_nll']:.3f} |")
     text = "\n".join(lines) + "\n"
     open(os.path.join(work, "results.md"), "w").write(text)
     json.dump(results, open(os.path.join(work, "results.json"), "w"), indent=2)

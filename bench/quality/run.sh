@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Test NLL of `knead fit` on public real tables shipped in Debian packages: the tool's defaults,
-# a full-covariance Gaussian (closed form) and a small sweep. See bench/quality/README.md.
+# a full-covariance Gaussian (closed form) and a small sweep (README.md, "Real data").
 #
 #   bench/quality/run.sh                  # all tables, the full sweep
 #   TABLES="faithful sonar" SWEEP_LAYERS="3 8" bench/quality/run.sh
