@@ -43,6 +43,8 @@ def gaussian_nll(train, test):
         "mean_nll": float(nll.mean()),
         "standard_error": float(nll.std(ddof=1) / np.sqrt(len(nll))),
         "median_nll": float(np.median(nll)),
+        "worst_row": int(np.argmax(nll)) + 1,
+        "mean_nll_without_worst_row": float((nll.sum() - nll.max()) / (len(nll) - 1)),
         "ridge": ridge,
     }
 

@@ -58,6 +58,10 @@ def main():
                 "test_nll": mean([r["test"]["mean_nll"] for r in runs]),
                 "test_se": mean([r["test"]["standard_error"] for r in runs]),
                 "test_median_nll": mean([r["test"]["median_nll"] for r in runs]),
+                "test_nll_without_worst_row": mean([
+                    (r["test"]["mean_nll"] * r["test"]["rows"] - r["test"]["worst_rows"][0]["nll"])
+                    / (r["test"]["rows"] - 1) for r in runs]),
+                "test_worst_row": [r["test"]["worst_rows"][0] for r in runs],
                 "test_nll_per_seed": [r["test"]["mean_nll"] for r in runs],
             }
         best = min(summary, key=lambda c: summary[c]["validation_nll"])
