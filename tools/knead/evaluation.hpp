@@ -10,7 +10,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "knead/io/file.hpp"
 #include "knead/train/evaluate.hpp"
 
 namespace knead_cli {
@@ -56,12 +55,6 @@ inline nlohmann::ordered_json summary_json(const knead::LogProbSummary& s, knead
     worst.push_back({{"row", s.worst_rows[k] + 1}, {"nll", -s.worst_log_prob[k]}});
   j["worst_rows"] = worst;
   return j;
-}
-
-/// Writes `text` to `path` atomically (nothing half-written is ever left behind).
-inline void write_text(const std::string& path, const std::string& text) {
-  knead::io::write_file_atomically(
-      path, std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
 }
 
 }  // namespace knead_cli

@@ -2,7 +2,6 @@
 /// @file
 /// `knead fit DATA -o MODEL`: fits a flow to a table and writes a model file (model_file.hpp).
 
-#include <atomic>
 #include <cmath>
 #include <csignal>
 #include <cstdint>
@@ -66,10 +65,9 @@ inline FitData fit_data(const FitOptions& o) {
     if (all.rows() < 2) fail("'", o.data, "'", " has ", all.rows(), " rows; at least 2 are needed");
     knead::Rng rng(o.seed);
     knead::DataSplit<double> split = knead::split_validation<double>(all.data, o.validation_fraction, rng);
-    d.train = all;
-    d.validation = all;
-    d.train.data = std::move(split.train);
-    d.validation.data = std::move(split.validation);
+    // the names and source without copying the whole table twice
+    d.train = {all.source, all.names, std::move(split.train)};
+    d.validation = {std::move(all.source), std::move(all.names), std::move(split.validation)};
   }
   if (!o.test_file.empty()) d.test = read_columns(o.test_file, d.train.names, o.read);
   return d;

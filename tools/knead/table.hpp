@@ -119,9 +119,11 @@ inline Table read_columns(const std::string& path, const std::vector<std::string
   return table;
 }
 
-/// Writes `values` (D×N): as .npy (float64, shape (N, D)) when `path` ends in .npy, else as CSV.
-inline void write_table(const std::string& path, const std::vector<std::string>& names,
-                        const knead::Matrix<double>& values, int digits);
+/// Writes `text` to `path` atomically (nothing half-written is ever left behind).
+inline void write_text(const std::string& path, const std::string& text) {
+  knead::io::write_file_atomically(
+      path, std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+}
 
 /// Writes `values` (D×N) as a CSV table with a header line of `names`, atomically; "-" writes to
 /// standard output. Values are written with 9 (float) or 17 (double) significant digits, enough
@@ -146,10 +148,10 @@ inline void write_csv(const std::string& path, const std::vector<std::string>& n
       throw std::runtime_error("cannot write to standard output");
     return;
   }
-  knead::io::write_file_atomically(
-      path, std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  write_text(path, text);
 }
 
+/// Writes `values` (D×N): as .npy (float64, shape (N, D)) when `path` ends in .npy, else as CSV.
 inline void write_table(const std::string& path, const std::vector<std::string>& names,
                         const knead::Matrix<double>& values, int digits) {
   if (is_npy(path))
