@@ -26,9 +26,10 @@ using Flow = knead::TransformedDistribution<knead::StandardNormal<T>, knead::Dyn
 struct Config {
   knead::Index dim, hidden, train_batch, eval_batch;
 };
-// 0: D=2 h64   1: D=2 h512   2: D=64 h512   3: D=8 h64
-constexpr std::array<Config, 4> configs{
-    {{2, 64, 512, 4096}, {2, 512, 512, 4096}, {64, 512, 256, 1024}, {8, 64, 512, 4096}}};
+// 0: D=2 h64   1: D=2 h512   2: D=64 h512   3: D=8 h64   4: D=8 h128, batch 256 (the knead tool's
+// default flow and batch: bench/tool_speed.py compares `knead fit` with it; not in compare_torch.py)
+constexpr std::array<Config, 5> configs{
+    {{2, 64, 512, 4096}, {2, 512, 512, 4096}, {64, 512, 256, 1024}, {8, 64, 512, 4096}, {8, 128, 256, 4096}}};
 
 Flow make(knead::FlowKind kind, const Config& c) {
   knead::FlowSpec<T> spec;
@@ -133,6 +134,12 @@ BENCHMARK_TEMPLATE(BM_density, FlowKind::maf)->Apply(args);
 BENCHMARK_TEMPLATE(BM_density, FlowKind::iaf)->Apply(args);
 BENCHMARK_TEMPLATE(BM_density, FlowKind::realnvp)->Apply(args);
 BENCHMARK_TEMPLATE(BM_train_step, FlowKind::maf)->Apply(args);
+// the knead tool's default flow, one thread (bench/tool_speed.py)
+BENCHMARK_TEMPLATE(BM_train_step, FlowKind::maf)
+    ->ArgNames({"config", "threads"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Args({4, 1});
 BENCHMARK_TEMPLATE(BM_train_step, FlowKind::iaf)->Apply(args);
 BENCHMARK_TEMPLATE(BM_train_step, FlowKind::realnvp)->Apply(args);
 BENCHMARK_TEMPLATE(BM_sample, FlowKind::maf)->Apply(args);

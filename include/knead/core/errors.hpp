@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <limits>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -71,6 +72,18 @@ template <class Derived>
 void check_per_sample(std::string_view function, const Eigen::MatrixBase<Derived>& v, Index n) {
   if (v.rows() != 1 || v.cols() != n)
     fail(function, "expected a 1x", n, " per-sample row vector, got ", v.rows(), "x", v.cols());
+}
+
+/// Whether every entry is finite. |v| ≤ max is false exactly for ±inf and NaN: an or-reduction
+/// without branches, which vectorises; a caller looks for the first bad entry only when this is
+/// false (a loop that stops at the first non-finite entry does not vectorise: 7 % of a `knead fit`
+/// step at D = 8, hidden 128).
+template <class T>
+[[nodiscard]] bool all_finite(std::span<const T> values) {
+  constexpr T max = std::numeric_limits<T>::max();
+  int bad = 0;
+  for (const T v : values) bad |= int(!(std::abs(v) <= max));
+  return bad == 0;
 }
 
 template <class Derived>

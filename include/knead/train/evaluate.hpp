@@ -173,14 +173,20 @@ inline LogProbSummary summarize_log_prob(const RowVector<double>& log_prob, Inde
     }
     s.standard_error = std::sqrt(squares / double(n - 1)) / std::sqrt(double(n));
   }
-  // columns ordered by log density, lowest first (ties by column): the worst come first, the
-  // median NLL is the middle of the same order
+  // the median NLL: the middle of the sorted values, found by selection (O(n); a full sort of a
+  // million values was 8 % of `knead log-prob`)
+  std::vector<double> nll(static_cast<std::size_t>(n));
+  for (Index j = 0; j < n; ++j) nll[std::size_t(j)] = -log_prob(j);
+  const auto middle = nll.begin() + n / 2;
+  std::nth_element(nll.begin(), middle, nll.end());
+  s.median_nll = n % 2 == 1 ? *middle : 0.5 * (*std::max_element(nll.begin(), middle) + *middle);
+  // the worst columns: lowest log density first, ties by column
+  const Index k = std::min(worst, n);
   std::vector<Index> order(static_cast<std::size_t>(n));
   std::iota(order.begin(), order.end(), Index(0));
-  std::ranges::stable_sort(order, [&](Index a, Index b) { return log_prob(a) < log_prob(b); });
-  const auto at = [&](Index k) { return -log_prob(order[std::size_t(k)]); };
-  s.median_nll = n % 2 == 1 ? at(n / 2) : 0.5 * (at(n / 2 - 1) + at(n / 2));
-  const Index k = std::min(worst, n);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](Index a, Index b) {
+    return log_prob(a) < log_prob(b) || (log_prob(a) == log_prob(b) && a < b);
+  });
   for (Index i = 0; i < k; ++i) {
     s.worst_rows.push_back(order[std::size_t(i)]);
     s.worst_log_prob.push_back(log_prob(order[std::size_t(i)]));

@@ -434,20 +434,22 @@ requires(TrainableModel<Model> || ConditionalTrainableModel<Model>) &&
       if (params.size() != n || grads.size() != n)
         detail::fail("Trainer::fit", "step ", step, ": the model has ", params.size(), " parameters and ",
                      grads.size(), " gradients, but training started with ", n);
-      for (std::size_t i = 0; i < n; ++i)
-        if (!std::isfinite(static_cast<double>(grads[i])))
-          fail_step(step, "the gradient of parameter ", i, " is non-finite (", grads[i], ")");
+      if (!detail::all_finite(std::span<const T>(grads)))
+        for (std::size_t i = 0; i < n; ++i)
+          if (!std::isfinite(static_cast<double>(grads[i])))
+            fail_step(step, "the gradient of parameter ", i, " is non-finite (", grads[i], ")");
       const double norm = options_.max_gradient_norm ? clip_gradient_norm(grads, *options_.max_gradient_norm)
                                                      : gradient_norm(grads);
       const double lr = optimizer_.learning_rate();
       std::ranges::copy(params, before.begin());
       optimizer_.step(params, std::span<const T>(grads));
-      for (std::size_t i = 0; i < n; ++i)
-        if (!std::isfinite(static_cast<double>(params[i]))) {
-          const T bad = params[i];
-          std::ranges::copy(before, params.begin());
-          fail_step(step, "the update made parameter ", i, " non-finite (", bad, ") at learning rate ", lr);
-        }
+      if (!detail::all_finite(std::span<const T>(params)))
+        for (std::size_t i = 0; i < n; ++i)
+          if (!std::isfinite(static_cast<double>(params[i]))) {
+            const T bad = params[i];
+            std::ranges::copy(before, params.begin());
+            fail_step(step, "the update made parameter ", i, " non-finite (", bad, ") at learning rate ", lr);
+          }
       updated = true;
       h.train_loss.push_back(loss);
       h.steps = step;
