@@ -33,7 +33,11 @@ namespace knead_cli {
 using Json = nlohmann::ordered_json;
 using knead::Index;
 inline constexpr const char* record_key = "cli.record";
-inline constexpr const char* knead_version = "0.1.0";
+// the project's version (CMakeLists.txt's project(VERSION)), passed by tools/CMakeLists.txt
+#ifndef KNEAD_TOOL_VERSION
+#error "KNEAD_TOOL_VERSION (the project's version string) must be defined by the build"
+#endif
+inline constexpr const char* knead_version = KNEAD_TOOL_VERSION;
 
 /// How data columns map to the flow's coordinates.
 struct Preprocessing {

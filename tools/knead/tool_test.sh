@@ -53,6 +53,11 @@ gaussian 2000 2 >"$work/test.csv"
 [ -s "$work/model.safetensors" ] || fail "fit wrote no model"
 grep -q '"test"' "$work/summary.json" || fail "the summary has no test score"
 [ "$(head -c 4 "$work/loss.png" | od -An -tx1 | tr -d ' \n')" = "89504e47" ] || fail "fit wrote no loss plot"
+# --version prints the project's version (CMakeLists.txt), which model files record too
+version=$(sed -n 's/^project(knead VERSION \([0-9.]*\).*/\1/p' "$(dirname "$0")/../../CMakeLists.txt")
+[ -n "$version" ] && [ "$("$knead" --version)" = "$version" ] ||
+  fail "--version printed '$("$knead" --version)', the project's version is '$version'"
+grep -q "\"knead_version\": \"$version\"" "$work/summary.json" || fail "the summary does not record version $version"
 
 "$knead" log-prob "$work/model.safetensors" "$work/test.csv" -o "$work/log_prob.csv" 2>"$work/log_prob.err"
 [ "$(wc -l <"$work/log_prob.csv")" -eq 2001 ] || fail "log-prob wrote $(wc -l <"$work/log_prob.csv") lines, expected 2001"
