@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runs the README's Results over several seeds and prints each row as mean ± sd.
+"""Runs the results of docs/results.md over several seeds and prints each row as mean ± sd.
 
 Each run is one command of examples/train_2d or examples/distill_iaf with --seed S, one thread; the
 figures come from the summary.json it writes, the CPU seconds from os.wait4 (less sensitive to other
