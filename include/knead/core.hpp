@@ -30,6 +30,7 @@
 #include "knead/bijectors/leaky_relu.hpp"
 #include "knead/bijectors/maf.hpp"
 #include "knead/bijectors/permute.hpp"
+#include "knead/bijectors/sigmoid.hpp"
 #include "knead/bijectors/triangular_affine.hpp"
 #include "knead/nn/log_scale_guard.hpp"
 #include "knead/nn/made.hpp"

@@ -115,7 +115,7 @@ void check_refused(const Bytes& bytes, const std::string& expected) {
 
 /// The node types of the registered bijectors, in the registry's order, as files spell them.
 const std::vector<std::string> registered_names = {
-    "Affine",  "Shift",     "Scale", "TriangularAffine", "PReLU",           "LeakyReLU",
+    "Affine",  "Shift",     "Scale", "TriangularAffine", "PReLU",           "LeakyReLU", "Sigmoid",
     "Permute", "BatchNorm", "Maf",   "AffineCoupling",   "AdditiveCoupling"};
 
 /// A bijector of type X of dim 3 with options that are not the defaults. A new registered bijector
@@ -137,6 +137,11 @@ X example_bijector() {
     return X(3, T(0.7), true);
   } else if constexpr (std::is_same_v<X, LeakyReLU<T>>) {
     return X(3, T(0.3));
+  } else if constexpr (std::is_same_v<X, Sigmoid<T>>) {
+    Vector<T> low(3), high(3);  // the middle dimension is left unchanged
+    low << T(0.1), -std::numeric_limits<T>::infinity(), T(-90);
+    high << T(0.7), std::numeric_limits<T>::infinity(), T(90);
+    return X(low, high);
   } else if constexpr (std::is_same_v<X, Permute<T>>) {
     return Permute<T>::random(3, 8);
   } else if constexpr (std::is_same_v<X, BatchNorm<T>>) {
@@ -634,11 +639,42 @@ TEST_CASE("an unknown bijector type is refused with exactly the registered names
   CHECK_THROWS_WITH(
       attempt(),
       Catch::EndsWith("bijector.1: unknown bijector type 'Glow' (knead knows Affine, Shift, Scale, "
-                      "TriangularAffine, PReLU, LeakyReLU, Permute, BatchNorm, Maf, AffineCoupling, "
+                      "TriangularAffine, PReLU, LeakyReLU, Sigmoid, Permute, BatchNorm, Maf, AffineCoupling, "
                       "AdditiveCoupling, Chain and Invert)"));
   // The same inside an Invert.
   e.arch["bijector"]["parts"][1] =
       Json{{"type", "Invert"}, {"dim", 3}, {"inner", {{"type", "Glow"}, {"dim", 3}}}};
   CHECK_THROWS_WITH(attempt(), Catch::Contains("bijector.1.inner: unknown bijector type 'Glow' (knead knows "
                                                "Affine, Shift,"));
+}
+
+TEMPLATE_TEST_CASE("a Sigmoid node with bad intervals is refused with the interval named", "[io][flow_io]",
+                   float, double) {
+  using T = TestType;
+  DynamicChain<T> chain(3);
+  chain.push_back(Affine<T>(3)).push_back(example_bijector<Sigmoid<T>>());
+  const Bytes valid = flow_bytes(TransformedDistribution(StandardNormal<T>(3), std::move(chain)));
+  const auto with_intervals = [&](const Json& intervals) {
+    Editable e(valid);
+    e.arch["bijector"]["parts"][1]["intervals"] = intervals;
+    return e.bytes();
+  };
+  // the file as written holds the unchanged dimension as null
+  CHECK(Editable(valid).arch["bijector"]["parts"][1]["intervals"][1].is_null());
+  check_refused<T>(with_intervals(Json::array({Json::array({0, 1}), nullptr})),
+                   "bijector.1: 'intervals' must be a list of 3 entries");
+  check_refused<T>(with_intervals(Json::array({Json::array({0}), nullptr, nullptr})),
+                   "bijector.1: interval 0 must be [low, high] (two numbers) or null, got [0]");
+  check_refused<T>(with_intervals(Json::array({nullptr, Json::array({0, "1"}), nullptr})),
+                   "interval 1 must be [low, high]");
+  if constexpr (std::is_same_v<T, float>)
+    check_refused<T>(with_intervals(Json::array({nullptr, nullptr, Json::array({0, 1e300})})),
+                     "interval 2 has the bound 1e+300, not a finite value of the flow's scalar type");
+  else  // each bound is a double, but the width overflows
+    check_refused<T>(with_intervals(Json::array({nullptr, nullptr, Json::array({-1e308, 1e308})})),
+                     "dimension 2 has the interval (-1e+308, 1e+308)");
+  check_refused<T>(with_intervals(Json::array({nullptr, Json::array({2, -2}), nullptr})),
+                   "bijector.1: Sigmoid: dimension 1 has the interval (2, -2)");
+  check_refused<T>(with_intervals(Json::array({nullptr, Json::array({0.5, 0.5}), nullptr})),
+                   "dimension 1 has the interval (0.5, 0.5)");
 }

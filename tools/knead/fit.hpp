@@ -18,6 +18,7 @@
 #include "knead/optim/adam.hpp"
 #include "knead/train/minibatch.hpp"
 #include "knead/train/trainer.hpp"
+#include "logit.hpp"
 #include "model_file.hpp"
 #include "plot/loss_curve.hpp"
 #include "progress.hpp"
@@ -35,9 +36,10 @@ struct FitOptions {
   double weight_decay = 0.0;
   std::string schedule = "cosine";  ///< "cosine" (to 2 % of lr) or "constant"
   Index epochs = 100;
-  Index patience = 10;         ///< epochs without improvement before stopping (0: never)
-  Index checkpoint_every = 0;  ///< epochs between checkpoints written to OUTPUT.checkpoint (0: never)
-  std::string resume;          ///< a checkpoint of the same command to continue from
+  Index patience = 10;             ///< epochs without improvement before stopping (0: never)
+  Index checkpoint_every = 0;      ///< epochs between checkpoints written to OUTPUT.checkpoint (0: never)
+  std::string resume;              ///< a checkpoint of the same command to continue from
+  std::vector<std::string> logit;  ///< --logit COLUMN=LOW:HIGH, each (logit.hpp)
   double validation_fraction = 0.1;
   std::uint64_t seed = 0;
   int threads = 1;
@@ -53,14 +55,22 @@ inline volatile std::sig_atomic_t interrupted = 0;
 struct FitData {
   Table train, validation;
   std::optional<Table> test;
+  std::vector<LogitInterval> logit;  ///< the --logit columns, every row checked to lie inside
 };
 
-inline FitData fit_data(const FitOptions& o) {
+template <class T>
+FitData fit_data(const FitOptions& o) {
   FitData d;
-  Table all = select_columns(read_table(o.data, o.read), o.columns);
+  Table read = read_table(o.data, o.read);
+  const std::vector<std::string> file_columns = read.names;
+  Table all = select_columns(std::move(read), o.columns);
+  d.logit = resolve_logit(o.logit, file_columns, all);
+  (void)logit_sigmoid<T>(d.logit, all.names);  // refuses an interval that T cannot hold
+  require_inside<T>(all, d.logit, o.data);     // before the split, rows are in the file's order
   if (!o.validation_file.empty()) {
     d.train = std::move(all);
     d.validation = read_columns(o.validation_file, d.train.names, o.read);
+    require_inside<T>(d.validation, d.logit, o.validation_file);
   } else {
     if (all.rows() < 2) fail("'", o.data, "'", " has ", all.rows(), " rows; at least 2 are needed");
     knead::Rng rng(o.seed);
@@ -69,7 +79,10 @@ inline FitData fit_data(const FitOptions& o) {
     d.train = {all.source, all.names, std::move(split.train)};
     d.validation = {std::move(all.source), std::move(all.names), std::move(split.validation)};
   }
-  if (!o.test_file.empty()) d.test = read_columns(o.test_file, d.train.names, o.read);
+  if (!o.test_file.empty()) {
+    d.test = read_columns(o.test_file, d.train.names, o.read);
+    require_inside<T>(*d.test, d.logit, o.test_file);
+  }
   return d;
 }
 
@@ -109,11 +122,18 @@ knead::Matrix<T> to_flow_units(const knead::Matrix<double>& x, const Preprocessi
 template <class T>
 int fit(const FitOptions& o) {
   knead::set_num_threads(o.threads);
-  const FitData d = fit_data(o);
+  FitData d = fit_data<T>(o);
   const Index dim = d.train.dim();
+  // --logit: the training rows go to logit units in place; the validation rows stay in data units too,
+  // to score the model
+  Table validation_logit;
+  if (!d.logit.empty()) validation_logit = d.validation;
+  const double train_logit_jacobian = to_logit_units(d.train, d.logit);
+  const double validation_logit_jacobian = to_logit_units(validation_logit, d.logit);
   const Preprocessing pre = fit_preprocessing(d.train, o.preprocessing);
   const knead::Matrix<T> train = to_flow_units<T>(d.train.data, pre);
-  const knead::Matrix<T> validation = to_flow_units<T>(d.validation.data, pre);
+  const knead::Matrix<T> validation =
+      to_flow_units<T>((d.logit.empty() ? d.validation : validation_logit).data, pre);
 
   knead::FlowSpec<T> spec;
   spec.kind = knead::parse_flow_kind(o.flow);
@@ -140,8 +160,9 @@ int fit(const FitOptions& o) {
   }
   double log_scales = 0;  // Σ log σ_i: NLL in data units = NLL in the flow's units + Σ log σ_i
   for (const double sd : pre.scale) log_scales += std::log(sd);
+  // ... − the mean logit log-Jacobian of the rows scored (exact for whole-set means; a batch's differs)
   Progress progress(o.quiet ? nullptr : stderr, Progress::is_terminal(stderr), o.epochs, train.cols(),
-                    log_scales);
+                    log_scales - validation_logit_jacobian);
   // KNEAD_TEST_INTERRUPT_AT_STEP=k raises SIGINT after step k: the tests' way to interrupt a run at a
   // known step, through the same handler as Ctrl-C.
   const char* interrupt_at = std::getenv("KNEAD_TEST_INTERRUPT_AT_STEP");
@@ -166,7 +187,7 @@ int fit(const FitOptions& o) {
   }
   flow.set_training(false);
 
-  Flow model = data_unit_flow<T>(flow.bijector(), pre);
+  Flow model = with_logit_stage<T>(data_unit_flow<T>(flow.bijector(), pre), d.logit, d.train.names);
   model.set_training(false);
   const knead::LogProbSummary val = summarize(model, d.validation.data);
   std::optional<knead::LogProbSummary> test;
@@ -175,6 +196,7 @@ int fit(const FitOptions& o) {
   ModelRecord record;
   record.columns = d.train.names;
   record.preprocessing = pre;
+  record.logit = d.logit;
   record.training = {
       {"data", o.data},
       {"data_crc32", file_crc32(o.data)},
@@ -203,12 +225,13 @@ int fit(const FitOptions& o) {
   std::cerr << "validation NLL " << format_summary(val, dim) << '\n';
   if (test) std::cerr << "test NLL " << format_summary(*test, dim) << '\n';
   if (!o.loss_plot.empty()) {
-    // in data units, as the progress lines: the trainer's NLLs plus Σ log σ_i
+    // in data units, as the progress lines: the trainer's NLLs plus Σ log σ_i, minus the mean logit
+    // log-Jacobian of the training or validation rows
     std::vector<double> train_loss = history.train_loss;
-    for (double& v : train_loss) v += log_scales;
+    for (double& v : train_loss) v += log_scales - train_logit_jacobian;
     std::vector<std::pair<double, double>> validation_curve;
     for (const knead::ValidationRecord& v : history.validation)
-      validation_curve.emplace_back(double(v.step), v.nll + log_scales);
+      validation_curve.emplace_back(double(v.step), v.nll + log_scales - validation_logit_jacobian);
     plot::loss_png(o.loss_plot, train_loss, validation_curve, "knead fit " + o.data);
   }
   if (!o.summary.empty()) {

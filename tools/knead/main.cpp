@@ -111,6 +111,24 @@ int main(int argc, char** argv) {
     c->add_option("--val", o.validation_file, "a validation table (instead of --val-fraction)");
     c->add_option("--test", o.test_file, "a test table, scored after training");
     c->add_option("--columns", o.columns, "columns to model: names or 1-based positions, e.g. x,y or 1,3");
+    c->add_option(
+         "--logit", o.logit,
+         "COLUMN=LOW:HIGH: the column (a name or 1-based position, as in --columns) lies in the open "
+         "interval (LOW, HIGH); it is modelled in logit units log(x - LOW) - log(HIGH - x), "
+         "standardised there, and mapped back by a sigmoid in the model, so samples always lie "
+         "inside and rows on or outside a bound are refused. Repeatable: --logit share=0:1 "
+         "--logit angle=-180:180")
+        ->allow_extra_args(false)
+        ->check(CLI::Validator(
+            [](std::string& input) -> std::string {
+              try {
+                (void)parse_logit(input);
+                return {};
+              } catch (const std::invalid_argument& e) {
+                return e.what();
+              }
+            },
+            "COLUMN=LOW:HIGH"));
     c->add_option("--preprocess", o.preprocessing, "standardize (z = (x - mean) / sd per column) or none")
         ->check(CLI::IsMember({"standardize", "none"}))
         ->capture_default_str();
@@ -211,6 +229,9 @@ int main(int argc, char** argv) {
     }
     const ModelFile m(inspect_model);
     return m.is_float() ? inspect<float>(m) : inspect<double>(m);
+  } catch (const UsageError& e) {
+    std::cerr << "knead " << chosen->get_name() << ": " << e.what() << '\n';
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "knead " << chosen->get_name() << ": " << e.what() << '\n';
     return 1;

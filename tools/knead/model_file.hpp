@@ -9,10 +9,12 @@
 ///
 ///     log p_x(x) = log p_z((x − μ)/σ) − Σ_i log σ_i,
 ///
-/// and whose samples are in data units. The record (JSON) says which columns the model reads, the
-/// preprocessing (μ, σ), and the training run: data file, its CRC-32, rows, epochs, best
-/// validation NLL (data units), the command line and the knead version.
+/// and whose samples are in data units. Columns fitted with `--logit` (logit.hpp) are standardised
+/// in logit units and mapped into their intervals by a final `Sigmoid`. The record (JSON) says which
+/// columns the model reads, the preprocessing (μ, σ), the logit intervals, and the training run: data file,
+/// its CRC-32, rows, epochs, best validation NLL (data units), the command line and the knead version.
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -45,15 +47,27 @@ struct Preprocessing {
   std::vector<double> mean, scale;   ///< μ and σ (empty for "none")
 };
 
+/// A column modelled through the logit (`knead fit --logit COLUMN=LOW:HIGH`): its open interval.
+struct LogitInterval {
+  std::string column;
+  double low = 0, high = 0;
+};
+
 struct ModelRecord {
   std::vector<std::string> columns;  ///< the data columns the flow reads, in order
   Preprocessing preprocessing;
-  Json training = Json::object();  ///< what fit records of its run
+  std::vector<LogitInterval> logit;  ///< the --logit columns (recorded only when there are some)
+  Json training = Json::object();    ///< what fit records of its run
   [[nodiscard]] Json to_json() const {
     Json j;
     j["columns"] = columns;
     j["preprocessing"] = {
         {"kind", preprocessing.kind}, {"mean", preprocessing.mean}, {"scale", preprocessing.scale}};
+    if (!logit.empty()) {
+      j["logit"] = Json::array();
+      for (const LogitInterval& l : logit)
+        j["logit"].push_back({{"column", l.column}, {"low", l.low}, {"high", l.high}});
+    }
     j["training"] = training;
     return j;
   }
@@ -104,6 +118,16 @@ inline ModelRecord read_record(const knead::io::SafetensorsFile& file, const std
     r.preprocessing.kind = j.at("preprocessing").at("kind").get<std::string>();
     r.preprocessing.mean = j.at("preprocessing").at("mean").get<std::vector<double>>();
     r.preprocessing.scale = j.at("preprocessing").at("scale").get<std::vector<double>>();
+    if (j.contains("logit"))
+      for (const Json& l : j.at("logit")) {
+        LogitInterval interval{l.at("column").get<std::string>(), l.at("low").get<double>(),
+                               l.at("high").get<double>()};
+        if (std::find(r.columns.begin(), r.columns.end(), interval.column) == r.columns.end() ||
+            !(interval.low < interval.high))
+          throw knead::FormatError("'" + path + "': metadata '" + record_key + "' has the logit interval " +
+                                   l.dump() + " of no column or with low >= high");
+        r.logit.push_back(std::move(interval));
+      }
     r.training = j.at("training");
     return r;
   } catch (const nlohmann::json::exception& e) {

@@ -4,7 +4,8 @@
 /// second and at every epoch's end), piped a plain line per epoch. It shows the epoch and step, the
 /// epoch's mean training NLL so far, the last validation NLL, the best one and its epoch, rows per
 /// second and the time left. NLLs are shown in data units: the trainer's (in the flow's standardised
-/// units) plus `nll_offset` = Σ log σ_i.
+/// units) plus `nll_offset`: Σ log σ_i, less the mean logit log-Jacobian of the validation rows
+/// with --logit (logit.hpp).
 
 #include <unistd.h>
 

@@ -11,7 +11,11 @@
 # - .npy in and out, and a ;-separated table with a comment line, give the same scores as CSV;
 # - bad input (a constant column, a ragged row, an empty file, a non-number, NaN, an unknown
 #   column, a missing file): exit 1, one line naming the file/line/column, no model file left;
-#   usage errors exit 2.
+#   usage errors exit 2;
+# - --logit on a 2-D logit-normal table (closed-form density): the mean NLL on fresh rows is within
+#   0.02 nats of the truth, the density integrates to 1 over the bounded box, every sample lies
+#   strictly inside the bounds, inspect shows them; rows on or outside a bound exit 1 naming the
+#   file, line, column and value (fit and log-prob); bad bounds and unknown columns exit 2.
 set -euo pipefail
 knead=$1
 work=$(mktemp -d)
@@ -149,4 +153,75 @@ expect_error 1 "knead plot: " plot "$work/model.safetensors" "$work/test.csv" -o
 expect_error 2 "required" fit "$work/train.csv"
 expect_error 2 "--lr" fit "$work/train.csv" -o "$work/bad.safetensors" --lr 0
 expect_error 2 "" bogus-command
+
+# --logit: share = σ(y₁) in (0, 1) and angle = −180 + 360 σ(y₂) in (−180, 180), with (y₁, y₂) normal,
+# mean 0, Σ = [[1, 0.8], [0.8, 1]] (det 0.36): y = logit of each column, so
+#   log p(x) = log N(y; 0, Σ) − log(s (1 − s)) + log 360 − log((a + 180)(180 − a)).
+bounded() {  # bounded ROWS SEED
+  awk -v n="$1" -v seed="$2" 'BEGIN {
+    srand(seed); pi = atan2(0, -1); print "share,angle"
+    for (i = 0; i < n; i++) {
+      u1 = 1 - rand(); u2 = rand(); r = sqrt(-2 * log(u1))
+      z1 = r * cos(2 * pi * u2); z2 = r * sin(2 * pi * u2)
+      printf "%.9g,%.9g\n", 1 / (1 + exp(-z1)), -180 + 360 / (1 + exp(-(0.8 * z1 + 0.6 * z2)))
+    } }'
+}
+bounded_true_mean_nll() {
+  awk -F, 'NR > 1 {
+    s = $1; a = $2; p = (a + 180) / 360
+    y1 = log(s / (1 - s)); y2 = log(p / (1 - p))
+    q = (y1 * y1 - 1.6 * y1 * y2 + y2 * y2) / 0.36
+    lp = -0.5 * q - log(2 * atan2(0, -1)) - 0.5 * log(0.36) - log(s * (1 - s)) + log(360) - log((a + 180) * (180 - a))
+    t -= lp; n++
+  } END { printf "%.6f\n", t / n }' "$1"
+}
+bounded 4000 5 >"$work/bounded_train.csv"
+bounded 2000 6 >"$work/bounded_test.csv"
+# COLUMN by name and by position; --logit before DATA takes one value, not DATA
+"$knead" fit --logit share=0:1 "$work/bounded_train.csv" --logit 2=-180:180 -o "$work/bounded.safetensors" \
+  --layers 3 --hidden 32,32 --epochs 40 --lr 3e-3 --quiet
+"$knead" log-prob "$work/bounded.safetensors" "$work/bounded_test.csv" -o "$work/bounded_lp.csv" 2>/dev/null
+model_nll=$(awk -F, 'NR > 1 { s -= $1; n++ } END { printf "%.6f\n", s / n }' "$work/bounded_lp.csv")
+truth=$(bounded_true_mean_nll "$work/bounded_test.csv")
+echo "--logit test NLL: model $model_nll, true density $truth"
+# Model and truth share each row's logit log-Jacobian exactly, so they differ by the fit of a 2-D
+# Gaussian in logit units: the tolerance of the Gaussian test above.
+close_to "$model_nll" "$truth" 0.02 "the --logit model's test NLL"
+
+# ∫ p over (0, 1) × (−180, 180) on a 200 × 200 midpoint grid, in data units.
+awk 'BEGIN { print "share,angle"; for (i = 0; i < 200; i++) for (j = 0; j < 200; j++)
+  printf "%.9g,%.9g\n", (i + 0.5) * 0.005, -180 + (j + 0.5) * 1.8 }' >"$work/bounded_grid.csv"
+"$knead" log-prob "$work/bounded.safetensors" "$work/bounded_grid.csv" -o "$work/bounded_grid_lp.csv" 2>/dev/null
+integral=$(awk -F, 'NR > 1 { s += exp($1) * 0.005 * 1.8 } END { printf "%.6f\n", s }' "$work/bounded_grid_lp.csv")
+echo "integral of the --logit model's density over its box: $integral"
+close_to "$integral" 1 0.01 "the --logit density's integral in data units"
+
+"$knead" sample "$work/bounded.safetensors" -n 20000 --seed 4 -o "$work/bounded_samples.csv"
+awk -F, 'NR > 1 && !($1 > 0 && $1 < 1 && $2 > -180 && $2 < 180) { print "line " NR ": " $0; bad = 1 }
+  END { exit bad }' "$work/bounded_samples.csv" >"$work/outside.txt" ||
+  fail "samples outside the --logit bounds: $(head -3 "$work/outside.txt")"
+"$knead" inspect "$work/bounded.safetensors" >"$work/bounded_inspect.txt"
+grep -q "^logit: share in (0, 1), angle in (-180, 180)$" "$work/bounded_inspect.txt" ||
+  fail "inspect shows no logit bounds: $(cat "$work/bounded_inspect.txt")"
+
+# Rows on or outside a bound (after a comment line, so that line ≠ row + 1): exit 1 with the place.
+printf 'share,angle\n# a comment\n0.5,0\n0.2,10\n1,5\n0.3,3\n' >"$work/on_bound.csv"
+expect_error 1 "knead fit: '.*/on_bound.csv' line 5, column 'share': the value 1 is not inside the --logit interval (0, 1)" \
+  fit "$work/on_bound.csv" --logit share=0:1 -o "$work/bad.safetensors"
+printf 'share,angle\n0.5,0\n0.2,180.5\n' >"$work/outside.csv"
+expect_error 1 "/outside.csv' line 3, column 'angle': the value 180.5 is not inside" \
+  fit "$work/bounded_train.csv" --logit share=0:1 --logit angle=-180:180 --val "$work/outside.csv" -o "$work/bad.safetensors"
+expect_error 1 "knead log-prob: '.*/outside.csv' line 3, column 'angle': the value 180.5" \
+  log-prob "$work/bounded.safetensors" "$work/outside.csv"
+expect_error 2 "LOW must be below HIGH, got 1 and 0" fit "$work/bounded_train.csv" --logit share=1:0 -o "$work/bad.safetensors"
+expect_error 2 "is not COLUMN=LOW:HIGH" fit "$work/bounded_train.csv" --logit share=0 -o "$work/bad.safetensors"
+expect_error 2 "the bound 'inf' is not a finite number" fit "$work/bounded_train.csv" --logit share=0:inf -o "$work/bad.safetensors"
+expect_error 2 "share=0:1e+300: Sigmoid: dimension 0 has the interval (0, inf)" \
+  fit "$work/bounded_train.csv" --logit share=0:1e300 -o "$work/bad.safetensors"  # beyond float
+expect_error 2 "knead fit: --logit gamma=0:1: no column 'gamma'" \
+  fit "$work/bounded_train.csv" --logit gamma=0:1 -o "$work/bad.safetensors"
+expect_error 2 "knead fit: --logit angle=-180:180: column 'angle' is not modelled" \
+  fit "$work/bounded_train.csv" --columns share --logit angle=-180:180 -o "$work/bad.safetensors"
+expect_error 2 "column 'share' has two intervals" \
+  fit "$work/bounded_train.csv" --logit share=0:1 --logit 1=0:2 -o "$work/bad.safetensors"
 echo "tool_test: all passed"

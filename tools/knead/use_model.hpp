@@ -10,6 +10,7 @@
 #include "evaluation.hpp"
 #include "knead/core/threads.hpp"
 #include "knead/io/flow_io.hpp"
+#include "logit.hpp"
 #include "model_file.hpp"
 #include "table.hpp"
 
@@ -67,6 +68,7 @@ int log_prob(const LogProbOptions& o, const ModelFile& m) {
   knead::set_num_threads(o.threads);
   auto flow = m.flow<T>();
   const Table table = read_columns(o.data, m.record.columns, o.read);
+  require_inside<T>(table, m.record.logit, o.data);  // a row outside a --logit interval has no log density
   const knead::RowVector<double> rows = log_prob_of(flow, table.data);
   if (is_npy(o.output))
     knead::data::write_npy(o.output, rows);  // shape (N,)
@@ -141,6 +143,7 @@ int inspect(const ModelFile& m) {
     std::cout << " (mean " << join_numbers(m.record.preprocessing.mean) << "; scale "
               << join_numbers(m.record.preprocessing.scale) << ")";
   std::cout << '\n';
+  if (!m.record.logit.empty()) std::cout << "logit: " << describe_logit(m.record.logit) << '\n';
   std::cout << "training:\n";
   for (const auto& [key, value] : t.items())
     std::cout << "  " << key << ": " << (value.is_string() ? value.template get<std::string>() : value.dump())

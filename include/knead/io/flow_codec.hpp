@@ -17,6 +17,7 @@
 #include "knead/io/codecs/leaky_relu.hpp"
 #include "knead/io/codecs/maf.hpp"
 #include "knead/io/codecs/permute.hpp"
+#include "knead/io/codecs/sigmoid.hpp"
 #include "knead/io/codecs/support.hpp"
 #include "knead/io/codecs/triangular_affine.hpp"
 
@@ -32,7 +33,8 @@ struct TypeList {};
 template <class T>
 using RegisteredBijectors =
     flow_detail::TypeList<Affine<T>, Shift<T>, Scale<T>, TriangularAffine<T>, PReLU<T>, LeakyReLU<T>,
-                          Permute<T>, BatchNorm<T>, Maf<T>, AffineCoupling<T>, AdditiveCoupling<T>>;
+                          Sigmoid<T>, Permute<T>, BatchNorm<T>, Maf<T>, AffineCoupling<T>,
+                          AdditiveCoupling<T>>;
 
 namespace flow_detail {
 
