@@ -13,6 +13,7 @@
 /// preprocessing (μ, σ), and the training run: data file, its CRC-32, rows, epochs, best
 /// validation NLL (data units), the command line and the knead version.
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -45,11 +46,16 @@ struct ModelRecord {
   std::vector<std::string> columns;  ///< the data columns the flow reads, in order
   Preprocessing preprocessing;
   Json training = Json::object();  ///< what fit records of its run
+  /// The integer columns fitted as x + u, u ~ Uniform[0, 1) (fit --dequantize; see dequantize.hpp),
+  /// stored as {"dequantization": {"columns": [...], "noise": ...}} when there are any.
+  std::vector<std::string> dequantized;
   [[nodiscard]] Json to_json() const {
     Json j;
     j["columns"] = columns;
     j["preprocessing"] = {
         {"kind", preprocessing.kind}, {"mean", preprocessing.mean}, {"scale", preprocessing.scale}};
+    if (!dequantized.empty())
+      j["dequantization"] = {{"columns", dequantized}, {"noise", "u ~ Uniform[0, 1) added to each value"}};
     j["training"] = training;
     return j;
   }
@@ -101,6 +107,12 @@ inline ModelRecord read_record(const knead::io::SafetensorsFile& file, const std
     r.preprocessing.mean = j.at("preprocessing").at("mean").get<std::vector<double>>();
     r.preprocessing.scale = j.at("preprocessing").at("scale").get<std::vector<double>>();
     r.training = j.at("training");
+    if (j.contains("dequantization"))
+      r.dequantized = j.at("dequantization").at("columns").get<std::vector<std::string>>();
+    for (const std::string& name : r.dequantized)
+      if (std::find(r.columns.begin(), r.columns.end(), name) == r.columns.end())
+        throw knead::FormatError("'" + path + "': the dequantised column '" + name +
+                                 "' is not a column of the model");
     return r;
   } catch (const nlohmann::json::exception& e) {
     throw knead::FormatError("'" + path + "': metadata '" + record_key + "' is malformed: " + e.what());
