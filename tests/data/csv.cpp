@@ -334,3 +334,44 @@ TEST_CASE("read_csv splits at each tab of a tab-separated file and at runs of bl
   space.delimiter = ' ';
   CHECK(parse<double>("1 2\t3\n", space) == (Matrix<double>(3, 1) << 1, 2, 3).finished());
 }
+
+TEST_CASE("read_csv with skip_bad_rows leaves out and lists the rows it cannot read", "[data][errors]") {
+  const std::string text =
+      "x,y\n"
+      "1,2\n"
+      "# a comment\n"
+      "3,x4\n"   // line 4: not a number
+      "5\n"      // line 5: too few fields
+      "6,nan\n"  // line 6: not finite
+      "7,8\n"
+      "9,\"\"\n"  // line 8: an empty field
+      "10,11\n";
+  CsvOptions options;
+  options.skip_bad_rows = true;
+  options.record_lines = true;
+  const CsvTable<double> table = parse_table<double>(text, options);
+  REQUIRE(table.data.cols() == 3);
+  CHECK(table.data(0, 0) == 1);
+  CHECK(table.data(1, 1) == 8);
+  CHECK(table.data(1, 2) == 11);
+  CHECK(table.lines == std::vector<std::size_t>{2, 7, 9});
+  REQUIRE(table.skipped.size() == 4);
+  CHECK(table.skipped[0].line == 4);
+  CHECK_THAT(table.skipped[0].reason, Catch::Contains("cannot read 'x4' in column 2"));
+  CHECK(table.skipped[1].line == 5);
+  CHECK_THAT(table.skipped[1].reason, Catch::Contains("expected 2 fields, got 1"));
+  CHECK(table.skipped[2].line == 6);
+  CHECK_THAT(table.skipped[2].reason, Catch::Contains("non-finite value 'nan'"));
+  CHECK(table.skipped[3].line == 8);
+  CHECK_THAT(table.skipped[3].reason, Catch::Contains("empty field in column 2"));
+
+  // without the option the first of them is the error, with its line
+  CHECK_THROWS_WITH(parse<double>(text), Catch::Contains("line 4: cannot read 'x4' in column 2"));
+  // every row bad: an empty table, not an error
+  options.record_lines = false;
+  const CsvTable<double> none = parse_table<double>("x,y\n1\n2,a\n", options);
+  CHECK(none.data.rows() == 2);
+  CHECK(none.data.cols() == 0);
+  CHECK(none.lines.empty());
+  CHECK(none.skipped.size() == 2);
+}

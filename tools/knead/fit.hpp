@@ -2,6 +2,7 @@
 /// @file
 /// `knead fit DATA -o MODEL`: fits a flow to a table and writes a model file (model_file.hpp).
 
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdint>
@@ -11,11 +12,13 @@
 #include <string>
 #include <vector>
 
+#include "dequantize.hpp"
 #include "evaluation.hpp"
 #include "knead/core/threads.hpp"
 #include "knead/data/standardizer.hpp"
 #include "knead/flows/builder.hpp"
 #include "knead/optim/adam.hpp"
+#include "knead/train/checkpoint.hpp"
 #include "knead/train/minibatch.hpp"
 #include "knead/train/trainer.hpp"
 #include "logit.hpp"
@@ -40,6 +43,7 @@ struct FitOptions {
   Index checkpoint_every = 0;      ///< epochs between checkpoints written to OUTPUT.checkpoint (0: never)
   std::string resume;              ///< a checkpoint of the same command to continue from
   std::vector<std::string> logit;  ///< --logit COLUMN=LOW:HIGH, each (logit.hpp)
+  std::string dequantize;          ///< integer columns fitted as x + u (names, positions or "auto")
   double validation_fraction = 0.1;
   std::uint64_t seed = 0;
   int threads = 1;
@@ -56,6 +60,7 @@ struct FitData {
   Table train, validation;
   std::optional<Table> test;
   std::vector<LogitInterval> logit;  ///< the --logit columns, every row checked to lie inside
+  std::vector<Index> dequantized;    ///< columns fitted as x + u, u ~ Uniform[0, 1) (dequantize.hpp)
 };
 
 template <class T>
@@ -65,23 +70,30 @@ FitData fit_data(const FitOptions& o) {
   const std::vector<std::string> file_columns = read.names;
   Table all = select_columns(std::move(read), o.columns);
   d.logit = resolve_logit(o.logit, file_columns, all);
-  (void)logit_sigmoid<T>(d.logit, all.names);  // refuses an interval that T cannot hold
-  require_inside<T>(all, d.logit, o.data);     // before the split, rows are in the file's order
+  (void)logit_sigmoid<T>(d.logit, all.names);              // refuses an interval that T cannot hold
+  require_inside<T>(all, d.logit, o.data);                 // before the split, rows are in the file's order
+  d.dequantized = dequantized_columns(all, o.dequantize);  // before the split, which loses line numbers
+  // --logit maps its columns in place before the noise of --dequantize would be drawn in data units;
+  // the two are not combined
+  if (!d.logit.empty() && !d.dequantized.empty())
+    throw UsageError("--logit and --dequantize cannot be used together");
   if (!o.validation_file.empty()) {
     d.train = std::move(all);
     d.validation = read_columns(o.validation_file, d.train.names, o.read);
     require_inside<T>(d.validation, d.logit, o.validation_file);
+    check_integer_columns(d.validation, d.dequantized);
   } else {
     if (all.rows() < 2) fail("'", o.data, "'", " has ", all.rows(), " rows; at least 2 are needed");
     knead::Rng rng(o.seed);
     knead::DataSplit<double> split = knead::split_validation<double>(all.data, o.validation_fraction, rng);
     // the names and source without copying the whole table twice
-    d.train = {all.source, all.names, std::move(split.train)};
-    d.validation = {std::move(all.source), std::move(all.names), std::move(split.validation)};
+    d.train = {all.source, all.names, std::move(split.train), {}, {}};
+    d.validation = {std::move(all.source), std::move(all.names), std::move(split.validation), {}, {}};
   }
   if (!o.test_file.empty()) {
     d.test = read_columns(o.test_file, d.train.names, o.read);
     require_inside<T>(*d.test, d.logit, o.test_file);
+    check_integer_columns(*d.test, d.dequantized);
   }
   return d;
 }
@@ -119,6 +131,35 @@ knead::Matrix<T> to_flow_units(const knead::Matrix<double>& x, const Preprocessi
   return z.cast<T>();
 }
 
+/// With --dequantize, the tables of a fit with u ~ Uniform[0, 1) added to their integer columns:
+/// the training table with the noise of epoch 1, the validation and test tables with noise drawn
+/// once (noise_rng streams). Without, the tables themselves.
+struct DequantizedTables {
+  std::optional<Table> train_epoch_1, validation_table, test_table;
+  const Table& train(const FitData& d) const { return train_epoch_1 ? *train_epoch_1 : d.train; }
+  const Table& validation(const FitData& d) const {
+    return validation_table ? *validation_table : d.validation;
+  }
+  const Table& test(const FitData& d) const { return test_table ? *test_table : *d.test; }
+};
+
+inline DequantizedTables dequantized_tables(const FitData& d, const FitOptions& o) {
+  DequantizedTables t;
+  if (d.dequantized.empty()) {
+    if (o.dequantize == "auto") std::cerr << "--dequantize auto: no column holds only integers\n";
+    return t;
+  }
+  std::vector<std::string> names;
+  for (const Index i : d.dequantized) names.push_back(d.train.names[std::size_t(i)]);
+  std::cerr << "dequantising " << quoted_list(names)
+            << ": training sees x + u, u ~ Uniform[0, 1), fresh every epoch; the model's density is that "
+               "of the dequantised data\n";
+  t.train_epoch_1 = with_noise(d.train, d.dequantized, o.seed, 2);
+  t.validation_table = with_noise(d.validation, d.dequantized, o.seed, 0);
+  if (d.test) t.test_table = with_noise(*d.test, d.dequantized, o.seed, 1);
+  return t;
+}
+
 template <class T>
 int fit(const FitOptions& o) {
   knead::set_num_threads(o.threads);
@@ -130,10 +171,13 @@ int fit(const FitOptions& o) {
   if (!d.logit.empty()) validation_logit = d.validation;
   const double train_logit_jacobian = to_logit_units(d.train, d.logit);
   const double validation_logit_jacobian = to_logit_units(validation_logit, d.logit);
-  const Preprocessing pre = fit_preprocessing(d.train, o.preprocessing);
-  const knead::Matrix<T> train = to_flow_units<T>(d.train.data, pre);
+  // --dequantize (never with --logit): every table gets its noise before the preprocessing
+  // statistics are computed
+  const DequantizedTables noisy = dequantized_tables(d, o);
+  const Preprocessing pre = fit_preprocessing(noisy.train(d), o.preprocessing);
+  knead::Matrix<T> train = to_flow_units<T>(noisy.train(d).data, pre);
   const knead::Matrix<T> validation =
-      to_flow_units<T>((d.logit.empty() ? d.validation : validation_logit).data, pre);
+      to_flow_units<T>((d.logit.empty() ? noisy.validation(d) : validation_logit).data, pre);
 
   knead::FlowSpec<T> spec;
   spec.kind = knead::parse_flow_kind(o.flow);
@@ -167,9 +211,18 @@ int fit(const FitOptions& o) {
   // known step, through the same handler as Ctrl-C.
   const char* interrupt_at = std::getenv("KNEAD_TEST_INTERRUPT_AT_STEP");
   const Index interrupt_step = interrupt_at != nullptr ? Index(std::atol(interrupt_at)) : -1;
+  // Fresh dequantisation noise for each epoch (stream 1 + epoch), written into `train` in place:
+  // the trainer reads that matrix by reference, so the next epoch's batches take the new values.
+  const auto draw_epoch_noise = [&](Index epoch) {
+    const knead::Matrix<T> fresh =
+        to_flow_units<T>(with_noise(d.train, d.dequantized, o.seed, 1 + epoch).data, pre);
+    std::copy_n(fresh.data(), fresh.size(), train.data());
+  };
   options.on_step = [&](const knead::StepInfo& s) {
     progress.step(
         s, s.step_in_epoch < s.steps_per_epoch ? batch : train.cols() - (s.steps_per_epoch - 1) * batch);
+    if (!d.dequantized.empty() && s.step_in_epoch == s.steps_per_epoch && s.epoch < o.epochs)
+      draw_epoch_noise(s.epoch + 1);
     if (s.step == interrupt_step) std::raise(SIGINT);
     return interrupted ? knead::StepAction::stop : knead::StepAction::proceed;
   };
@@ -180,6 +233,9 @@ int fit(const FitOptions& o) {
   knead::TrainingHistory history;
   if (flow.num_parameters() > 0) {
     knead::Trainer trainer(flow, knead::Adam<T>(flow.num_parameters(), adam), options);
+    // a resumed run starts after a checkpointed epoch: its noise is that of the next epoch
+    if (!o.resume.empty() && !d.dequantized.empty())
+      draw_epoch_noise(knead::load_checkpoint<T>(o.resume).step / steps_per_epoch + 1);
     const auto previous = std::signal(SIGINT, [](int) { interrupted = 1; });
     history = o.resume.empty() ? trainer.fit(train, validation) : trainer.resume(o.resume, train, validation);
     std::signal(SIGINT, previous);
@@ -189,14 +245,15 @@ int fit(const FitOptions& o) {
 
   Flow model = with_logit_stage<T>(data_unit_flow<T>(flow.bijector(), pre), d.logit, d.train.names);
   model.set_training(false);
-  const knead::LogProbSummary val = summarize(model, d.validation.data);
+  const knead::LogProbSummary val = summarize(model, noisy.validation(d).data);
   std::optional<knead::LogProbSummary> test;
-  if (d.test) test = summarize(model, d.test->data);
+  if (d.test) test = summarize(model, noisy.test(d).data);
 
   ModelRecord record;
   record.columns = d.train.names;
   record.preprocessing = pre;
   record.logit = d.logit;
+  for (const Index i : d.dequantized) record.dequantized.push_back(d.train.names[std::size_t(i)]);
   record.training = {
       {"data", o.data},
       {"data_crc32", file_crc32(o.data)},
@@ -224,6 +281,9 @@ int fit(const FitOptions& o) {
 
   std::cerr << "validation NLL " << format_summary(val, dim) << '\n';
   if (test) std::cerr << "test NLL " << format_summary(*test, dim) << '\n';
+  if (!d.dequantized.empty())
+    std::cerr << "(NLLs of the dequantised tables, x + u with one draw of u: each is in expectation an upper "
+                 "bound on the NLL of the integer values)\n";
   if (!o.loss_plot.empty()) {
     // in data units, as the progress lines: the trainer's NLLs plus Σ log σ_i, minus the mean logit
     // log-Jacobian of the training or validation rows

@@ -79,8 +79,8 @@ inline std::vector<LogitInterval> resolve_logit(const std::vector<std::string>& 
                                                 const Table& modelled) {
   std::vector<LogitInterval> resolved;
   // select_columns resolves names and positions as --columns does; a table without rows suffices
-  const knead::data::CsvTable<double> names{file_columns,
-                                            knead::Matrix<double>(Index(file_columns.size()), 0)};
+  const knead::data::CsvTable<double> names{
+      file_columns, knead::Matrix<double>(Index(file_columns.size()), 0), {}, {}};
   for (const std::string& spec : specs) {
     LogitInterval interval = parse_logit(spec);
     try {
@@ -141,6 +141,25 @@ void require_inside(const Table& table, const std::vector<LogitInterval>& logit,
            ", ", shortest(interval.high), ")",
            rounds_to_bound ? " in float precision, where it rounds to a bound" : " (its density is 0)");
     }
+  }
+}
+
+/// Leaves out (log-prob --skip-invalid) the rows of `table` whose value in a --logit column is not
+/// strictly inside its interval in T, as require_inside would refuse them.
+template <class T>
+void skip_rows_outside(Table& table, const std::vector<LogitInterval>& logit) {
+  for (const LogitInterval& interval : logit) {
+    const auto at = std::find(table.names.begin(), table.names.end(), interval.column);
+    if (at == table.names.end()) fail(table.source, " has no column '", interval.column, "'");
+    const Index c = Index(at - table.names.begin());
+    const T low = T(interval.low), high = T(interval.high);
+    leave_out_rows(table, [&](Index j) -> std::string {
+      const double x = table.data(c, j);
+      if (low < T(x) && T(x) < high) return {};
+      return "column '" + interval.column + "': the value " + shortest(x) +
+             " is not inside the --logit interval (" + shortest(interval.low) + ", " +
+             shortest(interval.high) + ")";
+    });
   }
 }
 

@@ -129,6 +129,9 @@ int main(int argc, char** argv) {
               }
             },
             "COLUMN=LOW:HIGH"));
+    c->add_option("--dequantize", o.dequantize,
+                  "integer columns to fit as x + u, u ~ Uniform[0, 1) (fresh every epoch): names or 1-based "
+                  "positions among the modelled columns, or auto (every column holding only integers)");
     c->add_option("--preprocess", o.preprocessing, "standardize (z = (x - mean) / sd per column) or none")
         ->check(CLI::IsMember({"standardize", "none"}))
         ->capture_default_str();
@@ -165,6 +168,14 @@ int main(int argc, char** argv) {
     c->add_option("--summary", o.summary,
                   "write the mean NLL, its standard error and the worst rows as JSON");
     c->add_option("--threads", o.threads, "threads")->check(CLI::Range(1, 256))->capture_default_str();
+    c->add_flag("--skip-invalid", o.skip_invalid,
+                "skip the rows that cannot be scored (listed on stderr and in --summary); the output "
+                "then has a column 'line' with each scored row's line in DATA");
+    c->add_option("--dequantize-samples", o.dequantize_samples,
+                  "a dequantised model: noise draws per row of the bound log (1/K) sum_k p(x + u_k)")
+        ->check(at_least(1, false))
+        ->capture_default_str();
+    c->add_option("--seed", o.seed, "a dequantised model: seed of the noise")->capture_default_str();
     add_read_options(c, o.read);
   }
 

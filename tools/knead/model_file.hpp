@@ -58,6 +58,9 @@ struct ModelRecord {
   Preprocessing preprocessing;
   std::vector<LogitInterval> logit;  ///< the --logit columns (recorded only when there are some)
   Json training = Json::object();    ///< what fit records of its run
+  /// The integer columns fitted as x + u, u ~ Uniform[0, 1) (fit --dequantize; see dequantize.hpp),
+  /// stored as {"dequantization": {"columns": [...], "noise": ...}} when there are any.
+  std::vector<std::string> dequantized;
   [[nodiscard]] Json to_json() const {
     Json j;
     j["columns"] = columns;
@@ -68,6 +71,8 @@ struct ModelRecord {
       for (const LogitInterval& l : logit)
         j["logit"].push_back({{"column", l.column}, {"low", l.low}, {"high", l.high}});
     }
+    if (!dequantized.empty())
+      j["dequantization"] = {{"columns", dequantized}, {"noise", "u ~ Uniform[0, 1) added to each value"}};
     j["training"] = training;
     return j;
   }
@@ -129,6 +134,12 @@ inline ModelRecord read_record(const knead::io::SafetensorsFile& file, const std
         r.logit.push_back(std::move(interval));
       }
     r.training = j.at("training");
+    if (j.contains("dequantization"))
+      r.dequantized = j.at("dequantization").at("columns").get<std::vector<std::string>>();
+    for (const std::string& name : r.dequantized)
+      if (std::find(r.columns.begin(), r.columns.end(), name) == r.columns.end())
+        throw knead::FormatError("'" + path + "': the dequantised column '" + name +
+                                 "' is not a column of the model");
     return r;
   } catch (const nlohmann::json::exception& e) {
     throw knead::FormatError("'" + path + "': metadata '" + record_key + "' is malformed: " + e.what());

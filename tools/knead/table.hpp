@@ -39,9 +39,42 @@ struct Table {
   std::string source;
   std::vector<std::string> names;
   knead::Matrix<double> data;
+  std::vector<std::size_t> lines;                   ///< the file's line of each row (CSV; empty for .npy)
+  std::vector<knead::data::CsvSkippedRow> skipped;  ///< rows left out (ReadOptions::skip_bad_rows)
   [[nodiscard]] Index dim() const { return data.rows(); }
   [[nodiscard]] Index rows() const { return data.cols(); }
+  /// What the rows are counted in: "line" (of a CSV file) or "row" (of a .npy file).
+  [[nodiscard]] const char* position_kind() const { return lines.empty() ? "row" : "line"; }
+  /// The line (CSV) or row (.npy), from 1, of row j (from 0).
+  [[nodiscard]] std::size_t position(Index j) const {
+    return lines.empty() ? std::size_t(j + 1) : lines[std::size_t(j)];
+  }
+  /// Where row j (from 0) is, for messages: "line 7" of a CSV file, "row 7" of a .npy file.
+  [[nodiscard]] std::string where(Index j) const {
+    return position_kind() + (" " + std::to_string(position(j)));
+  }
 };
+
+/// Leaves out the rows j of `table` for which reason(j) is not empty, adding them to table.skipped
+/// with that reason (kept in line order), and keeps the others in order.
+template <class Reason>
+void leave_out_rows(Table& table, Reason&& reason) {
+  Index kept = 0;
+  for (Index j = 0; j < table.rows(); ++j) {
+    std::string why = reason(j);
+    if (!why.empty()) {
+      table.skipped.push_back({table.position(j), std::move(why)});
+      continue;
+    }
+    table.data.col(kept) = table.data.col(j);  // kept ≤ j: moves rows down in place
+    if (!table.lines.empty()) table.lines[std::size_t(kept)] = table.lines[std::size_t(j)];
+    ++kept;
+  }
+  table.data.conservativeResize(table.dim(), kept);
+  if (!table.lines.empty()) table.lines.resize(std::size_t(kept));
+  std::sort(table.skipped.begin(), table.skipped.end(),
+            [](const auto& a, const auto& b) { return a.line < b.line; });
+}
 
 /// Splits "a,b,c" at commas; empty items are kept (and refused by select_columns).
 inline std::vector<std::string> split_list(std::string_view list) {
@@ -61,19 +94,22 @@ inline std::vector<std::string> split_list(std::string_view list) {
 /// column or one chosen twice (a repeated column has no density).
 inline Table select_columns(Table table, std::string_view list) {
   if (list.empty()) return table;
-  knead::data::CsvTable<double> all{std::move(table.names), std::move(table.data)};
+  knead::data::CsvTable<double> all{std::move(table.names), std::move(table.data), {}, {}};
   knead::data::CsvTable<double> chosen = knead::data::select_columns(all, split_list(list));
   for (std::size_t i = 0; i < chosen.names.size(); ++i)
     for (std::size_t k = 0; k < i; ++k)
       if (chosen.names[i] == chosen.names[k])
         fail("--columns: column '", chosen.names[i], "' is chosen twice");
-  return {std::move(table.source), std::move(chosen.names), std::move(chosen.data)};
+  return {std::move(table.source), std::move(chosen.names), std::move(chosen.data), std::move(table.lines),
+          std::move(table.skipped)};
 }
 
 /// How tables are read: CSV options (the .npy format says everything itself).
 struct ReadOptions {
   std::optional<char> delimiter;  ///< none: detected from the first lines
   knead::data::CsvHeader header = knead::data::CsvHeader::detect;
+  /// Leave out the rows that cannot be read (Table::skipped) instead of failing (CSV only).
+  bool skip_bad_rows = false;
 };
 
 inline bool is_npy(const std::string& path) { return std::filesystem::path(path).extension() == ".npy"; }
@@ -90,9 +126,13 @@ inline Table read_table(const std::string& path, const ReadOptions& options = {}
     knead::data::CsvOptions csv;
     csv.delimiter = options.delimiter;
     csv.header = options.header;
+    csv.skip_bad_rows = options.skip_bad_rows;
+    csv.record_lines = true;
     knead::data::CsvTable<double> read = knead::data::read_csv_table<double>(path, csv);
     table.data = std::move(read.data);
     table.names = std::move(read.names);
+    table.lines = std::move(read.lines);
+    table.skipped = std::move(read.skipped);
   }
   if (table.names.empty())
     for (Index i = 0; i < table.dim(); ++i) table.names.push_back("column " + std::to_string(i + 1));
@@ -108,9 +148,10 @@ inline Table read_columns(const std::string& path, const std::vector<std::string
     return std::find(table.names.begin(), table.names.end(), n) != table.names.end();
   });
   if (all_named && table.names != names) {
-    knead::data::CsvTable<double> all{std::move(table.names), std::move(table.data)};
+    knead::data::CsvTable<double> all{std::move(table.names), std::move(table.data), {}, {}};
     knead::data::CsvTable<double> chosen = knead::data::select_columns(all, names);
-    return {std::move(table.source), std::move(chosen.names), std::move(chosen.data)};
+    return {std::move(table.source), std::move(chosen.names), std::move(chosen.data), std::move(table.lines),
+            std::move(table.skipped)};
   }
   if (table.dim() != Index(names.size()))
     fail(table.source, " has ", table.dim(), " columns but the model has ", names.size(),

@@ -2,11 +2,13 @@
 /// @file
 /// The commands that read a model file: `knead log-prob`, `knead sample` and `knead inspect`.
 
+#include <algorithm>
 #include <cstdint>
 #include <iostream>
 #include <string>
 
 #include "corner_plot.hpp"
+#include "dequantize.hpp"
 #include "evaluation.hpp"
 #include "knead/core/threads.hpp"
 #include "knead/io/flow_io.hpp"
@@ -19,6 +21,9 @@ namespace knead_cli {
 struct LogProbOptions {
   std::string model, data, output = "-", summary;
   int threads = 1;
+  bool skip_invalid = false;      ///< leave out the rows that cannot be scored, listing them
+  Index dequantize_samples = 16;  ///< a dequantised model: K of the bound log (1/K) Σ_k p(x + u_k)
+  std::uint64_t seed = 0;         ///< a dequantised model: seed of the noise
   ReadOptions read;
 };
 
@@ -63,20 +68,86 @@ struct ModelFile {
   }
 };
 
+/// --skip-invalid: the skipped rows on stderr (the first few) and as JSON (all).
+inline void report_skipped(const Table& table, Json* summary) {
+  constexpr std::size_t shown = 5;
+  const char* kind = table.position_kind();
+  if (!table.skipped.empty()) {
+    std::cerr << "skipped " << table.skipped.size() << " rows that cannot be scored:\n";
+    for (std::size_t k = 0; k < std::min(shown, table.skipped.size()); ++k)
+      std::cerr << "  " << kind << " " << table.skipped[k].line << ": " << table.skipped[k].reason << '\n';
+    if (table.skipped.size() > shown)
+      std::cerr << "  and " << table.skipped.size() - shown << " more (all are listed by --summary)\n";
+  }
+  if (summary == nullptr) return;
+  Json list = Json::array();
+  for (const knead::data::CsvSkippedRow& r : table.skipped)
+    list.push_back({{kind, r.line}, {"reason", r.reason}});
+  (*summary)["skipped_rows"] = table.skipped.size();
+  (*summary)["skipped"] = list;
+}
+
+/// `knead log-prob`: log p(x) of each row; for a dequantised model (dequantize.hpp) the bound
+/// L_K(x) = log (1/K) Σ_k p(x + u_k) on log P(x) of the integer values. With --skip-invalid the rows
+/// that cannot be scored (unreadable, or not integers in a dequantised column) are left out and
+/// listed, and the output has a first column with the line (CSV) or row (.npy) of each scored row:
+/// a CSV "line,log_prob", a .npy of shape (N, 2). Without it, such a row is an error.
 template <class T>
 int log_prob(const LogProbOptions& o, const ModelFile& m) {
   knead::set_num_threads(o.threads);
   auto flow = m.flow<T>();
-  const Table table = read_columns(o.data, m.record.columns, o.read);
-  require_inside<T>(table, m.record.logit, o.data);  // a row outside a --logit interval has no log density
-  const knead::RowVector<double> rows = log_prob_of(flow, table.data);
-  if (is_npy(o.output))
+  ReadOptions read = o.read;
+  read.skip_bad_rows = o.skip_invalid;
+  Table table = read_columns(o.data, m.record.columns, read);
+  const std::vector<Index> dequantized = column_positions(m.record.columns, m.record.dequantized);
+  if (o.skip_invalid) {
+    skip_non_integer_rows(table, dequantized);
+    skip_rows_outside<T>(table, m.record.logit);
+  } else {
+    check_integer_columns(table, dequantized);
+    require_inside<T>(table, m.record.logit, o.data);  // a row outside a --logit interval has no log density
+  }
+  if (table.rows() == 0)
+    fail(table.source, ": no row can be scored (", table.skipped.size(), " rows skipped; the first, ",
+         table.position_kind(), " ", table.skipped.front().line, ": ", table.skipped.front().reason, ")");
+  knead::RowVector<double> rows;
+  if (dequantized.empty()) {
+    rows = log_prob_of(flow, table.data);
+  } else {
+    knead::Rng rng(o.seed);
+    rows = dequantized_log_prob(flow, table.data, dequantized, o.dequantize_samples, rng);
+    std::cerr << "the model dequantises " << quoted_list(m.record.dequantized)
+              << ": each value is log (1/K) sum_k p(x + u_k) with K = " << o.dequantize_samples
+              << " draws u_k ~ Uniform[0, 1) (seed " << o.seed
+              << "), whose expectation is a lower bound on the log probability of the integer values\n";
+  }
+  const int digits = std::is_same_v<T, float> ? 9 : 17;
+  if (o.skip_invalid) {
+    knead::Matrix<double> numbered(2, rows.size());
+    for (Index j = 0; j < rows.size(); ++j) numbered(0, j) = double(table.position(j));
+    numbered.row(1) = rows;
+    write_table(o.output, {table.position_kind(), "log_prob"}, numbered, digits);  // .npy: shape (N, 2)
+  } else if (is_npy(o.output)) {
     knead::data::write_npy(o.output, rows);  // shape (N,)
-  else
-    write_csv(o.output, {"log_prob"}, rows, std::is_same_v<T, float> ? 9 : 17);
-  const knead::LogProbSummary s = knead::summarize_log_prob(rows, 5);
+  } else {
+    write_csv(o.output, {"log_prob"}, rows, digits);
+  }
+  knead::LogProbSummary s = knead::summarize_log_prob(rows, 5);
+  // with rows left out, the worst rows are named by their place in DATA
+  if (o.skip_invalid)
+    for (Index& r : s.worst_rows) r = Index(table.position(r)) - 1;
   std::cerr << "NLL " << format_summary(s, table.dim()) << '\n';
-  if (!o.summary.empty()) write_text(o.summary, summary_json(s, table.dim()).dump(2) + "\n");
+  Json summary = summary_json(s, table.dim());
+  if (!dequantized.empty())
+    summary["dequantization"] = {
+        {"columns", m.record.dequantized},
+        {"samples", o.dequantize_samples},
+        {"seed", o.seed},
+        {"log_prob",
+         "log (1/K) sum_k p(x + u_k), u_k ~ Uniform[0, 1): in expectation a lower bound on the log "
+         "probability of the integer values"}};
+  if (o.skip_invalid) report_skipped(table, &summary);
+  if (!o.summary.empty()) write_text(o.summary, summary.dump(2) + "\n");
   return 0;
 }
 
@@ -85,7 +156,9 @@ int sample(const SampleOptions& o, const ModelFile& m) {
   knead::set_num_threads(o.threads);
   auto flow = m.flow<T>();
   knead::Rng rng(o.seed);
-  const knead::Matrix<double> x = flow.sample(o.count, rng).template cast<double>();
+  knead::Matrix<double> x = flow.sample(o.count, rng).template cast<double>();
+  // a dequantised model samples x + u: floor(x + u) = x gives integers like the data
+  floor_columns(x, column_positions(m.record.columns, m.record.dequantized));
   write_table(o.output, m.record.columns, x, std::is_same_v<T, float> ? 9 : 17);
   return 0;
 }
@@ -103,6 +176,7 @@ int plot_model(const PlotOptions& o, const ModelFile& m) {
   knead::Rng rng(o.seed);
   Table samples = picked;
   samples.data = flow.sample(shown, rng).template cast<double>();
+  floor_columns(samples.data, column_positions(m.record.columns, m.record.dequantized));
   std::string columns = o.columns;
   if (columns.empty())
     for (std::size_t i = 0; i < std::min<std::size_t>(6, m.record.columns.size()); ++i)
@@ -144,6 +218,11 @@ int inspect(const ModelFile& m) {
               << join_numbers(m.record.preprocessing.scale) << ")";
   std::cout << '\n';
   if (!m.record.logit.empty()) std::cout << "logit: " << describe_logit(m.record.logit) << '\n';
+  if (!m.record.dequantized.empty())
+    std::cout << "dequantised: " << quoted_list(m.record.dequantized)
+              << " (integers fitted as x + u, u ~ Uniform[0, 1): the density is that of the dequantised "
+                 "data; log-prob gives a lower bound on the log probability of the integers, sample "
+                 "floors them)\n";
   std::cout << "training:\n";
   for (const auto& [key, value] : t.items())
     std::cout << "  " << key << ": " << (value.is_string() ? value.template get<std::string>() : value.dump())

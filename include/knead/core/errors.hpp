@@ -23,6 +23,14 @@
 
 namespace knead::detail {
 
+/// Any streamable pieces written one after the other.
+template <class... Parts>
+std::string concatenate(const Parts&... parts) {
+  std::ostringstream out;
+  (out << ... << parts);
+  return out.str();
+}
+
 /// Builds "function: message" from any streamable pieces.
 template <class... Parts>
 std::string message(std::string_view function, const Parts&... parts) {

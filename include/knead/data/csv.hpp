@@ -23,6 +23,11 @@
 /// the caller expects; when the extra fields look like the fractional digits of decimal commas
 /// ("1,5" for 1.5 in a comma-separated file) the message says so. A headerless file whose decimal
 /// commas happen to give the expected count on every row cannot be told from integer data.
+///
+/// With CsvOptions::skip_bad_rows a data row that would be one of these errors (a wrong number of
+/// fields, an unparsable, empty or non-finite value) is left out instead and listed in
+/// CsvTable::skipped with its line number and the reason; the header and the file as a whole must
+/// still be well formed. CsvOptions::record_lines keeps the line number of every row read.
 
 #include <algorithm>
 #include <array>
@@ -59,6 +64,16 @@ struct CsvOptions {
   std::size_t columns = 0;
   /// A line whose first character after any padding is this one is skipped ('\0': no comments).
   char comment = '#';
+  /// Leave out the data rows that cannot be read (listed in CsvTable::skipped) instead of failing.
+  bool skip_bad_rows = false;
+  /// Fill CsvTable::lines with the line number of each row read.
+  bool record_lines = false;
+};
+
+/// A data row left out by CsvOptions::skip_bad_rows: its line (from 1) and why.
+struct CsvSkippedRow {
+  std::size_t line = 0;
+  std::string reason;
 };
 
 /// The data of a CSV file as a D×N matrix (column j = row j of the file) and its column names
@@ -67,6 +82,8 @@ template <class T>
 struct CsvTable {
   std::vector<std::string> names;
   Matrix<T> data;
+  std::vector<std::size_t> lines;      ///< line of each column of `data` (CsvOptions::record_lines)
+  std::vector<CsvSkippedRow> skipped;  ///< rows left out (CsvOptions::skip_bad_rows)
 };
 
 namespace csv_detail {
@@ -311,10 +328,19 @@ class Parser {
       if (std::exchange(first, false) && header) continue;
       if (parsed == capacity)
         fail_line("more rows than the text can hold (internal check failed: a bug in knead)");
-      if (!parse_row_fast(*line, out)) parse_row_checked(*line, out, header);
+      if (!parse_row_fast(*line, out)) {
+        std::optional<std::string> problem = parse_row_checked(*line, out, header);
+        if (problem) {
+          if (!options_.skip_bad_rows) fail_line(*problem);
+          table.skipped.push_back({line_number_, std::move(*problem)});
+          continue;
+        }
+      }
+      if (options_.record_lines) table.lines.push_back(line_number_);
       out += columns_;
       ++parsed;
     }
+    if (parsed < capacity) table.data.conservativeResize(Index(columns_), Index(parsed));
     return table;
   }
 
@@ -414,25 +440,31 @@ class Parser {
     }
   }
 
-  /// Parses a row field by field, writing its values to out[0..columns_) or throwing the error that
-  /// describes it.
-  void parse_row_checked(std::string_view line, T* out, bool has_header) const {
+  /// Parses a row field by field, writing its values to out[0..columns_); returns what is wrong with
+  /// it, if anything (then some of out[0..columns_) may have been written).
+  std::optional<std::string> parse_row_checked(std::string_view line, T* out, bool has_header) const {
     const std::vector<std::string_view> fields = split_fields(line, delimiter_);
     if (fields.size() != columns_)
-      fail_line("expected ", columns_, " fields, got ", fields.size(),
-                has_header ? " (the header has " : " (the first row has ", columns_, ")",
-                decimal_comma_hint(fields, columns_, delimiter_));
+      return knead::detail::concatenate("expected ", columns_, " fields, got ", fields.size(),
+                                        has_header ? " (the header has " : " (the first row has ", columns_,
+                                        ")", decimal_comma_hint(fields, columns_, delimiter_));
     for (std::size_t c = 0; c < fields.size(); ++c) {
       const std::optional<std::string> text = unquote(fields[c]);
-      if (!text) fail_line("unterminated quote in column ", c + 1, ": ", shown_field(fields[c]));
-      if (text->empty()) fail_line("empty field in column ", c + 1);
+      if (!text)
+        return knead::detail::concatenate("unterminated quote in column ", c + 1, ": ",
+                                          shown_field(fields[c]));
+      if (text->empty()) return knead::detail::concatenate("empty field in column ", c + 1);
       const std::optional<double> value = parse_number(trim(*text));
-      if (!value) fail_line("cannot read '", shown_field(fields[c]), "' in column ", c + 1, " as a number");
+      if (!value)
+        return knead::detail::concatenate("cannot read '", shown_field(fields[c]), "' in column ", c + 1,
+                                          " as a number");
       // A finite double may still overflow a float.
       if (!std::isfinite(*value) || !std::isfinite(static_cast<T>(*value)))
-        fail_line("column ", c + 1, " has the non-finite value '", shown_field(fields[c]), "'");
+        return knead::detail::concatenate("column ", c + 1, " has the non-finite value '",
+                                          shown_field(fields[c]), "'");
       out[c] = static_cast<T>(*value);
     }
+    return std::nullopt;
   }
 
   const CsvOptions& options_;
