@@ -98,11 +98,17 @@ int main(int argc, char** argv) {
     c->add_option("--weight-decay", o.weight_decay, "decoupled weight decay (AdamW)")
         ->check(at_least(0, false))
         ->capture_default_str();
-    c->add_option("--epochs", o.epochs, "passes over the training rows")
-        ->check(at_least(1, false))
+    c->add_option("--epochs", o.epochs,
+                  "passes over the training rows (0: no training; with whiten, the model is the "
+                  "full-covariance Gaussian of the training rows)")
+        ->check(at_least(0, false))
         ->capture_default_str();
     c->add_option("--patience", o.patience,
                   "stop after this many epochs without a better validation NLL (0: never)")
+        ->check(at_least(0, false))
+        ->capture_default_str();
+    c->add_option("--max-grad-norm", o.max_gradient_norm,
+                  "clip the global gradient norm to this (0: no clipping)")
         ->check(at_least(0, false))
         ->capture_default_str();
     c->add_option("--val-fraction", o.validation_fraction, "rows of DATA held out for validation")
@@ -111,8 +117,10 @@ int main(int argc, char** argv) {
     c->add_option("--val", o.validation_file, "a validation table (instead of --val-fraction)");
     c->add_option("--test", o.test_file, "a test table, scored after training");
     c->add_option("--columns", o.columns, "columns to model: names or 1-based positions, e.g. x,y or 1,3");
-    c->add_option("--preprocess", o.preprocessing, "standardize (z = (x - mean) / sd per column) or none")
-        ->check(CLI::IsMember({"standardize", "none"}))
+    c->add_option("--preprocess", o.preprocessing,
+                  "whiten (z = inverse(L) (x - mean), L L^T the covariance), standardize "
+                  "(z = (x - mean) / sd per column) or none")
+        ->check(CLI::IsMember({"whiten", "standardize", "none"}))
         ->capture_default_str();
     c->add_option("--precision", o.precision, "float or double")
         ->check(CLI::IsMember({"float", "double"}))

@@ -140,6 +140,10 @@ int inspect(const ModelFile& m) {
   if (m.record.preprocessing.kind == "standardize")
     std::cout << " (mean " << join_numbers(m.record.preprocessing.mean) << "; scale "
               << join_numbers(m.record.preprocessing.scale) << ")";
+  if (m.record.preprocessing.kind == "whiten")
+    std::cout << " (mean " << join_numbers(m.record.preprocessing.mean)
+              << "; x = L z + mean with L the Cholesky factor of the training covariance, log|det L| "
+              << m.record.preprocessing.log_det() << ", ridge " << m.record.preprocessing.ridge << ")";
   std::cout << '\n';
   std::cout << "training:\n";
   for (const auto& [key, value] : t.items())
