@@ -38,6 +38,7 @@ struct FitOptions {
   Index epochs = 100;               ///< 0: no training; the model is the initial flow (the identity: with
                                     ///< whiten, the full-covariance Gaussian of the training rows)
   Index patience = 10;              ///< epochs without improvement before stopping (0: never)
+  double log_scale_bound = 5;       ///< c of each layer's soft clamp α = c·tanh(a/c) of its log-scales
   double max_gradient_norm = 100;   ///< clip the global gradient norm to this (0: no clipping)
   Index checkpoint_every = 0;       ///< epochs between checkpoints written to OUTPUT.checkpoint (0: never)
   std::string resume;               ///< a checkpoint of the same command to continue from
@@ -178,6 +179,7 @@ int fit(const FitOptions& o) {
   spec.layers = o.layers;
   spec.hidden = o.hidden;
   spec.seed = o.seed;
+  spec.guard.bound = T(o.log_scale_bound);
   using Flow = knead::TransformedDistribution<knead::StandardNormal<T>, knead::DynamicChain<T>>;
   Flow flow(knead::StandardNormal<T>(dim), knead::make_flow(spec));
 
@@ -243,6 +245,9 @@ int fit(const FitOptions& o) {
       {"hidden", o.hidden},
       {"batch", batch},
       {"lr", o.lr},
+      {"log_scale_bound", o.log_scale_bound},
+      {"max_grad_norm", o.max_gradient_norm},
+      {"patience", o.patience},
       {"schedule", o.schedule},
       {"epochs_asked", o.epochs},
       {"epochs_run", history.epochs.size()},

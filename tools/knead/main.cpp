@@ -107,6 +107,11 @@ int main(int argc, char** argv) {
                   "stop after this many epochs without a better validation NLL (0: never)")
         ->check(at_least(0, false))
         ->capture_default_str();
+    c->add_option(
+         "--log-scale-bound", o.log_scale_bound,
+         "bound c of each layer's log-scales (soft clamp c tanh(a / c)): a layer scales by at most e^c")
+        ->check(at_least(0, true))
+        ->capture_default_str();
     c->add_option("--max-grad-norm", o.max_gradient_norm,
                   "clip the global gradient norm to this (0: no clipping)")
         ->check(at_least(0, false))
