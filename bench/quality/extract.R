@@ -1,6 +1,6 @@
 # Writes the tables of bench/quality/run.sh as CSV files (numeric columns only, complete rows)
 # into the directory given as the only argument. The data come from installed Debian packages:
-# r-base-core (datasets), r-cran-mlbench and r-cran-ggplot2.
+# r-base-core (datasets), r-cran-mlbench, r-cran-ggplot2 and r-cran-dslabs.
 args <- commandArgs(trailingOnly = TRUE)
 out <- args[1]
 numeric_only <- function(d) {
@@ -21,3 +21,7 @@ data("Satellite", package = "mlbench")
 write_table(Satellite, "satellite")  # classes (factor) dropped
 data("diamonds", package = "ggplot2")
 write_table(diamonds, "diamonds")  # cut, color, clarity (factors) dropped
+data("movielens", package = "dslabs")
+# year (of the film's release), rating (0.5 to 5 in steps of 0.5) and timestamp (of the rating,
+# seconds since 1970); movieId and userId are identifiers, title and genres are text
+write_table(movielens[, c("year", "rating", "timestamp")], "movielens")

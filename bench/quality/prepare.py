@@ -30,11 +30,13 @@ def gaussian_nll(train, test):
     c = np.cov(train, rowvar=False, bias=True)
     c = np.atleast_2d(c)
     d = c.shape[0]
+    # singular if the correlation matrix is (so that columns in very different units, such as
+    # movielens' timestamp and rating, do not count as singular); the ridge is relative to diag(c)
     ridge = 0.0
-    eig = np.linalg.eigvalsh(c)
-    if eig.min() <= 1e-12 * eig.max():
-        ridge = 1e-6 * np.trace(c) / d
-        c = c + ridge * np.eye(d)
+    sd = np.sqrt(np.diag(c))
+    if np.linalg.eigvalsh(c / np.outer(sd, sd)).min() <= 1e-12:
+        ridge = 1e-6
+        c = c + ridge * np.diag(np.diag(c))
     chol = np.linalg.cholesky(c)
     z = np.linalg.solve(chol, (test - mu).T).T
     logdet = 2.0 * np.log(np.diag(chol)).sum()

@@ -16,6 +16,7 @@ SOURCES = {
     "sonar": "r-cran-mlbench (Sonar)",
     "satellite": "r-cran-mlbench (Satellite)",
     "diamonds": "r-cran-ggplot2 (diamonds)",
+    "movielens": "r-cran-dslabs (movielens)",
 }
 
 

@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 KNEAD=${KNEAD:-$root/build/tools/knead}
 WORK=${WORK:-$root/build/quality}
-TABLES=${TABLES:-faithful sonar satellite diamonds}
+TABLES=${TABLES:-faithful sonar satellite diamonds movielens}
 SWEEP_LAYERS=${SWEEP_LAYERS:-3 5 8}
 SWEEP_HIDDEN=${SWEEP_HIDDEN:-64,64 128,128 256,256}
 SWEEP_LR=${SWEEP_LR:-1e-3 3e-4}
@@ -24,7 +24,7 @@ JOBS=${JOBS:-2}
 PYTHON=/usr/bin/python3  # Debian's, with python3-numpy
 
 need=()
-for p in r-base-core r-cran-mlbench r-cran-ggplot2 python3-numpy; do
+for p in r-base-core r-cran-mlbench r-cran-ggplot2 r-cran-dslabs python3-numpy; do
   dpkg -s "$p" > /dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then

@@ -98,11 +98,22 @@ int main(int argc, char** argv) {
     c->add_option("--weight-decay", o.weight_decay, "decoupled weight decay (AdamW)")
         ->check(at_least(0, false))
         ->capture_default_str();
-    c->add_option("--epochs", o.epochs, "passes over the training rows")
-        ->check(at_least(1, false))
+    c->add_option("--epochs", o.epochs,
+                  "passes over the training rows (0: no training; with whiten, the model is the "
+                  "full-covariance Gaussian of the training rows)")
+        ->check(at_least(0, false))
         ->capture_default_str();
     c->add_option("--patience", o.patience,
                   "stop after this many epochs without a better validation NLL (0: never)")
+        ->check(at_least(0, false))
+        ->capture_default_str();
+    c->add_option(
+         "--log-scale-bound", o.log_scale_bound,
+         "bound c of each layer's log-scales (soft clamp c tanh(a / c)): a layer scales by at most e^c")
+        ->check(at_least(0, true))
+        ->capture_default_str();
+    c->add_option("--max-grad-norm", o.max_gradient_norm,
+                  "clip the global gradient norm to this (0: no clipping)")
         ->check(at_least(0, false))
         ->capture_default_str();
     c->add_option("--val-fraction", o.validation_fraction, "rows of DATA held out for validation")
@@ -132,9 +143,10 @@ int main(int argc, char** argv) {
     c->add_option("--dequantize", o.dequantize,
                   "integer columns to fit as x + u, u ~ Uniform[0, 1) (fresh every epoch): names or 1-based "
                   "positions among the modelled columns, or auto (every column holding only integers)");
-    c->add_option("--preprocess", o.preprocessing, "standardize (z = (x - mean) / sd per column) or none")
-        ->check(CLI::IsMember({"standardize", "none"}))
-        ->capture_default_str();
+    c->add_option("--preprocess", o.preprocessing,
+                  "whiten (z = inverse(L) (x - mean), L L^T the covariance; the default), standardize "
+                  "(z = (x - mean) / sd per column; the default with --dequantize) or none")
+        ->check(CLI::IsMember({"whiten", "standardize", "none"}));
     c->add_option("--precision", o.precision, "float or double")
         ->check(CLI::IsMember({"float", "double"}))
         ->capture_default_str();

@@ -3,21 +3,31 @@
 /// The model files `knead` writes: a knead flow file (knead::save) whose flow gives densities in the
 /// data's own units, with a record of how it was made in the metadata entry "cli.record".
 ///
-/// The flow is trained on standardised data z = (x − μ) / σ; the file holds that flow followed
-/// (in the noise → data direction) by the fixed affine map x = σ ⊙ z + μ, an `Affine` bijector with
-/// log-scale log σ and shift μ. So knead::load gives a flow whose log_prob is the density of x:
+/// The flow is trained on preprocessed data z; the file holds that flow followed (in the noise →
+/// data direction) by the fixed affine map back to data units, so knead::load gives a flow whose
+/// log_prob is the density of x and whose samples are in data units:
 ///
-///     log p_x(x) = log p_z((x − μ)/σ) − Σ_i log σ_i,
+/// - whiten (the default): z = L⁻¹(x − μ) with μ the training mean and L L^T the training
+///   covariance (maximum likelihood, divided by N); the map x = L z + μ is a `TriangularAffine`
+///   (log-diagonal log L_ii, the entries below the diagonal, shift μ), and
+///       log p_x(x) = log p_z(L⁻¹(x − μ)) − Σ_i log L_ii.
+///   A flow that starts as the identity therefore starts as the full-covariance Gaussian N(μ, L L^T).
+/// - standardize: z = (x − μ)/σ per column; the map x = σ ⊙ z + μ is an `Affine` (log-scale log σ,
+///   shift μ), and log p_x(x) = log p_z((x − μ)/σ) − Σ_i log σ_i.
+/// - none: z = x.
 ///
-/// and whose samples are in data units. Columns fitted with `--logit` (logit.hpp) are standardised
-/// in logit units and mapped into their intervals by a final `Sigmoid`. The record (JSON) says which
-/// columns the model reads, the preprocessing (μ, σ), the logit intervals, and the training run: data file,
-/// its CRC-32, rows, epochs, best validation NLL (data units), the command line and the knead version.
+/// Columns fitted with `--logit` (logit.hpp) are preprocessed in logit units and mapped into their
+/// intervals by a final `Sigmoid`. The record (JSON) says which
+/// columns the model reads, the preprocessing (μ, and σ or L), the logit intervals, and the training
+/// run: data file, its CRC-32, rows, epochs, best validation NLL (data units), the command line and
+/// the knead version.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,6 +35,7 @@
 
 #include "knead/bijectors/dynamic_chain.hpp"
 #include "knead/bijectors/elementwise_affine.hpp"
+#include "knead/bijectors/triangular_affine.hpp"
 #include "knead/distributions/standard_normal.hpp"
 #include "knead/distributions/transformed_distribution.hpp"
 #include "knead/io/flow_io.hpp"
@@ -43,8 +54,20 @@ inline constexpr const char* knead_version = KNEAD_TOOL_VERSION;
 
 /// How data columns map to the flow's coordinates.
 struct Preprocessing {
-  std::string kind = "standardize";  ///< "standardize" (z = (x − μ)/σ) or "none"
-  std::vector<double> mean, scale;   ///< μ and σ (empty for "none")
+  std::string kind = "whiten";  ///< "whiten" (z = L⁻¹(x − μ)), "standardize" (z = (x − μ)/σ), "none"
+  std::vector<double> mean, scale;  ///< μ (whiten, standardize) and σ (standardize)
+  std::vector<double> cholesky;     ///< whiten: L, D × D row by row (zeros above the diagonal)
+  double ridge = 0;                 ///< whiten: ε of L Lᵀ = Σ + ε diag(Σ) (0 unless Σ is singular)
+
+  /// Σ_i log L_ii or Σ_i log σ_i: NLL in data units = NLL in the flow's units + this.
+  [[nodiscard]] double log_det() const {
+    double sum = 0;
+    if (kind == "standardize")
+      for (const double sd : scale) sum += std::log(sd);
+    if (kind == "whiten")
+      for (std::size_t i = 0; i < mean.size(); ++i) sum += std::log(cholesky[i * mean.size() + i]);
+    return sum;
+  }
 };
 
 /// A column modelled through the logit (`knead fit --logit COLUMN=LOW:HIGH`): its open interval.
@@ -73,6 +96,10 @@ struct ModelRecord {
     }
     if (!dequantized.empty())
       j["dequantization"] = {{"columns", dequantized}, {"noise", "u ~ Uniform[0, 1) added to each value"}};
+    if (preprocessing.kind == "whiten") {
+      j["preprocessing"]["cholesky"] = preprocessing.cholesky;
+      j["preprocessing"]["ridge"] = preprocessing.ridge;
+    }
     j["training"] = training;
     return j;
   }
@@ -92,7 +119,8 @@ inline std::string file_crc32(const std::string& path) {
   return knead::io::detail::crc32_text(crc);
 }
 
-/// The flow of the model file: `trained` (on standardised data) then x = σ ⊙ z + μ.
+/// The flow of the model file: `trained` (on preprocessed data) then x = σ ⊙ z + μ (standardize)
+/// or x = L z + μ (whiten).
 template <class T>
 knead::TransformedDistribution<knead::StandardNormal<T>, knead::DynamicChain<T>> data_unit_flow(
     const knead::DynamicChain<T>& trained, const Preprocessing& preprocessing) {
@@ -105,6 +133,18 @@ knead::TransformedDistribution<knead::StandardNormal<T>, knead::DynamicChain<T>>
       shift(i) = T(preprocessing.mean[std::size_t(i)]);
     }
     chain.push_back(knead::Affine<T>(log_scale, shift));
+  }
+  if (preprocessing.kind == "whiten") {
+    // TriangularAffine's parameters: [log L_ii (D)][L_ij, i > j, column by column][μ (D)]
+    const auto d = std::size_t(chain.dim());
+    knead::TriangularAffine<T> map{Index(d)};
+    const std::span<T> p = map.parameters();
+    std::size_t at = 0;
+    for (std::size_t i = 0; i < d; ++i) p[at++] = T(std::log(preprocessing.cholesky[i * d + i]));
+    for (std::size_t j = 0; j < d; ++j)
+      for (std::size_t i = j + 1; i < d; ++i) p[at++] = T(preprocessing.cholesky[i * d + j]);
+    for (std::size_t i = 0; i < d; ++i) p[at++] = T(preprocessing.mean[i]);
+    chain.push_back(std::move(map));
   }
   return {knead::StandardNormal<T>(chain.dim()), std::move(chain)};
 }
@@ -133,6 +173,15 @@ inline ModelRecord read_record(const knead::io::SafetensorsFile& file, const std
                                    l.dump() + " of no column or with low >= high");
         r.logit.push_back(std::move(interval));
       }
+    if (r.preprocessing.kind == "whiten") {
+      r.preprocessing.cholesky = j.at("preprocessing").at("cholesky").get<std::vector<double>>();
+      r.preprocessing.ridge = j.at("preprocessing").at("ridge").get<double>();
+      const std::size_t d = r.preprocessing.mean.size();
+      if (r.preprocessing.cholesky.size() != d * d)
+        throw knead::FormatError("'" + path + "': metadata '" + record_key + "': the whitening factor has " +
+                                 std::to_string(r.preprocessing.cholesky.size()) + " entries, expected " +
+                                 std::to_string(d * d));
+    }
     r.training = j.at("training");
     if (j.contains("dequantization"))
       r.dequantized = j.at("dequantization").at("columns").get<std::vector<std::string>>();

@@ -3,8 +3,10 @@
 #
 # - fit → log-prob on a 2-D Gaussian whose density is known in closed form: the model's mean NLL
 #   on fresh rows is within 0.02 nats of the true density's;
-# - the model's density in data units integrates to 1 over a grid (the standardisation's log-det
-#   is part of the model);
+# - the model's density in data units integrates to 1 over a grid (the whitening's log-det is part
+#   of the model);
+# - an untrained model (--epochs 0) is the full-covariance Gaussian of the training rows: its test
+#   NLL equals the closed form computed here in awk, with --preprocess whiten (the default);
 # - sample → log-prob: the model's NLL of its own samples is near the Gaussian's entropy;
 # - inspect names the columns and the preprocessing; plot writes a PNG;
 # - Ctrl-C saves the best model and exits 130; --resume ends bit for bit as an uninterrupted run;
@@ -105,7 +107,33 @@ cmp -s "$work/semicolon.csv" "$work/log_prob.csv" || fail "a ;-separated table w
 
 "$knead" inspect "$work/model.safetensors" >"$work/inspect.txt"
 grep -q "columns (2): alpha, beta" "$work/inspect.txt" || fail "inspect: $(cat "$work/inspect.txt")"
-grep -q "preprocessing: standardize" "$work/inspect.txt" || fail "inspect names no preprocessing"
+grep -q "preprocessing: whiten (mean .*log|det L|" "$work/inspect.txt" || fail "inspect names no preprocessing"
+
+# --epochs 0: the flow starts as the identity, so the model is N(μ, Σ) with the training rows'
+# maximum-likelihood μ and Σ (--val keeps every row of train.csv for training). The closed form:
+# NLL(x) = ½ (x − μ)ᵀ Σ⁻¹ (x − μ) + log 2π + ½ log det Σ in 2-D.
+"$knead" fit "$work/train.csv" -o "$work/gaussian.safetensors" --val "$work/test.csv" --epochs 0 --quiet
+"$knead" log-prob "$work/gaussian.safetensors" "$work/test.csv" -o "$work/gaussian_log_prob.csv" 2>/dev/null
+gaussian_model_nll=$(awk -F, 'NR > 1 { s -= $1; n++ } END { printf "%.6f\n", s / n }' "$work/gaussian_log_prob.csv")
+gaussian_truth=$(awk -F, 'FNR == 1 { next }
+  NR == FNR { n++; sa += $1; sb += $2; saa += $1 * $1; sbb += $2 * $2; sab += $1 * $2; next }
+  !ready { ma = sa / n; mb = sb / n; caa = saa / n - ma * ma; cbb = sbb / n - mb * mb; cab = sab / n - ma * mb
+           det = caa * cbb - cab * cab; ready = 1 }
+  { a = $1 - ma; b = $2 - mb; q = (cbb * a * a - 2 * cab * a * b + caa * b * b) / det
+    t += 0.5 * q + log(2 * atan2(0, -1)) + 0.5 * log(det); m++ }
+  END { printf "%.6f\n", t / m }' "$work/train.csv" "$work/test.csv")
+echo "untrained model's test NLL $gaussian_model_nll; the training rows' Gaussian, closed form: $gaussian_truth"
+close_to "$gaussian_model_nll" "$gaussian_truth" 0.001 "the untrained whitened model's test NLL"
+# A duplicated column makes the covariance singular: whitening adds a ridge and says so in one line.
+awk -F, 'NR == 1 { print $0 ",alpha_again"; next } { print $0 "," $1 }' "$work/train.csv" >"$work/duplicated.csv"
+"$knead" fit "$work/duplicated.csv" -o "$work/duplicated.safetensors" --epochs 1 --quiet 2>"$work/duplicated.err"
+grep -q "^knead fit: .*singular.*whitening with covariance + 1e-.* x its diagonal$" "$work/duplicated.err" ||
+  fail "no ridge reported for a duplicated column: $(cat "$work/duplicated.err")"
+"$knead" inspect "$work/duplicated.safetensors" | grep -q "ridge 1e-" || fail "inspect shows no ridge"
+"$knead" fit "$work/train.csv" -o "$work/standardized.safetensors" --val "$work/test.csv" --epochs 0 \
+  --preprocess standardize --quiet
+"$knead" inspect "$work/standardized.safetensors" | grep -q "preprocessing: standardize (mean" ||
+  fail "inspect does not name standardize"
 grep -q "data_crc32" "$work/inspect.txt" || fail "inspect shows no data hash"
 
 "$knead" plot "$work/model.safetensors" "$work/test.csv" -o "$work/corner.png"

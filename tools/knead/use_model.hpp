@@ -216,6 +216,10 @@ int inspect(const ModelFile& m) {
   if (m.record.preprocessing.kind == "standardize")
     std::cout << " (mean " << join_numbers(m.record.preprocessing.mean) << "; scale "
               << join_numbers(m.record.preprocessing.scale) << ")";
+  if (m.record.preprocessing.kind == "whiten")
+    std::cout << " (mean " << join_numbers(m.record.preprocessing.mean)
+              << "; x = L z + mean with L the Cholesky factor of the training covariance, log|det L| "
+              << m.record.preprocessing.log_det() << ", ridge " << m.record.preprocessing.ridge << ")";
   std::cout << '\n';
   if (!m.record.logit.empty()) std::cout << "logit: " << describe_logit(m.record.logit) << '\n';
   if (!m.record.dequantized.empty())
