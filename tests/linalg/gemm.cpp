@@ -1,6 +1,8 @@
 #include "knead/linalg/gemm.hpp"
 
+#include <cstring>
 #include <limits>
+#include <random>
 #include <vector>
 
 #include "linalg/kernel_paths.hpp"
@@ -179,4 +181,46 @@ TEST_CASE("knead's kernels pack B = Sᵀ in panels of 6 columns", "[linalg][gemm
           for (Index i = depth * cols; i < depth * cols + guard; ++i)
             CHECK(packed[std::size_t(i)] == float(-7));
         }
+}
+
+TEST_CASE("pack_lhs with a mask packs what it packs from a masked copy, bit for bit", "[linalg][gemm]") {
+  // where the kernel applies masks while packing (packs_masked): against pack_lhs of W ⊙ M formed
+  // apart, with masked-out entries that are NaN, infinite or huge, and rows that end partway through
+  // a 16-row sub-panel
+  for (const KernelPath kernel : test::kernel_paths_here()) {
+    if (!PackedGemm<float>::packs_masked(kernel)) continue;
+    INFO(linalg::to_string(kernel) << " path");
+    Rng rng(17);
+    std::bernoulli_distribution keep(0.6);
+    const float odd[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                         1e30f, -0.0f};
+    for (const bool transposed : {false, true})
+      for (const Index rows : {16, 21, 64, 70, 131})
+        for (const Index depth : {1, 5, 33}) {
+          INFO((transposed ? "transposed " : "") << rows << " x " << depth);
+          // stored S: rows × depth (A = S), or depth × rows (A = Sᵀ); leading dimensions larger
+          const Index s_rows = transposed ? depth : rows, s_cols = transposed ? rows : depth;
+          const Index ld = s_rows + 3, ldm = s_rows + 7;
+          Matrix<float> s = test::random_batch<float>(ld, s_cols, rng),
+                        mask = Matrix<float>::Zero(ldm, s_cols);
+          Matrix<float> masked = Matrix<float>::Zero(s_rows, s_cols);
+          for (Index c = 0; c < s_cols; ++c)
+            for (Index r = 0; r < s_rows; ++r) {
+              mask(r, c) = keep(rng) ? 1.0f : 0.0f;
+              if (mask(r, c) == 0.0f) s(r, c) = odd[std::size_t(r + c) % 4];
+              masked(r, c) = mask(r, c) != 0.0f ? s(r, c) : 0.0f;
+            }
+          const std::size_t size = std::size_t(PackedGemm<float>::packed_lhs_size(rows, depth));
+          Buffer<float> direct(size, 7.0f), from_copy(size, 7.0f);
+          PackedGemm<float>::pack_lhs(kernel, direct.data(), s.data(), ld, rows, depth, transposed,
+                                      mask.data(), ldm);
+          PackedGemm<float>::pack_lhs(kernel, from_copy.data(), masked.data(), s_rows, rows, depth,
+                                      transposed);
+          CHECK(std::memcmp(direct.data(), from_copy.data(), size * sizeof(float)) == 0);
+        }
+  }
+  // a kernel that does not apply masks refuses one rather than ignoring it
+  float one = 1.0f, packed[16 * 1];
+  CHECK_THROWS_WITH(PackedGemm<float>::pack_lhs(KernelPath::portable, packed, &one, 1, 1, 1, false, &one, 1),
+                    Catch::Contains("PackedGemm::pack_lhs") && Catch::Contains("mask"));
 }

@@ -64,7 +64,15 @@ struct Avx2Sgemm : PanelLayout {
   /// contiguous 64-byte line per step of k (a 512 × 512 × 512 product: 97 GFLOP/s warm and 91–94
   /// after a cache sweep, against 82–85 and 75–82 with the 64-row depth-major panels of the AVX-512
   /// kernel on this kernel; bench/README.md).
-  static void pack_lhs(float* packed, const float* a, Index lda, Index rows, Index depth, bool transposed) {
+  ///
+  /// With `mask` (0/1 entries at the stored positions of a's, leading dimension ldm), packs A ⊙ M:
+  /// an entry is a's where the mask is non-zero and +0 elsewhere, the values a masked copy of the
+  /// block would hold, packed without that copy (it wrote and re-read every entry of a partial block
+  /// of MADE's weights once more: 10 of the 18 M instructions of pack_weights per D=64 hidden 512
+  /// train step). Compiled for AVX2 (it runs only on that path): a full sub-panel's line of 16
+  /// entries is two vector moves (or compares and ands), not a call to memmove.
+  KNEAD_AVX2 static void pack_lhs(float* packed, const float* a, Index lda, Index rows, Index depth,
+                                  bool transposed, const float* mask = nullptr, Index ldm = 0) {
     for (Index p0 = 0; p0 < rows; p0 += mr) {
       const Index h = std::min(mr, rows - p0), padded = padded_rows(h);
       for (Index s0 = 0; s0 < padded; s0 += row_step) {
@@ -73,14 +81,32 @@ struct Avx2Sgemm : PanelLayout {
         if (!transposed) {
           for (Index k = 0; k < depth; ++k) {
             const float* src = a + p0 + s0 + k * lda;
-            std::copy(src, src + live, sub + k * row_step);
-            std::fill(sub + k * row_step + live, sub + (k + 1) * row_step, 0.0f);
+            const float* m = mask == nullptr ? nullptr : mask + p0 + s0 + k * ldm;
+            float* dst = sub + k * row_step;
+            if (live == row_step) {
+              // src where m ≠ 0 (_CMP_NEQ_UQ: C++'s !=), else the bits of +0
+              for (Index i = 0; i < row_step; i += 8) {
+                __m256 v = _mm256_loadu_ps(src + i);
+                if (m != nullptr)
+                  v = _mm256_and_ps(_mm256_cmp_ps(_mm256_loadu_ps(m + i), _mm256_setzero_ps(), _CMP_NEQ_UQ),
+                                    v);
+                _mm256_storeu_ps(dst + i, v);
+              }
+            } else {
+              for (Index i = 0; i < live; ++i) dst[i] = m == nullptr || m[i] != 0.0f ? src[i] : 0.0f;
+              std::fill(dst + live, dst + row_step, 0.0f);
+            }
           }
         } else {
           // A(i, k) = S(k, i) = a[k + i·lda]: read S's columns contiguously
           for (Index i = 0; i < live; ++i) {
             const float* src = a + (p0 + s0 + i) * lda;
-            for (Index k = 0; k < depth; ++k) sub[k * row_step + i] = src[k];
+            if (mask == nullptr) {
+              for (Index k = 0; k < depth; ++k) sub[k * row_step + i] = src[k];
+            } else {
+              const float* m = mask + (p0 + s0 + i) * ldm;
+              for (Index k = 0; k < depth; ++k) sub[k * row_step + i] = m[k] != 0.0f ? src[k] : 0.0f;
+            }
           }
           for (Index k = 0; k < depth; ++k)
             std::fill(sub + k * row_step + live, sub + (k + 1) * row_step, 0.0f);

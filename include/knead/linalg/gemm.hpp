@@ -133,17 +133,32 @@ struct PackedGemm {
     return PanelLayout::packed_lhs_size(rows, depth);
   }
 
+  /// Whether pack_lhs() on `kernel` applies a mask while packing (the AVX2 kernel's); the others
+  /// pack a masked copy of the block.
+  [[nodiscard]] static bool packs_masked(KernelPath kernel) {
+#if KNEAD_HAS_X86_KERNELS
+    return std::is_same_v<T, float> && kernel == KernelPath::avx2;
+#else
+    (void)kernel;  // no AVX2 kernel on this architecture
+    return false;
+#endif
+  }
+
   /// Packs the rows × depth block A (column-major at a with leading dimension lda, or, when
   /// `transposed`, A = Sᵀ for S column-major at a, depth × rows) into at most
-  /// packed_lhs_size(rows, depth) entries at packed.
+  /// packed_lhs_size(rows, depth) entries at packed. With `mask` (only where packs_masked(kernel):
+  /// 0/1 entries at the positions of a's, leading dimension ldm), A ⊙ M.
   static void pack_lhs(KernelPath kernel, T* packed, const T* a, Index lda, Index rows, Index depth,
-                       bool transposed) {
+                       bool transposed, const T* mask = nullptr, Index ldm = 0) {
+    if (mask != nullptr && !packs_masked(kernel))
+      throw std::logic_error("PackedGemm::pack_lhs: a mask on a kernel path that does not apply masks");
     if constexpr (std::is_same_v<T, float>) {
 #if KNEAD_HAS_AVX512_SGEMM
       if (kernel == KernelPath::avx512) return Avx512Sgemm::pack_lhs(packed, a, lda, rows, depth, transposed);
 #endif
 #if KNEAD_HAS_X86_KERNELS
-      if (kernel == KernelPath::avx2) return Avx2Sgemm::pack_lhs(packed, a, lda, rows, depth, transposed);
+      if (kernel == KernelPath::avx2)
+        return Avx2Sgemm::pack_lhs(packed, a, lda, rows, depth, transposed, mask, ldm);
 #endif
       if (kernel != KernelPath::portable)
         return PanelLayout::pack_lhs(packed, a, lda, rows, depth, transposed);

@@ -121,15 +121,20 @@ class MaskedLinearPlan {
       const MaskBlock in_w = transposed ? MaskBlock{b.col, b.cols, b.row, b.rows, b.partial} : b;
       const T* a = w + in_w.row + in_w.col * ldw;
       Index lda = ldw;
-      if (b.partial) {
+      // a partial block's mask: applied while packing where the kernel's packing does (the AVX2
+      // kernel's), else W⊙M is copied out of W first
+      const T* m =
+          b.partial && PackedGemm<T>::packs_masked(kernel) ? mask + in_w.row + in_w.col * out_ : nullptr;
+      if (b.partial && m == nullptr) {
         a = masked_copy(w, ldw, mask, in_w);
         lda = in_w.rows;
       }
       // Eigen packs rows in panels of mr, each depth-major: rows [top, bottom) start at top · depth.
       // Row r of the block is column r of the stored matrix when transposed.
       a += transposed ? top * lda : top;
+      if (m != nullptr) m += transposed ? top * out_ : top;
       PackedGemm<T>::pack_lhs(kernel, packed + offsets[i] + top * b.cols, a, lda, bottom - top, b.cols,
-                              transposed);
+                              transposed, m, out_);
     }
   }
 

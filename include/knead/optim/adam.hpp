@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -118,6 +121,9 @@ class Adam {
     // step writes about half the memory. Large models are split over knead's threads (the update
     // is elementwise: the same for any count).
     constexpr Index chunk = 32;
+    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    static_assert(sizeof(Bits) == sizeof(T) && std::numeric_limits<T>::is_iec559, "Adam: float or double");
+    constexpr Bits magnitude_bits = ~(Bits(1) << (8 * sizeof(T) - 1));  // all but the sign bit
     const T* g_all = grads.data();
     T *m_all = state_.data(), *v_all = state_.data() + n_, *theta_all = params.data();
     auto update = [&](auto g, auto m, auto v, auto theta) {
@@ -128,10 +134,15 @@ class Adam {
     detail::parallel_elementwise(n_, [&](Index first, Index end, int) {
       for (Index begin = first; begin < end; begin += chunk) {
         const Index size = std::min(chunk, end - begin);
-        int moving = 0;
+        // x ≠ 0 exactly when x's bits other than the sign bit are not all zero (±0 are the floats
+        // equal to 0; NaN, refused above for g, counts as moving): one OR of the chunk's bits
+        // instead of three comparisons per entry (the scan of a D=64 hidden 512 MAF's 1.8 M
+        // parameters: 6.3 M instructions instead of 8.1 M, callgrind)
+        Bits moving = 0;
         for (Index i = begin; i < begin + size; ++i)
-          moving |= int(g_all[i] != T(0)) | int(m_all[i] != T(0)) | int(v_all[i] != T(0));
-        if (moving == 0) {
+          moving |=
+              std::bit_cast<Bits>(g_all[i]) | std::bit_cast<Bits>(m_all[i]) | std::bit_cast<Bits>(v_all[i]);
+        if ((moving & magnitude_bits) == 0) {
           if (decay != T(0))
             for (Index i = begin; i < begin + size; ++i) theta_all[i] -= decay * theta_all[i];
           continue;
