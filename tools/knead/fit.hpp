@@ -44,12 +44,13 @@ struct FitOptions {
   Index epochs = 100;               ///< 0: no training; the model is the initial flow (the identity: with
                                     ///< whiten, the full-covariance Gaussian of the training rows)
   Index patience = 10;              ///< epochs without improvement before stopping (0: never)
-  double log_scale_bound = 5;       ///< c of each layer's soft clamp α = c·tanh(a/c) of its log-scales
-  double max_gradient_norm = 100;   ///< clip the global gradient norm to this (0: no clipping)
-  Index checkpoint_every = 0;       ///< epochs between checkpoints written to OUTPUT.checkpoint (0: never)
-  std::string resume;               ///< a checkpoint of the same command to continue from
-  std::vector<std::string> logit;   ///< --logit COLUMN=LOW:HIGH, each (logit.hpp)
-  std::string dequantize;           ///< integer columns fitted as x + u (names, positions or "auto")
+  double log_scale_bound =
+      2;  ///< c of each layer's soft clamp α = c·tanh(a/c) of its log-scales (bench/quality)
+  double max_gradient_norm = 100;  ///< clip the global gradient norm to this (0: no clipping)
+  Index checkpoint_every = 0;      ///< epochs between checkpoints written to OUTPUT.checkpoint (0: never)
+  std::string resume;              ///< a checkpoint of the same command to continue from
+  std::vector<std::string> logit;  ///< --logit COLUMN=LOW:HIGH, each (logit.hpp)
+  std::string dequantize;          ///< integer columns fitted as x + u (names, positions or "auto")
   double validation_fraction = 0.1;
   std::uint64_t seed = 0;
   int threads = 1;
