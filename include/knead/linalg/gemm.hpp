@@ -152,6 +152,7 @@ struct PackedGemm {
                        bool transposed, const T* mask = nullptr, Index ldm = 0) {
     if (mask != nullptr && !packs_masked(kernel))
       throw std::logic_error("PackedGemm::pack_lhs: a mask on a kernel path that does not apply masks");
+    (void)ldm;  // read by the AVX2 kernel only, which other architectures do not have
     if constexpr (std::is_same_v<T, float>) {
 #if KNEAD_HAS_AVX512_SGEMM
       if (kernel == KernelPath::avx512) return Avx512Sgemm::pack_lhs(packed, a, lda, rows, depth, transposed);
