@@ -27,7 +27,6 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <cstdio>
 #include <limits>
 #include <string>
 #include <vector>
@@ -57,12 +56,6 @@ inline std::string quoted_list(const std::vector<std::string>& names) {
 
 inline bool is_integer(double value) { return std::floor(value) == value; }
 
-inline std::string shown_value(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.17g", value);
-  return text;
-}
-
 /// The first row of `table` with a non-integer value in one of `columns`, or −1; `column` gets the
 /// column.
 inline Index first_non_integer(const Table& table, const std::vector<Index>& columns, Index& column) {
@@ -82,7 +75,7 @@ inline void check_integer_columns(const Table& table, const std::vector<Index>& 
   const Index j = first_non_integer(table, columns, column);
   if (j >= 0)
     fail(table.source, " ", table.where(j), ", column '", table.names[std::size_t(column)], "' (", column + 1,
-         "): ", shown_value(table.data(column, j)),
+         "): ", shortest(table.data(column, j)),
          " is not an integer (the column is dequantised: it must hold integers)");
 }
 
@@ -94,7 +87,7 @@ inline void skip_non_integer_rows(Table& table, const std::vector<Index>& column
     for (const Index i : columns)
       if (!is_integer(table.data(i, j)))
         return "column " + std::to_string(i + 1) + " ('" + table.names[std::size_t(i)] +
-               "') is dequantised and " + shown_value(table.data(i, j)) + " is not an integer";
+               "') is dequantised and " + shortest(table.data(i, j)) + " is not an integer";
     return {};
   });
 }

@@ -40,12 +40,6 @@ struct UsageError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
-/// The shortest text that reads back as `value` (a value just past a bound is not shown as the bound).
-inline std::string shortest(double value) {
-  char text[64];
-  return std::string(text, std::to_chars(text, text + sizeof text, value).ptr);
-}
-
 /// Parses "COLUMN=LOW:HIGH" (COLUMN a name or a 1-based position, as --columns takes; the last '='
 /// ends it). @throws std::invalid_argument saying what is wrong: no '=' or ':', a bound that is not a
 /// finite number, LOW ≥ HIGH, or a width HIGH − LOW beyond the largest double.
@@ -123,22 +117,37 @@ inline std::string row_location(const std::string& path, Index row, Index rows) 
   return "row " + std::to_string(row + 1);
 }
 
+/// The position in `table` of the column an interval names.
+inline Index logit_column(const Table& table, const LogitInterval& interval) {
+  const auto at = std::find(table.names.begin(), table.names.end(), interval.column);
+  if (at == table.names.end()) fail(table.source, " has no column '", interval.column, "'");
+  return Index(at - table.names.begin());
+}
+
+/// Whether x lies strictly inside the interval in the model's scalar type T.
+template <class T>
+bool inside_in(const LogitInterval& interval, double x) {
+  return T(interval.low) < T(x) && T(x) < T(interval.high);
+}
+
+/// "the value X is not inside the --logit interval (LOW, HIGH)"
+inline std::string not_inside(const LogitInterval& interval, double x) {
+  return "the value " + shortest(x) + " is not inside the --logit interval (" + shortest(interval.low) +
+         ", " + shortest(interval.high) + ")";
+}
+
 /// Refuses a row of `table` (read from `path`) whose value in a --logit column is not strictly
 /// inside its interval in the model's scalar type T, naming the file, line, column and value.
 template <class T>
 void require_inside(const Table& table, const std::vector<LogitInterval>& logit, const std::string& path) {
   for (const LogitInterval& interval : logit) {
-    const auto at = std::find(table.names.begin(), table.names.end(), interval.column);
-    if (at == table.names.end()) fail(table.source, " has no column '", interval.column, "'");
-    const Index c = Index(at - table.names.begin());
-    const T low = T(interval.low), high = T(interval.high);
+    const Index c = logit_column(table, interval);
     for (Index j = 0; j < table.rows(); ++j) {
       const double x = table.data(c, j);
-      if (low < T(x) && T(x) < high) continue;
+      if (inside_in<T>(interval, x)) continue;
       const bool rounds_to_bound = interval.low < x && x < interval.high;
       fail(table.source, " ", row_location(path, j, table.rows()), ", column '", interval.column,
-           "': the value ", shortest(x), " is not inside the --logit interval (", shortest(interval.low),
-           ", ", shortest(interval.high), ")",
+           "': ", not_inside(interval, x),
            rounds_to_bound ? " in float precision, where it rounds to a bound" : " (its density is 0)");
     }
   }
@@ -149,16 +158,11 @@ void require_inside(const Table& table, const std::vector<LogitInterval>& logit,
 template <class T>
 void skip_rows_outside(Table& table, const std::vector<LogitInterval>& logit) {
   for (const LogitInterval& interval : logit) {
-    const auto at = std::find(table.names.begin(), table.names.end(), interval.column);
-    if (at == table.names.end()) fail(table.source, " has no column '", interval.column, "'");
-    const Index c = Index(at - table.names.begin());
-    const T low = T(interval.low), high = T(interval.high);
+    const Index c = logit_column(table, interval);
     leave_out_rows(table, [&](Index j) -> std::string {
       const double x = table.data(c, j);
-      if (low < T(x) && T(x) < high) return {};
-      return "column '" + interval.column + "': the value " + shortest(x) +
-             " is not inside the --logit interval (" + shortest(interval.low) + ", " +
-             shortest(interval.high) + ")";
+      return inside_in<T>(interval, x) ? std::string()
+                                       : "column '" + interval.column + "': " + not_inside(interval, x);
     });
   }
 }

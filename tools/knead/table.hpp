@@ -55,6 +55,12 @@ struct Table {
   }
 };
 
+/// The shortest text that reads back as `value` (a value just past a bound is not shown as the bound).
+inline std::string shortest(double value) {
+  char text[64];
+  return std::string(text, std::to_chars(text, text + sizeof text, value).ptr);
+}
+
 /// Leaves out the rows j of `table` for which reason(j) is not empty, adding them to table.skipped
 /// with that reason (kept in line order), and keeps the others in order.
 template <class Reason>

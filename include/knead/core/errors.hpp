@@ -34,10 +34,7 @@ std::string concatenate(const Parts&... parts) {
 /// Builds "function: message" from any streamable pieces.
 template <class... Parts>
 std::string message(std::string_view function, const Parts&... parts) {
-  std::ostringstream out;
-  out << function << ": ";
-  (out << ... << parts);
-  return out.str();
+  return concatenate(function, ": ", parts...);
 }
 
 template <class Error = std::invalid_argument, class... Parts>
@@ -108,10 +105,7 @@ void check_finite(std::string_view function, std::string_view what, const Eigen:
     // stored contiguously: one loop over all entries (a loop per column of a D = 2 batch would not
     // vectorise: 4 % of a small MAF's density pass)
     flat = v.innerStride() == 1 && (v.outerStride() == v.innerSize() || v.outerSize() <= 1);
-    if (flat) {
-      const Scalar* p = v.data();
-      for (Index k = 0; k < v.size(); ++k) bad |= int(!(std::abs(p[k]) <= max));
-    }
+    if (flat) bad = int(!all_finite(std::span<const Scalar>(v.data(), std::size_t(v.size()))));
   }
   if (!flat)
     for (Index j = 0; j < v.cols(); ++j)
