@@ -31,7 +31,7 @@ struct FixedWeights {
 };
 
 struct Result {
-  Matrix<double> log_prob, gradients;
+  Matrix<double> log_prob, gradients, samples;
   double loss;
 };
 
@@ -44,8 +44,12 @@ Result evaluate(test::SmallFlow<T> flow, const Matrix<T>& x, int threads, std::v
   flow.zero_gradients();
   const T loss = flow.mean_nll_and_backward(x);
   const auto g = flow.gradients();
+  Rng rng(5);
+  Matrix<T> samples;
+  flow.sample(x.cols(), rng, samples);
   return {lp.template cast<double>(),
-          Eigen::Map<const Vector<T>>(g.data(), Index(g.size())).template cast<double>(), double(loss)};
+          Eigen::Map<const Vector<T>>(g.data(), Index(g.size())).template cast<double>(),
+          samples.template cast<double>(), double(loss)};
 }
 
 }  // namespace
@@ -204,14 +208,17 @@ TEST_CASE("parallel_columns passes an exception of any thread to the caller", "[
   CHECK(calls.load() == 2);
 }
 
-TEMPLATE_TEST_CASE("Any thread count and split gives one thread's log-densities and gradients bit for bit",
-                   "[core][threads]", float, double) {
+TEMPLATE_TEST_CASE(
+    "Any thread count and split gives one thread's log-densities, gradients and samples bit for bit",
+    "[core][threads]", float, double) {
   using T = TestType;
   // Columns are independent, and every parameter gradient is summed by one thread over the whole
   // batch, in pieces cut on the GEMM kernel's row panels: nothing may change, not even the last bit.
   Rng rng(2);
   for (const FlowKind kind : {FlowKind::maf, FlowKind::iaf, FlowKind::realnvp}) {
-    for (const Index n : {33, 96, 257}) {
+    // (1700 columns: wider than one slice of a forward pass, 1638 columns for 40 units, so the
+    // slices of one thread and of two start at different columns)
+    for (const Index n : {33, 96, 257, 1700}) {
       DYNAMIC_SECTION(to_string(kind) << ", batch " << n) {
         test::SmallFlow<T> flow = test::small_flow<T>(kind, 5, 4);
         const Matrix<T> x = test::random_batch<T>(5, n, rng);
@@ -222,6 +229,7 @@ TEMPLATE_TEST_CASE("Any thread count and split gives one thread's log-densities 
           const Result other = evaluate(flow, x, threads, weights);
           CHECK((one.log_prob.array() == other.log_prob.array()).all());
           CHECK((one.gradients.array() == other.gradients.array()).all());
+          CHECK((one.samples.array() == other.samples.array()).all());
           CHECK(one.loss == other.loss);
         }
       }

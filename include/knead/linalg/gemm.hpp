@@ -12,6 +12,7 @@
 /// repack the weights.
 
 #include <algorithm>
+#include <numeric>
 #include <stdexcept>
 #include <type_traits>
 #include <vector>
@@ -70,6 +71,15 @@ class ScratchBlocking : public eigen_internal::level3_blocking<T, T> {
     this->m_blockB = KernelScratch<T>::ensure(s.pack_b, this->m_kc * std::max(n, column_capacity));
   }
 };
+
+/// Widths of the slices a call cuts a batch into, counted from the call's first column, are
+/// multiples of this many columns: whole panels of B for every kernel (knead's 6 columns, Eigen's 4
+/// for float and double). Eigen's micro-kernel sums the columns past the last whole panel in
+/// another order than a panel's, so a slice of another width would give a column other bits
+/// depending on where the call began (a thread's share of the batch).
+inline constexpr Index slice_step =
+    std::lcm(PanelLayout::nr, std::lcm(Index(eigen_internal::gebp_traits<float, float>::nr),
+                                       Index(eigen_internal::gebp_traits<double, double>::nr)));
 
 /// C += alpha · op(A) · op(B), all column-major with leading dimensions; op(A) is m × k (A is
 /// stored k × m when TransA), op(B) is k × n (B stored n × k when TransB). Uses Eigen's

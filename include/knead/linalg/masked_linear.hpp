@@ -405,7 +405,7 @@ class MaskedLinearPlan {
   void multiply_blocks(KernelPath kernel, const std::vector<MaskBlock>& blocks,
                        const std::vector<Index>& offsets, const Edges& edges, const T* packed, const T* b,
                        Index ldb, Index depth, T* c, Index ldc, Index n, const Store<T>& store) const {
-    const Index slice = batch_slice(depth);
+    const Index slice = product_slice(depth);
     const bool reads_stored = PackedGemm<T>::knead_kernel(kernel);
     T* packed_b =
         reads_stored ? nullptr
@@ -430,10 +430,15 @@ class MaskedLinearPlan {
   }
 
   /// Columns of the batch packed at a time for a layer with `depth` inputs: about 512 KB of floats,
-  /// which stay in L2 while every block of weights is multiplied by them.
+  /// which stay in L2 while every block of weights is multiplied by them. backward_weight() sums
+  /// the batch slice by slice from its first column on one thread, whatever the thread count.
   static Index batch_slice(Index depth) {
     return std::clamp<Index>(131072 / std::max<Index>(depth, 1), 16, 512);
   }
+  /// batch_slice() for the products whose columns threads share (outputs, input gradients):
+  /// a multiple of slice_step, so that a column's bits do not depend on where its thread's share
+  /// begins.
+  static Index product_slice(Index depth) { return batch_slice(depth) / slice_step * slice_step; }
 
   /// The rows [top, bottom) of a rows × cols block, starting at `before` of `total` entries, whose
   /// mr-row panels have their middle entry in `share`: a contiguous run of whole panels.

@@ -9,21 +9,25 @@
 
 #include "knead/core/threads.hpp"
 #include "knead/core/types.hpp"
-#include "knead/linalg/panel_layout.hpp"
+#include "knead/linalg/gemm.hpp"
 
 namespace knead::linalg {
 
 /// Batch columns are split among threads at multiples of this many columns (whole 16-float
 /// vectors): every split computes each column alike.
 inline constexpr Index column_align = 16;
+static_assert(column_align % eigen_internal::gebp_traits<float, float>::nr == 0 &&
+                  column_align % eigen_internal::gebp_traits<double, double>::nr == 0,
+              "a thread's share must start on a panel of B of Eigen's kernel (see slice_step)");
 
 /// Columns taken through all the layers at a time by a forward pass of a network whose widest layer
 /// has `widest` units: a slice's activations stay in the cache from the layer that writes them to
-/// the layer that reads them. A multiple of the width of knead's kernels' tiles (a narrower last
-/// tile runs slower).
+/// the layer that reads them. A multiple of slice_step: whole tiles of knead's kernels (a narrower
+/// last tile runs slower) and whole panels of Eigen's, so a column's bits do not depend on where a
+/// thread's share begins.
 [[nodiscard]] inline Index forward_slice(Index widest) {
-  constexpr Index tile = PanelLayout::nr;
-  return std::clamp<Index>(Index(65536) / std::max<Index>(widest, 1), 3 * tile, 4096) / tile * tile;
+  return std::clamp<Index>(Index(65536) / std::max<Index>(widest, 1), 3 * slice_step, 4096) / slice_step *
+         slice_step;
 }
 
 /// The Balance of each parallel job of a pass of a network on T, shared by every such network: each
