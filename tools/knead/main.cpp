@@ -9,6 +9,7 @@
 // Exit status: 0 success, 1 a data or model error (one line on stderr naming the file and what is
 // wrong), 2 a usage error, 130 a fit stopped by Ctrl-C (the best model so far is saved).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <exception>
@@ -71,6 +72,13 @@ int main(int argc, char** argv) {
   CLI::App app{"knead: normalizing flows on tables (CSV with a header line or without)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", knead_version);
+  // A usage error is one line, naming the command: "knead fit: --output is required (knead fit
+  // --help lists the options)".
+  app.failure_message([](const CLI::App* parsed, const CLI::Error& e) {
+    std::string command = "knead";
+    for (const CLI::App* sub : parsed->get_subcommands()) command += " " + sub->get_name();
+    return command + ": " + e.what() + " (" + command + " --help lists the options)\n";
+  });
 
   FitOptions fit_options;
   fit_options.command_line = command_line(argc, argv);
@@ -227,6 +235,13 @@ int main(int argc, char** argv) {
   CLI::App* inspect_command = app.add_subcommand("inspect", "describe a model file");
   inspect_command->add_option("MODEL", inspect_model, "a model file written by knead fit")->required();
 
+  if (argc > 1 && argv[1][0] != '-' && std::ranges::none_of(app.get_subcommands({}), [&](const CLI::App* c) {
+        return c->check_name(argv[1]);
+      })) {
+    std::cerr << "knead: unknown command '" << argv[1]
+              << "' (the commands: fit, log-prob, sample, plot, inspect; knead --help)\n";
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

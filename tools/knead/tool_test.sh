@@ -17,7 +17,7 @@
 #   below the true mean log probability; samples are integers; a non-integer value is an error;
 # - bad input (a constant column, a ragged row, an empty file, a non-number, NaN, an unknown
 #   column, a missing file): exit 1, one line naming the file/line/column, no model file left;
-#   usage errors exit 2;
+#   usage errors exit 2, also in one line;
 # - --logit on a 2-D logit-normal table (closed-form density): the mean NLL on fresh rows is within
 #   0.02 nats of the truth, the density integrates to 1 over the bounded box, every sample lies
 #   strictly inside the bounds, inspect shows them; rows on or outside a bound exit 1 naming the
@@ -166,6 +166,7 @@ expect_error() {  # expect_error STATUS PATTERN ARGS...
   set -e
   [ "$got" -eq "$status" ] || fail "'$*' exited $got, expected $status: $(cat "$work/err.txt")"
   grep -q -- "$pattern" "$work/err.txt" || fail "'$*': the message '$(cat "$work/err.txt")' lacks '$pattern'"
+  [ "$(wc -l <"$work/err.txt")" -eq 1 ] || fail "'$*' printed $(wc -l <"$work/err.txt") lines, not one: $(cat "$work/err.txt")"
   [ ! -e "$work/bad.safetensors" ] || fail "'$*' left a model file"
 }
 printf 'a,b\n1,5\n2,5\n3,5\n' >"$work/constant.csv"
@@ -184,7 +185,7 @@ expect_error 1 "knead log-prob: .*missing.safetensors" log-prob "$work/missing.s
 expect_error 1 "knead plot: " plot "$work/model.safetensors" "$work/test.csv" -o "$work/no/such/dir/corner.png"
 expect_error 2 "required" fit "$work/train.csv"
 expect_error 2 "--lr" fit "$work/train.csv" -o "$work/bad.safetensors" --lr 0
-expect_error 2 "" bogus-command
+expect_error 2 "unknown command .bogus-command." bogus-command
 
 # --logit: share = σ(y₁) in (0, 1) and angle = −180 + 360 σ(y₂) in (−180, 180), with (y₁, y₂) normal,
 # mean 0, Σ = [[1, 0.8], [0.8, 1]] (det 0.36): y = logit of each column, so
