@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <numeric>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -39,12 +41,15 @@ struct Table {
   std::string source;
   std::vector<std::string> names;
   knead::Matrix<double> data;
-  std::vector<std::size_t> lines;                   ///< the file's line of each row (CSV; empty for .npy)
+  /// The file's line (CSV) or row (.npy), from 1, of each row; empty: row j is at j + 1.
+  std::vector<std::size_t> lines;
   std::vector<knead::data::CsvSkippedRow> skipped;  ///< rows left out (ReadOptions::skip_bad_rows)
+  /// What `lines` counts: "line" (of a CSV file) or "row" (of a .npy file).
+  const char* position_kind_name = "line";
   [[nodiscard]] Index dim() const { return data.rows(); }
   [[nodiscard]] Index rows() const { return data.cols(); }
   /// What the rows are counted in: "line" (of a CSV file) or "row" (of a .npy file).
-  [[nodiscard]] const char* position_kind() const { return lines.empty() ? "row" : "line"; }
+  [[nodiscard]] const char* position_kind() const { return position_kind_name; }
   /// The line (CSV) or row (.npy), from 1, of row j (from 0).
   [[nodiscard]] std::size_t position(Index j) const {
     return lines.empty() ? std::size_t(j + 1) : lines[std::size_t(j)];
@@ -65,6 +70,10 @@ inline std::string shortest(double value) {
 /// with that reason (kept in line order), and keeps the others in order.
 template <class Reason>
 void leave_out_rows(Table& table, Reason&& reason) {
+  if (table.lines.empty()) {  // the rows keep their places in the file: number them first
+    table.lines.resize(std::size_t(table.rows()));
+    std::iota(table.lines.begin(), table.lines.end(), std::size_t(1));
+  }
   Index kept = 0;
   for (Index j = 0; j < table.rows(); ++j) {
     std::string why = reason(j);
@@ -73,11 +82,11 @@ void leave_out_rows(Table& table, Reason&& reason) {
       continue;
     }
     table.data.col(kept) = table.data.col(j);  // kept ≤ j: moves rows down in place
-    if (!table.lines.empty()) table.lines[std::size_t(kept)] = table.lines[std::size_t(j)];
+    table.lines[std::size_t(kept)] = table.lines[std::size_t(j)];
     ++kept;
   }
   table.data.conservativeResize(table.dim(), kept);
-  if (!table.lines.empty()) table.lines.resize(std::size_t(kept));
+  table.lines.resize(std::size_t(kept));
   std::sort(table.skipped.begin(), table.skipped.end(),
             [](const auto& a, const auto& b) { return a.line < b.line; });
 }
@@ -106,15 +115,16 @@ inline Table select_columns(Table table, std::string_view list) {
     for (std::size_t k = 0; k < i; ++k)
       if (chosen.names[i] == chosen.names[k])
         fail("--columns: column '", chosen.names[i], "' is chosen twice");
-  return {std::move(table.source), std::move(chosen.names), std::move(chosen.data), std::move(table.lines),
-          std::move(table.skipped)};
+  return {std::move(table.source), std::move(chosen.names),  std::move(chosen.data),
+          std::move(table.lines),  std::move(table.skipped), table.position_kind_name};
 }
 
 /// How tables are read: CSV options (the .npy format says everything itself).
 struct ReadOptions {
   std::optional<char> delimiter;  ///< none: detected from the first lines
   knead::data::CsvHeader header = knead::data::CsvHeader::detect;
-  /// Leave out the rows that cannot be read (Table::skipped) instead of failing (CSV only).
+  /// Leave out the rows that cannot be read (Table::skipped) instead of failing: rows of a CSV file
+  /// that do not parse, and rows of either format holding NaN or an infinity.
   bool skip_bad_rows = false;
 };
 
@@ -127,7 +137,19 @@ inline Table read_table(const std::string& path, const ReadOptions& options = {}
   Table table;
   table.source = "'" + path + "'";
   if (is_npy(path)) {
-    table.data = knead::data::read_npy<double>(path).data;
+    table.position_kind_name = "row";
+    if (!options.skip_bad_rows) {
+      table.data = knead::data::read_npy<double>(path).data;
+    } else {  // rows holding NaN or an infinity are left out, as a CSV reader leaves them out
+      table.data = knead::data::read_npy<double>(path, knead::data::NonFiniteValues::keep).data;
+      leave_out_rows(table, [&](Index j) -> std::string {
+        for (Index i = 0; i < table.dim(); ++i)
+          if (!std::isfinite(table.data(i, j)))
+            return "column " + std::to_string(i + 1) + " has the non-finite value " +
+                   shortest(table.data(i, j));
+        return {};
+      });
+    }
   } else {
     knead::data::CsvOptions csv;
     csv.delimiter = options.delimiter;
@@ -156,8 +178,8 @@ inline Table read_columns(const std::string& path, const std::vector<std::string
   if (all_named && table.names != names) {
     knead::data::CsvTable<double> all{std::move(table.names), std::move(table.data), {}, {}};
     knead::data::CsvTable<double> chosen = knead::data::select_columns(all, names);
-    return {std::move(table.source), std::move(chosen.names), std::move(chosen.data), std::move(table.lines),
-            std::move(table.skipped)};
+    return {std::move(table.source), std::move(chosen.names),  std::move(chosen.data),
+            std::move(table.lines),  std::move(table.skipped), table.position_kind_name};
   }
   if (table.dim() != Index(names.size()))
     fail(table.source, " has ", table.dim(), " columns but the model has ", names.size(),

@@ -11,8 +11,9 @@
 # - inspect names the columns and the preprocessing; plot writes a PNG;
 # - Ctrl-C saves the best model and exits 130; --resume ends bit for bit as an uninterrupted run;
 # - .npy in and out, and a ;-separated table with a comment line, give the same scores as CSV;
-# - log-prob --skip-invalid leaves out (and lists by line) unreadable, NaN, infinite and ragged rows;
-#   without it each is an error naming the line;
+# - log-prob --skip-invalid leaves out (and lists by line) unreadable, NaN, infinite and ragged rows
+#   of a CSV file and NaN and infinite rows of a .npy file (listed by row); without it each is an
+#   error naming the line or row;
 # - fit --dequantize on integer data of a known distribution: log-prob's bound is within a tolerance
 #   below the true mean log probability; samples are integers; a non-integer value is an error;
 # - bad input (a constant column, a ragged row, an empty file, a non-number, NaN, an unknown
@@ -296,6 +297,37 @@ grep -q "and 1 more" "$work/skipped.err" || fail "--skip-invalid listed more tha
 grep -q '"skipped_rows": 6' "$work/skipped.json" || fail "the summary does not count the skipped rows"
 grep -q '"line": 9' "$work/skipped.json" || fail "the summary does not list every skipped row"
 grep -q "empty field in column 2" "$work/skipped.json" || fail "the summary lacks the reason of line 9"
+# The same rows in a .npy file (float64, 5 × 2) with a NaN in row 2 and an infinity in row 4:
+# --skip-invalid leaves those out and numbers the others by their rows in the file.
+npy_f8() {  # npy_f8 FILE ROWS COLS VALUE_BITS... (each value's IEEE bits as 16 hex digits)
+  local file=$1 rows=$2 cols=$3
+  shift 3
+  local dict="{'descr': '<f8', 'fortran_order': False, 'shape': ($rows, $cols), }"
+  local padded=$(((10 + ${#dict} + 1 + 63) / 64 * 64 - 10))
+  {
+    printf '\x93NUMPY\x01\x00'
+    printf "\\x$(printf %02x $((padded % 256)))\\x$(printf %02x $((padded / 256)))"
+    printf '%-*s\n' $((padded - 1)) "$dict"
+    for bits in "$@"; do  # little-endian: the last byte first
+      printf "\\x${bits:14:2}\\x${bits:12:2}\\x${bits:10:2}\\x${bits:8:2}\\x${bits:6:2}\\x${bits:4:2}\\x${bits:2:2}\\x${bits:0:2}"
+    done
+  } >"$file"
+}
+# 3.5, −1.25 | NaN, 1 | 4, −0.5 | 1, +inf | 2, −1
+npy_f8 "$work/invalid.npy" 5 2 400c000000000000 bff4000000000000 7ff8000000000000 3ff0000000000000 \
+  4010000000000000 bfe0000000000000 3ff0000000000000 7ff0000000000000 4000000000000000 bff0000000000000
+expect_error 1 "invalid.npy': row 2, column 1 has the non-finite value nan" \
+  log-prob "$work/model.safetensors" "$work/invalid.npy"
+"$knead" log-prob "$work/model.safetensors" "$work/invalid.npy" --skip-invalid -o "$work/scored_npy.csv" \
+  2>"$work/skipped_npy.err"
+[ "$(head -1 "$work/scored_npy.csv")" = "row,log_prob" ] || fail ".npy --skip-invalid header: $(head -1 "$work/scored_npy.csv")"
+[ "$(cut -d, -f1 "$work/scored_npy.csv" | tail -n +2 | tr '\n' ' ')" = "1 3 5 " ] ||
+  fail ".npy --skip-invalid scored rows $(cut -d, -f1 "$work/scored_npy.csv" | tail -n +2 | tr '\n' ' '), expected 1 3 5"
+cut -d, -f2 "$work/scored_npy.csv" | tail -n +2 | cmp -s - <(tail -n +2 "$work/clean.csv") ||
+  fail "the rows kept from a .npy by --skip-invalid score differently from the same rows of a clean file"
+for reason in "row 2: column 1 has the non-finite value nan" "row 4: column 2 has the non-finite value inf"; do
+  grep -q "$reason" "$work/skipped_npy.err" || fail ".npy --skip-invalid did not report '$reason': $(cat "$work/skipped_npy.err")"
+done
 printf 'alpha,beta\nx,1\n' >"$work/all_bad.csv"
 expect_error 1 "no row can be scored" log-prob "$work/model.safetensors" "$work/all_bad.csv" --skip-invalid
 

@@ -45,6 +45,10 @@ struct NpyTable {
   Matrix<T> data;
 };
 
+/// What read_npy does with a NaN or infinite value (or one out of T's range): fail naming its row
+/// and column (the default), or keep it for the caller to handle (a reader that leaves such rows out).
+enum class NonFiniteValues { reject, keep };
+
 namespace npy_detail {
 
 inline constexpr std::string_view magic = "\x93NUMPY";
@@ -201,7 +205,7 @@ inline double load_value(const std::uint8_t* p, const Dtype& dtype) {
 }
 
 template <class T>
-NpyTable<T> parse(std::span<const std::uint8_t> bytes, std::string_view source) {
+NpyTable<T> parse(std::span<const std::uint8_t> bytes, std::string_view source, NonFiniteValues non_finite) {
   constexpr std::string_view fn = "read_npy";
   using knead::detail::fail;
   if (bytes.size() < 10 || std::memcmp(bytes.data(), magic.data(), magic.size()) != 0)
@@ -249,7 +253,7 @@ NpyTable<T> parse(std::span<const std::uint8_t> bytes, std::string_view source) 
       const std::size_t flat = header.fortran_order ? d * samples + n : n * dims + d;
       const double value = load_value(data + flat * header.dtype.size, header.dtype);
       const T converted = static_cast<T>(value);
-      if (!std::isfinite(value) || !std::isfinite(converted))
+      if (non_finite == NonFiniteValues::reject && (!std::isfinite(value) || !std::isfinite(converted)))
         fail(fn, source, ": row ", n + 1, ", column ", d + 1, " has the non-finite value ", value);
       table.data(Index(d), Index(n)) = converted;
     }
@@ -260,15 +264,17 @@ NpyTable<T> parse(std::span<const std::uint8_t> bytes, std::string_view source) 
 
 /// Reads a .npy file held in memory; `source` names it in error messages.
 template <class T>
-NpyTable<T> read_npy_bytes(std::span<const std::uint8_t> bytes, std::string_view source = "<bytes>") {
-  return npy_detail::parse<T>(bytes, source);
+NpyTable<T> read_npy_bytes(std::span<const std::uint8_t> bytes, std::string_view source = "<bytes>",
+                           NonFiniteValues non_finite = NonFiniteValues::reject) {
+  return npy_detail::parse<T>(bytes, source, non_finite);
 }
 
 /// Reads a .npy file: the array as a D×N matrix (file rows are samples) and its shape.
 template <class T>
-NpyTable<T> read_npy(const std::filesystem::path& path) {
+NpyTable<T> read_npy(const std::filesystem::path& path,
+                     NonFiniteValues non_finite = NonFiniteValues::reject) {
   const io::Bytes bytes = io::read_file_bytes(path);
-  return npy_detail::parse<T>(bytes, io::detail::quoted(path));
+  return npy_detail::parse<T>(bytes, io::detail::quoted(path), non_finite);
 }
 
 namespace npy_detail {
