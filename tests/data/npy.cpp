@@ -201,6 +201,21 @@ TEMPLATE_TEST_CASE("read_npy refuses non-finite values naming their row and colu
     CHECK(npy_read<TestType>(big).data(0, 0) == 1e39);
 }
 
+TEST_CASE("read_npy keeps non-finite values where asked, in their places", "[data]") {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  const NpyBytes bytes =
+      npy_file(1, npy_header("<f8", false, "(3, 2)"), npy_values<double>({1, 2, 3, nan, -inf, 6}, false));
+  const NpyTable<double> kept = read_npy_bytes<double>(bytes, "test.npy", NonFiniteValues::keep);
+  REQUIRE(kept.data.rows() == 2);
+  REQUIRE(kept.data.cols() == 3);
+  CHECK(kept.data(0, 0) == 1);
+  CHECK(kept.data(1, 0) == 2);
+  CHECK(kept.data(0, 1) == 3);
+  CHECK(std::isnan(kept.data(1, 1)));
+  CHECK(kept.data(0, 2) == -inf);
+  CHECK(kept.data(1, 2) == 6);
+}
+
 TEST_CASE("read_npy reads files and reports a missing one", "[data]") {
   const NpyTempPath file("read");
   const NpyBytes bytes =
