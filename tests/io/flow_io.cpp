@@ -507,6 +507,7 @@ TEMPLATE_TEST_CASE("broken and hostile flow files are refused with a message say
   SECTION("absurd sizes are refused before anything is allocated") {
     check_refused<T>(edited([](Editable& e) { e.arch["dim"] = 1'000'000'000'000; }),
                      "'dim' is 1000000000000, outside [1, 65536]");
+    check_refused<T>(edited([](Editable& e) { e.arch["dim"] = 0; }), "knead.flow: 'dim' is 0, outside [1, ");
     check_refused<T>(edited([&](Editable& e) {
                        parts(e)[0]["hidden"] = {1'000'000'000, 5};
                      }),
