@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Loading saved flows from the command line. train_2d --load: summary.json describes the loaded flow
-# (its kind, layers, hidden sizes and parameter count, read from the file), not the command line's
+# (its kind, base, layers, hidden sizes and parameter count, read from the file), not the command line's
 # --flow/--layers/--hidden; a flow without parameters (here a file holding one Permute) is
 # evaluated and drawn with --steps 0. distill_iaf --load-teacher takes a float file (train_2d's
 # default precision) for its double teacher, and never advises a C++ option.
@@ -33,6 +33,15 @@ expect "$dir/loaded/summary.json" hidden '[8,8]'
 expect "$dir/loaded/summary.json" batchnorm false
 expect "$dir/loaded/summary.json" parameters "$(value "$dir/saved/summary.json" parameters)"
 expect "$dir/loaded/summary.json" steps 0
+
+# A mixture base: summary.json names it, and the loaded flow has it (the same parameters and NLL).
+"$program" --flow maf --layers 1 --hidden 8 --base mog:3 --steps 20 --train-size 500 --quiet --out "$dir/mog" \
+  >/dev/null
+expect "$dir/mog/summary.json" base '"mog:3"'
+"$program" --load "$dir/mog/model.safetensors" --steps 0 --train-size 500 --quiet --out "$dir/mog_loaded" >/dev/null
+expect "$dir/mog_loaded/summary.json" base '"mog:3"'
+expect "$dir/mog_loaded/summary.json" parameters "$(value "$dir/mog/summary.json" parameters)"
+expect "$dir/mog_loaded/summary.json" test_nll "$(value "$dir/mog/summary.json" test_nll)"
 
 # A flow with no parameters: one Permute of the two dimensions, written by hand (docs/format.md).
 arch='{\"dim\":2,\"base\":{\"type\":\"StandardNormal\",\"dim\":2},\"bijector\":{\"type\":\"Chain\",\"dim\":2,\"parts\":[{\"type\":\"Permute\",\"dim\":2,\"permutation\":[1,0]}]}}'

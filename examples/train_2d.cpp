@@ -3,6 +3,7 @@
 // plus summary.json with the settings, the NLLs and the flow's throughput.
 //
 //   train_2d --dataset moons --flow maf --layers 4 --out out/moons
+//   train_2d --dataset moons --flow maf --layers 2 --base mog:8 --out out/moons_mog
 //
 // NLLs are nats per point in the coordinates the flow is trained in (--scaling: standardised with
 // the training split's mean and standard deviation by default; summary.json says which) and, in
@@ -17,6 +18,9 @@
 #include "common.hpp"
 #include "knead/core/no_grad.hpp"
 #include "knead/core/threads.hpp"
+#include "knead/distributions/any_distribution.hpp"
+#include "knead/distributions/diagonal_normal.hpp"
+#include "knead/distributions/mixture_of_gaussians.hpp"
 #include "knead/distributions/standard_normal.hpp"
 #include "knead/distributions/transformed_distribution.hpp"
 #include "knead/flows/builder.hpp"
@@ -29,11 +33,12 @@ namespace {
 using example::Index;
 
 template <class T>
-using Flow = knead::TransformedDistribution<knead::StandardNormal<T>, knead::DynamicChain<T>>;
+using Flow = knead::TransformedDistribution<knead::AnyDistribution<T>, knead::DynamicChain<T>>;
 
 struct Options {
   std::string dataset = "moons";
   std::string flow = "maf";
+  std::string base = "standard";  // standard, diagonal or mog:K
   Index layers = 4;
   std::vector<Index> hidden = {128, 128};
   bool batch_norm = false;
@@ -72,9 +77,32 @@ double mean_nll(Flow& flow, const knead::Matrix<typename Flow::Scalar>& data) {
   return sum / double(data.cols());
 }
 
+/// The number of components K of a --base "mog:K" (K ≥ 1), 0 for "standard" and "diagonal", and
+/// -1 for anything else.
+Index base_components(const std::string& base) {
+  if (base == "standard" || base == "diagonal") return 0;
+  if (!base.starts_with("mog:") || base.size() == 4 || base.size() > 10) return -1;
+  Index k = 0;
+  for (const char c : base.substr(4)) {
+    if (c < '0' || c > '9') return -1;
+    k = 10 * k + (c - '0');
+  }
+  return k >= 1 ? k : -1;
+}
+
+/// The base distribution a --base names, on R^dim; the mixture's means are drawn with `seed`.
+template <class T>
+knead::AnyDistribution<T> make_base(const std::string& base, Index dim, std::uint64_t seed) {
+  const Index k = base_components(base);
+  if (k > 0) return knead::MixtureOfGaussians<T>(dim, k, seed);
+  if (base == "diagonal") return knead::DiagonalNormal<T>(dim);
+  return knead::StandardNormal<T>(dim);
+}
+
 /// What a flow is, as summary.json records it.
 struct Architecture {
   std::string flow;           ///< the kind whose layers it stacks (a --flow name), else "saved flow"
+  std::string base;           ///< the base distribution, as --base names it
   Index layers = 0;           ///< the number of those layers
   std::vector<Index> hidden;  ///< the hidden sizes of the first layer's network (none: empty)
   bool batch_norm = false;
@@ -90,6 +118,11 @@ Architecture architecture_of(const std::string& path) {
   const nlohmann::json parts =
       bijector.at("type") == "Chain" ? bijector.at("parts") : nlohmann::json::array({bijector});
   Architecture a;
+  const nlohmann::json& base = flow.at("base");
+  const std::string base_type = base.at("type");
+  a.base = base_type == "StandardNormal"   ? "standard"
+           : base_type == "DiagonalNormal" ? "diagonal"
+                                           : "mog:" + std::to_string(base.at("components").get<Index>());
   std::string kind;
   bool one_kind = true;
   for (const nlohmann::json& part : parts) {
@@ -135,7 +168,7 @@ int run(const Options& o) {
     spec.guard.bound = o.guard_bound;
   else
     spec.guard.kind = knead::LogScaleGuardKind::none;
-  Flow<T> flow = o.load.empty() ? Flow<T>(knead::StandardNormal<T>(2), knead::make_flow(spec))
+  Flow<T> flow = o.load.empty() ? Flow<T>(make_base<T>(o.base, 2, o.seed), knead::make_flow(spec))
                                 : knead::load_as<Flow<T>>(o.load, knead::ScalarConversion::allow);
 
   knead::TrainingHistory history;
@@ -184,10 +217,11 @@ int run(const Options& o) {
     example::loss_png(o.out + "/loss.png", history.train_loss, validation_curve, "training: " + tag);
 
   // a loaded flow is described by its file, not by --flow, --layers, --hidden and --batchnorm
-  const Architecture arch =
-      o.load.empty() ? Architecture{o.flow, o.layers, o.hidden, o.batch_norm} : architecture_of(o.load);
+  const Architecture arch = o.load.empty() ? Architecture{o.flow, o.base, o.layers, o.hidden, o.batch_norm}
+                                           : architecture_of(o.load);
   nlohmann::json summary = {{"dataset", o.dataset},
                             {"flow", arch.flow},
+                            {"base", arch.base},
                             {"layers", arch.layers},
                             {"hidden", arch.hidden},
                             {"batchnorm", arch.batch_norm},
@@ -242,6 +276,16 @@ int main(int argc, char** argv) {
   Options o;
   app.add_option("--dataset", o.dataset, "moons, siggraph, or the path of a CSV file with two columns");
   app.add_option("--flow", o.flow, flow_help())->check(CLI::IsMember(knead::flow_kind_names()));
+  app.add_option("--base", o.base,
+                 "base distribution: standard (N(0, I)), diagonal (learnable N(μ, diag σ²)) or mog:K "
+                 "(a learnable mixture of K diagonal Gaussians)")
+      ->check(CLI::Validator(
+          [](const std::string& base) {
+            return base_components(base) < 0
+                       ? "must be standard, diagonal or mog:K with K from 1 to 999999, got '" + base + "'"
+                       : std::string();
+          },
+          "BASE"));
   app.add_option("--layers", o.layers, "number of flow layers")->check(example::positive_number);
   app.add_option("--hidden", o.hidden, "hidden layer sizes of each layer's network, e.g. 64,64")
       ->delimiter(',');

@@ -176,6 +176,11 @@ std::vector<Bytes> flow_files() {
       Chain(Affine<float>(2), PReLU<float>(2, 0.5f, false), Invert<DynamicChain<float>>(inner),
             AdditiveCoupling<float>({0, 1}, CouplingOptions<float>{{2}, {}, false, 1})));
   files.push_back(without_checksum(flow_bytes(mixed)));
+  // a mixture base: 2-D tensors, and a component count that the tensors must agree with
+  const TransformedDistribution on_mixture(MixtureOfGaussians<float>(2, 3, 1), Chain(Affine<float>(2)));
+  const Bytes mixture_bytes = without_checksum(flow_bytes(on_mixture));
+  files.push_back(mixture_bytes);
+  files.push_back(replace(mixture_bytes, "\\\"components\\\":3", "\\\"components\\\":4"));
   return files;
 }
 

@@ -41,6 +41,7 @@
 
 #include "knead/distributions/any_distribution.hpp"
 #include "knead/distributions/diagonal_normal.hpp"
+#include "knead/distributions/mixture_of_gaussians.hpp"
 #include "knead/distributions/standard_normal.hpp"
 #include "knead/distributions/transformed_distribution.hpp"
 

@@ -19,6 +19,7 @@
 #include "knead/bijectors/maf.hpp"
 #include "knead/bijectors/permute.hpp"
 #include "knead/core/threads.hpp"
+#include "knead/distributions/mixture_of_gaussians.hpp"
 #include "knead/distributions/standard_normal.hpp"
 #include "knead/distributions/transformed_distribution.hpp"
 #include "knead/flows/builder.hpp"
@@ -247,6 +248,40 @@ TEMPLATE_TEST_CASE("Passes and backward steps do not allocate after warm-up on t
                    float, double) {
   const test::ThreadCount threads(2);
   check_all<TestType>(96);
+}
+
+TEMPLATE_TEST_CASE("A mixture base and a flow on it do not allocate after warm-up", "[allocations]", float,
+                   double) {
+  using T = TestType;
+  set_num_threads(1);
+  Rng rng(8);
+  const Index d = 3, n = 40;
+  MixtureOfGaussians<T> mixture(d, 4, 2);
+  const Matrix<T> u = test::random_batch<T>(d, n, rng);
+  const RowVector<T> grad_lp = test::random_batch<T>(1, n, rng);
+  const Matrix<T> grad_sample = test::random_batch<T>(d, n, rng);
+  RowVector<T> lp;
+  Matrix<T> grad_u, samples;
+  CHECK(steady_allocations([&] {
+          mixture.log_prob(u, lp);
+          mixture.backward_log_prob(grad_lp, grad_u);
+        }) == 0);
+  CHECK(steady_allocations([&] {
+          mixture.sample(n, rng, samples);
+          mixture.backward_sample(grad_sample);
+        }) == 0);
+
+  FlowSpec<T> spec;
+  spec.kind = FlowKind::maf;
+  spec.dim = d;
+  spec.layers = 2;
+  spec.hidden = {24, 24};
+  TransformedDistribution flow(mixture, make_flow(spec));
+  CHECK(steady_allocations([&] { (void)flow.mean_nll_and_backward(u); }) == 0);
+  CHECK(steady_allocations([&] {
+          flow.sample_and_log_prob(n, rng, samples, lp);
+          flow.backward_sample_and_log_prob(grad_sample, grad_lp);
+        }) == 0);
 }
 
 // Couplings gather and scatter their halves row by row: an Eigen indexed view would copy its index

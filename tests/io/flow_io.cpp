@@ -257,6 +257,62 @@ TEMPLATE_TEST_CASE("static chains, inversions, a diagonal base and every leaf bi
   require_identical(flow, any);
 }
 
+TEMPLATE_TEST_CASE(
+    "a flow on a mixture base loads back bit for bit; inconsistent mixture tensors are refused",
+    "[io][flow_io]", float, double) {
+  using T = TestType;
+  MixtureOfGaussians<T> base(3, 4, 7);
+  Rng rng(12);
+  test::randomise_parameters(base, rng, 0.5);
+  using MixtureFlow = TransformedDistribution<MixtureOfGaussians<T>, DynamicChain<T>>;
+  const MixtureFlow flow(base, make_test_flow<T>(FlowKind::maf).bijector());
+  const Bytes bytes = flow_bytes(flow);
+  const SafetensorsFile file(bytes);
+  require_identical(flow, load<T>(file));
+  const auto concrete = load_as<MixtureFlow>(file);
+  require_identical(flow, concrete);
+  CHECK(flow_bytes(concrete) == bytes);
+  auto twin = flow;
+  test::randomise_parameters(twin, rng, 0.3);
+  load_into(twin, file);
+  require_identical(flow, twin);
+
+  // means and log-scales are [K, D], row k for component k
+  CHECK(file.tensor("base.logits").shape == SafetensorsWriter::Shape{4});
+  CHECK(file.tensor("base.means").shape == SafetensorsWriter::Shape{4, 3});
+  CHECK(file.tensor("base.log_scales").shape == SafetensorsWriter::Shape{4, 3});
+  const std::vector<T> means = file.read<T>("base.means");
+  for (Index i = 0; i < 3; ++i) CHECK(means[std::size_t(3 + i)] == base.means()(i, 1));
+  CHECK_THROWS_WITH((load_as<TransformedDistribution<DiagonalNormal<T>, DynamicChain<T>>>(file)),
+                    Catch::Contains("base is a MixtureOfGaussians"));
+  MixtureFlow fewer(MixtureOfGaussians<T>(3, 3), make_test_flow<T>(FlowKind::maf).bijector());
+  CHECK_THROWS_WITH(load_into(fewer, file),
+                    Catch::Contains("architecture.base.components: the flow has 3, the file has 4"));
+
+  const auto edited = [&](const std::function<void(Editable&)>& edit) {
+    Editable e(bytes);
+    e.meta.erase("knead.data_crc32");
+    edit(e);
+    return e.bytes();
+  };
+  check_refused<T>(edited([](Editable& e) { e.arch["base"]["components"] = 5; }),
+                   "'base.logits': tensor has shape [4], the architecture needs [5]");
+  check_refused<T>(edited([](Editable& e) {
+                     e.tensor("base.means").shape = {3, 4};
+                   }),
+                   "'base.means': tensor has shape [3,4], the architecture needs [4,3]");
+  check_refused<T>(edited([](Editable& e) { e.drop("base.log_scales"); }),
+                   "'base.log_scales': missing tensor (the architecture needs one of shape [4,3])");
+  check_refused<T>(edited([](Editable& e) { e.arch["base"]["components"] = 0; }),
+                   "base: 'components' is 0, outside [1, 2147483647]");
+  check_refused<T>(edited([](Editable& e) { e.arch["base"].erase("components"); }),
+                   "base: the node has no field 'components'");
+  check_refused<T>(edited([](Editable& e) { e.tensor("base.logits").values[2] = INFINITY; }),
+                   "'base.logits': tensor has a non-finite value inf at index 2");
+  check_refused<T>(edited([](Editable& e) { e.arch["base"]["type"] = "DiagonalNormal"; }),
+                   "base: unknown field 'components' in a DiagonalNormal node");
+}
+
 TEST_CASE("a flow file of the other scalar type loads only when asked", "[io][flow_io]") {
   auto flow = make_test_flow<float>(FlowKind::realnvp);
   const SafetensorsFile file(flow_bytes(flow));
@@ -507,6 +563,7 @@ TEMPLATE_TEST_CASE("broken and hostile flow files are refused with a message say
   SECTION("absurd sizes are refused before anything is allocated") {
     check_refused<T>(edited([](Editable& e) { e.arch["dim"] = 1'000'000'000'000; }),
                      "'dim' is 1000000000000, outside [1, 65536]");
+    check_refused<T>(edited([](Editable& e) { e.arch["dim"] = 0; }), "knead.flow: 'dim' is 0, outside [1, ");
     check_refused<T>(edited([&](Editable& e) {
                        parts(e)[0]["hidden"] = {1'000'000'000, 5};
                      }),

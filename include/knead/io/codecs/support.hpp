@@ -90,9 +90,11 @@ class NodeReader {
   }
   Index integer_value(const Json& v, std::string_view what, Index lo, Index hi) const {
     if (!v.is_number_integer()) bad(where_, "'", what, "' must be an integer, got ", show(v));
-    if (v.is_number_unsigned() ? v.get<std::uint64_t>() > std::uint64_t(hi)
-                               : (v.get<std::int64_t>() < lo || v.get<std::int64_t>() > hi))
-      bad(where_, "'", what, "' is ", show(v), ", outside [", lo, ", ", hi, "]");
+    // a non-negative integer read from a file is stored unsigned: it is compared with both bounds too
+    const bool outside = v.is_number_unsigned() ? (lo > 0 && v.get<std::uint64_t>() < std::uint64_t(lo)) ||
+                                                      v.get<std::uint64_t>() > std::uint64_t(hi)
+                                                : (v.get<std::int64_t>() < lo || v.get<std::int64_t>() > hi);
+    if (outside) bad(where_, "'", what, "' is ", show(v), ", outside [", lo, ", ", hi, "]");
     return Index(v.get<std::int64_t>());
   }
   /// A list of integers in [lo, hi], at most max_size of them.
