@@ -156,7 +156,8 @@ TEMPLATE_TEST_CASE("MaskedLinearPlan computes a column alike wherever a call's c
   // of 168 columns, where 131072 / 768 = 170 would leave two columns of a slice to a kernel path
   // that sums in another order).
   Rng rng(31);
-  for (const auto& [out, in] : std::vector<std::pair<Index, Index>>{{24, 768}, {5, 768}, {3, 1000}, {768, 5}}) {
+  for (const auto& [out, in] :
+       std::vector<std::pair<Index, Index>>{{24, 768}, {5, 768}, {3, 1000}, {768, 5}}) {
     const MaskedLinearPlan plan(out, in);
     const Index n = 400, cut = 11 * linalg::column_align;
     const Matrix<TestType> w = test::random_batch<TestType>(out, in, rng);
