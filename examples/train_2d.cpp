@@ -42,6 +42,7 @@ struct Options {
   Index layers = 4;
   std::vector<Index> hidden = {128, 128};
   bool batch_norm = false;
+  bool act_norm = false;
   Index steps = 5000;
   Index batch = 512;
   double lr = 1e-3;
@@ -106,6 +107,7 @@ struct Architecture {
   Index layers = 0;           ///< the number of those layers
   std::vector<Index> hidden;  ///< the hidden sizes of the first layer's network (none: empty)
   bool batch_norm = false;
+  bool act_norm = false;
 };
 
 /// The architecture of a flow file, read from its `knead.flow` metadata (docs/format.md): the parts
@@ -135,6 +137,7 @@ Architecture architecture_of(const std::string& path) {
                                    : type == "PReLU"            ? "mlp"
                                                                 : "";
     a.batch_norm = a.batch_norm || type == "BatchNorm";
+    a.act_norm = a.act_norm || type == "ActNorm";
     if (layer_kind.empty()) continue;
     if (a.layers == 0) {
       kind = layer_kind;
@@ -163,6 +166,7 @@ int run(const Options& o) {
   spec.layers = o.layers;
   spec.hidden = o.hidden;
   spec.batch_norm = o.batch_norm;
+  spec.act_norm = o.act_norm;
   spec.seed = o.seed;
   if (o.guard_bound > 0)
     spec.guard.bound = o.guard_bound;
@@ -216,15 +220,18 @@ int run(const Options& o) {
   if (!history.train_loss.empty())  // nothing to draw for a loaded flow evaluated with --steps 0
     example::loss_png(o.out + "/loss.png", history.train_loss, validation_curve, "training: " + tag);
 
-  // a loaded flow is described by its file, not by --flow, --layers, --hidden and --batchnorm
-  const Architecture arch = o.load.empty() ? Architecture{o.flow, o.base, o.layers, o.hidden, o.batch_norm}
-                                           : architecture_of(o.load);
+  // a loaded flow is described by its file, not by --flow, --base, --layers, --hidden, --batchnorm
+  // and --actnorm
+  const Architecture arch = o.load.empty()
+                                ? Architecture{o.flow, o.base, o.layers, o.hidden, o.batch_norm, o.act_norm}
+                                : architecture_of(o.load);
   nlohmann::json summary = {{"dataset", o.dataset},
                             {"flow", arch.flow},
                             {"base", arch.base},
                             {"layers", arch.layers},
                             {"hidden", arch.hidden},
                             {"batchnorm", arch.batch_norm},
+                            {"actnorm", arch.act_norm},
                             {"steps", history.steps},
                             {"batch", o.batch},
                             {"lr", o.lr},
@@ -290,6 +297,7 @@ int main(int argc, char** argv) {
   app.add_option("--hidden", o.hidden, "hidden layer sizes of each layer's network, e.g. 64,64")
       ->delimiter(',');
   app.add_flag("--batchnorm", o.batch_norm, "a BatchNorm between layers");
+  app.add_flag("--actnorm", o.act_norm, "an ActNorm after each layer, set from the first batch");
   app.add_option("--steps", o.steps, "Adam steps (0: no training)")->check(example::non_negative_number);
   app.add_option("--batch", o.batch, "minibatch size")->check(example::positive_number);
   app.add_option("--lr", o.lr, "peak learning rate of the cosine schedule")->check(example::positive_number);

@@ -134,13 +134,14 @@ TEST_CASE("make_flow refuses a FlowKind value outside the table", "[flows][error
 }
 
 TEST_CASE("each flow kind has the documented layer sequence", "[flows]") {
-  const auto names = [](FlowKind kind, bool batch_norm) {
+  const auto names = [](FlowKind kind, bool batch_norm, bool act_norm = false) {
     FlowSpec<double> spec;
     spec.kind = kind;
     spec.dim = 4;
     spec.layers = 3;
     spec.hidden = {5};
     spec.batch_norm = batch_norm;
+    spec.act_norm = act_norm;
     DynamicChain<double> chain = make_flow(spec);
     std::vector<std::string> out;
     for (Index i = 0; i < chain.size(); ++i) out.push_back(chain.part(i).name());
@@ -155,4 +156,10 @@ TEST_CASE("each flow kind has the documented layer sequence", "[flows]") {
         V{"Scale", "AdditiveCoupling", "Permute", "AdditiveCoupling", "Permute", "AdditiveCoupling"});
   CHECK(names(FlowKind::mlp, true) == V{"TriangularAffine", "PReLU", "TriangularAffine", "PReLU",
                                         "TriangularAffine", "PReLU", "TriangularAffine"});
+  CHECK(names(FlowKind::maf, false, true) ==
+        V{"Maf", "ActNorm", "Permute", "Maf", "ActNorm", "Permute", "Maf", "ActNorm"});
+  CHECK(names(FlowKind::realnvp, true, true) == V{"AffineCoupling", "ActNorm", "BatchNorm", "Permute",
+                                                  "AffineCoupling", "ActNorm", "BatchNorm", "Permute",
+                                                  "AffineCoupling", "ActNorm"});
+  CHECK(names(FlowKind::mlp, false, true) == names(FlowKind::mlp, false));
 }

@@ -115,8 +115,8 @@ void check_refused(const Bytes& bytes, const std::string& expected) {
 
 /// The node types of the registered bijectors, in the registry's order, as files spell them.
 const std::vector<std::string> registered_names = {
-    "Affine",  "Shift",     "Scale", "TriangularAffine", "PReLU",           "LeakyReLU", "Sigmoid",
-    "Permute", "BatchNorm", "Maf",   "AffineCoupling",   "AdditiveCoupling"};
+    "Affine",    "Shift",   "Scale", "TriangularAffine", "PReLU",           "LeakyReLU", "Sigmoid", "Permute",
+    "BatchNorm", "ActNorm", "Maf",   "AffineCoupling",   "AdditiveCoupling"};
 
 /// A bijector of type X of dim 3 with options that are not the defaults. A new registered bijector
 /// needs an entry here (the round-trip test does not compile without one).
@@ -152,6 +152,10 @@ X example_bijector() {
     x.set_running_mean(mean);
     x.set_running_variance(variance);
     x.set_training(false);
+    return x;
+  } else if constexpr (std::is_same_v<X, ActNorm<T>>) {
+    X x(3);
+    x.set_initialized(true);
     return x;
   } else if constexpr (std::is_same_v<X, Maf<T>>) {
     return X(3, maf);
@@ -216,10 +220,10 @@ TEMPLATE_TEST_CASE("static chains, inversions, a diagonal base and every leaf bi
   maf.guard = {LogScaleGuardKind::none, T(1)};
   DynamicChain<T> inner(3);
   inner.push_back(Shift<T>(3)).push_back(Scale<T>(3)).push_back(LeakyReLU<T>(3, T(0.3)));
-  auto chain =
-      Chain(Affine<T>(3), TriangularAffine<T>(3), PReLU<T>(3, T(0.7), false), Permute<T>::random(3, 8),
-            AdditiveCoupling<T>({1, 0, 1}, coupling), AffineCoupling<T>({0, 1, 0}, coupling), Maf<T>(3, maf),
-            make_iaf<T>(3, maf), Invert<DynamicChain<T>>(inner), BatchNorm<T>(3, T(0.2), T(1e-3)));
+  auto chain = Chain(Affine<T>(3), TriangularAffine<T>(3), PReLU<T>(3, T(0.7), false),
+                     Permute<T>::random(3, 8), AdditiveCoupling<T>({1, 0, 1}, coupling),
+                     AffineCoupling<T>({0, 1, 0}, coupling), Maf<T>(3, maf), make_iaf<T>(3, maf),
+                     Invert<DynamicChain<T>>(inner), BatchNorm<T>(3, T(0.2), T(1e-3)), ActNorm<T>(3));
   Vector<T> mean(3), log_scale(3);
   mean << T(0.5), T(-1), T(2);
   log_scale << T(0.1), T(-0.2), T(0.3);
@@ -227,6 +231,7 @@ TEMPLATE_TEST_CASE("static chains, inversions, a diagonal base and every leaf bi
   Rng rng(3);
   test::randomise_parameters(flow, rng, 0.3);
   flow.bijector().template part<9>().set_training(false);
+  flow.bijector().template part<10>().set_initialized(true);
 
   const Bytes bytes = flow_bytes(flow);
   const SafetensorsFile file(bytes);
@@ -234,9 +239,12 @@ TEMPLATE_TEST_CASE("static chains, inversions, a diagonal base and every leaf bi
 
   auto twin = flow;
   test::randomise_parameters(twin, rng, 0.3);
+  twin.bijector().template part<10>().set_initialized(false);
   load_into(twin, file);
   require_identical(flow, twin);
   CHECK(!twin.bijector().template part<9>().training());
+  CHECK(twin.bijector().template part<10>().initialized());  // state, taken from the file
+  CHECK_FALSE(load<T>(file).bijector().part(10).needs_initialize());
 
   // The weights are plain tensors, named by position, in the layout PyTorch uses.
   CHECK(file.tensor("base.mean").shape == SafetensorsWriter::Shape{3});
@@ -695,9 +703,10 @@ TEST_CASE("an unknown bijector type is refused with exactly the registered names
   CHECK_THROWS_AS(attempt(), FormatError);
   CHECK_THROWS_WITH(
       attempt(),
-      Catch::EndsWith("bijector.1: unknown bijector type 'Glow' (knead knows Affine, Shift, Scale, "
-                      "TriangularAffine, PReLU, LeakyReLU, Sigmoid, Permute, BatchNorm, Maf, AffineCoupling, "
-                      "AdditiveCoupling, Chain and Invert)"));
+      Catch::EndsWith(
+          "bijector.1: unknown bijector type 'Glow' (knead knows Affine, Shift, Scale, "
+          "TriangularAffine, PReLU, LeakyReLU, Sigmoid, Permute, BatchNorm, ActNorm, Maf, AffineCoupling, "
+          "AdditiveCoupling, Chain and Invert)"));
   // The same inside an Invert.
   e.arch["bijector"]["parts"][1] =
       Json{{"type", "Invert"}, {"dim", 3}, {"inner", {{"type", "Glow"}, {"dim", 3}}}};

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "conditional_examples.hpp"
+#include "knead/bijectors/act_norm.hpp"
 #include "knead/bijectors/chain.hpp"
 #include "knead/bijectors/elementwise_affine.hpp"
 #include "knead/data/two_moons.hpp"
@@ -604,6 +605,34 @@ TEST_CASE("The trainer initialises the model on its first batch, once", "[train]
   CHECK(flow.initialized());
   (void)trainer.fit(data);  // already initialised: not again
   CHECK(flow.bijector().part<1>().initialized_on.size() == 1);
+}
+
+TEST_CASE("A flow initialises its ActNorm layers on the trainer's first batch, each on what reaches it",
+          "[bijectors][act_norm]") {
+  // x → ActNorm → Affine (fixed) → ActNorm → u in the density direction: the second ActNorm sees the
+  // first one's output mapped by the fixed affine.
+  Rng rng(13);
+  Matrix<double> data = test::random_batch<double>(2, 256, rng);
+  data.row(0) = (data.row(0).array() * 4.0 + 10.0).matrix();
+  Vector<double> s(2), b(2);
+  s << std::log(3.0), 0.0;
+  b << 1.0, -2.0;
+  TransformedDistribution flow(StandardNormal<double>(2),
+                               Chain(ActNorm<double>(2), Affine<double>(s, b), ActNorm<double>(2)));
+  TrainerOptions options;
+  options.batch_size = 256;
+  options.max_steps = 1;
+  options.progress = nullptr;
+  Trainer trainer(flow, options);
+  trainer.fit(data);
+  // the trainer initialised both (density direction: the last part first), then took one step
+  CHECK(flow.initialized());
+  CHECK(flow.bijector().part<0>().initialized());
+  CHECK(flow.bijector().part<2>().initialized());
+  // The layer nearest the data (applied last in sampling) has the data's statistics, up to the one
+  // step of Adam (lr 1e-3) that followed.
+  CHECK(flow.bijector().part<2>().shift()(0) == Approx(data.row(0).mean()).margin(0.01));
+  CHECK(std::exp(flow.bijector().part<2>().log_scale()(0)) == Approx(4.0).epsilon(0.15));
 }
 
 TEST_CASE("Divergence inside a flow without a log-scale guard is a TrainingError naming the step",

@@ -37,6 +37,7 @@ struct FitOptions {
       preprocessing;  ///< whiten, standardize or none; empty: whiten, or standardize with --dequantize
   Index layers = 5;
   std::vector<Index> hidden = {128, 128};
+  bool act_norm = false;  ///< an ActNorm after each layer (FlowSpec::act_norm)
   Index batch = 256;
   double lr = 1e-3;
   double weight_decay = 0.0;
@@ -252,6 +253,7 @@ int fit(const FitOptions& o) {
   spec.dim = dim;
   spec.layers = o.layers;
   spec.hidden = o.hidden;
+  spec.act_norm = o.act_norm;
   spec.seed = o.seed;
   spec.guard.bound = T(o.log_scale_bound);
   using Flow = knead::TransformedDistribution<knead::StandardNormal<T>, knead::DynamicChain<T>>;
@@ -332,6 +334,7 @@ int fit(const FitOptions& o) {
       {"flow", o.flow},
       {"layers", o.layers},
       {"hidden", o.hidden},
+      {"act_norm", o.act_norm},
       {"batch", batch},
       {"lr", o.lr},
       {"log_scale_bound", o.log_scale_bound},

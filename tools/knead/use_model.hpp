@@ -206,8 +206,9 @@ int inspect(const ModelFile& m) {
   std::cout << "model: " << m.path << '\n';
   std::cout << "scalar: " << m.scalar << "; parameters: " << flow.num_parameters() << '\n';
   if (t.contains("flow"))
-    std::cout << "flow: " << t.value("layers", 0) << " " << t.value("flow", std::string("?"))
-              << " layers, hidden " << t.at("hidden").dump() << '\n';
+    std::cout << "flow: " << t.value("layers", 0) << " " << t.value("flow", std::string("?")) << " layers"
+              << (t.value("act_norm", false) ? " with an ActNorm after each" : "") << ", hidden "
+              << t.at("hidden").dump() << '\n';
   std::cout << "columns (" << m.record.columns.size() << "): ";
   for (std::size_t i = 0; i < m.record.columns.size(); ++i)
     std::cout << (i ? ", " : "") << m.record.columns[i];

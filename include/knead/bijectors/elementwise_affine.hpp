@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <string_view>
+#include <type_traits>
 
 #include "knead/core/bijector.hpp"
 #include "knead/core/errors.hpp"
@@ -20,7 +21,9 @@ namespace knead {
 ///
 /// `HasScale`/`HasShift` select the learnable parts: Affine has both, Shift only b, Scale only s.
 /// Parameter layout: [s (D) if HasScale][b (D) if HasShift]. Identity at construction.
-template <class T, bool HasScale, bool HasShift>
+/// `Named`: a class built on this map (ActNorm) whose name() its messages give; void for the
+/// three maps here.
+template <class T, bool HasScale, bool HasShift, class Named = void>
 class ElementwiseAffine : public LeafParameters<T> {
   static_assert(HasScale || HasShift, "an elementwise affine map learns a scale, a shift or both");
 
@@ -48,6 +51,7 @@ class ElementwiseAffine : public LeafParameters<T> {
   }
 
   static constexpr std::string_view name() {
+    if constexpr (!std::is_void_v<Named>) return Named::layer_name;
     return HasScale && HasShift ? "Affine" : HasScale ? "Scale" : "Shift";
   }
   [[nodiscard]] Index dim() const { return dim_; }

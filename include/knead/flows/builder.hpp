@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "knead/bijectors/act_norm.hpp"
 #include "knead/bijectors/batch_norm.hpp"
 #include "knead/bijectors/coupling.hpp"
 #include "knead/bijectors/dynamic_chain.hpp"
@@ -36,6 +37,9 @@ struct FlowSpec {
   LogScaleGuard<T> guard{};
   bool identity_init = true;  ///< each layer starts as the identity (last layer of its network zero)
   std::uint64_t seed = 0;
+  /// An ActNorm before each layer in the density direction (maf, iaf, realnvp, nice): the first
+  /// training batch sets each one so that what it passes on has zero mean and unit variance.
+  bool act_norm = false;
 };
 
 namespace flow_layers {
@@ -59,7 +63,7 @@ Options layer_options(const FlowSpec<T>& spec, Index i) {
 
 /// spec.layers layers made by layer(i), with Permute::reverse (and, with batch_norm, a BatchNorm
 /// before it) between consecutive layers, so that every dimension is transformed and conditions
-/// the others.
+/// the others; with act_norm, an ActNorm after each layer (before it in the density direction).
 template <class T, class Layer>
 void stack(DynamicChain<T>& chain, const FlowSpec<T>& spec, Layer layer) {
   for (Index i = 0; i < spec.layers; ++i) {
@@ -68,6 +72,7 @@ void stack(DynamicChain<T>& chain, const FlowSpec<T>& spec, Layer layer) {
       chain.push_back(Permute<T>::reverse(spec.dim));
     }
     chain.push_back(layer(i));
+    if (spec.act_norm) chain.push_back(ActNorm<T>(spec.dim));
   }
 }
 
@@ -105,7 +110,8 @@ void nice(DynamicChain<T>& chain, const FlowSpec<T>& spec) {
   });
 }
 
-/// TriangularAffine, then `layers` times (PReLU, TriangularAffine); batch_norm does not apply.
+/// TriangularAffine, then `layers` times (PReLU, TriangularAffine); batch_norm and act_norm do not
+/// apply.
 template <class T>
 void mlp(DynamicChain<T>& chain, const FlowSpec<T>& spec) {
   chain.push_back(TriangularAffine<T>(spec.dim));
@@ -174,7 +180,8 @@ template <class T = double>
 /// The bijector of a flow of `spec.layers` layers, listed in the forward (noise → data) order.
 ///
 /// - maf / iaf / realnvp / nice: layer, then (between layers) Permute::reverse and, with
-///   batch_norm, BatchNorm, so that every dimension is transformed and conditions the others.
+///   batch_norm, BatchNorm, so that every dimension is transformed and conditions the others;
+///   with act_norm, an ActNorm right after each layer (so one is nearest the data).
 /// - nice: a learnable Scale comes first (NICE's diagonal scaling layer; couplings alone preserve
 ///   volume).
 /// - mlp: TriangularAffine, then `layers` times (PReLU, TriangularAffine).

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "knead/io/codecs/act_norm.hpp"
 #include "knead/io/codecs/batch_norm.hpp"
 #include "knead/io/codecs/coupling.hpp"
 #include "knead/io/codecs/elementwise_affine.hpp"
@@ -33,7 +34,7 @@ struct TypeList {};
 template <class T>
 using RegisteredBijectors =
     flow_detail::TypeList<Affine<T>, Shift<T>, Scale<T>, TriangularAffine<T>, PReLU<T>, LeakyReLU<T>,
-                          Sigmoid<T>, Permute<T>, BatchNorm<T>, Maf<T>, AffineCoupling<T>,
+                          Sigmoid<T>, Permute<T>, BatchNorm<T>, ActNorm<T>, Maf<T>, AffineCoupling<T>,
                           AdditiveCoupling<T>>;
 
 namespace flow_detail {

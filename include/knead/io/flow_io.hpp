@@ -201,13 +201,14 @@ Json save_base(const D& base, TensorSink<T>& sink) {
 // ---- loading into an existing flow ----------------------------------------------------------------
 
 /// The first place where the flow's architecture (`ours`) and the file's differ, if any. A
-/// BatchNorm's train/eval mode is state, not architecture: it is taken from the file.
+/// BatchNorm's train/eval mode ("training") and whether an ActNorm was initialised
+/// ("initialized") are state, not architecture: they are taken from the file.
 inline std::optional<std::string> first_difference(const Json& ours, const Json& file,
                                                    const std::string& path) {
   if (ours.is_object() && file.is_object()) {
     for (const auto& [key, value] : ours.items()) {
       const auto it = file.find(key);
-      if (key == "training" && it != file.end() && it->is_boolean()) continue;
+      if ((key == "training" || key == "initialized") && it != file.end() && it->is_boolean()) continue;
       if (it == file.end()) return path + "." + key + ": the flow has " + show(value) + ", the file has none";
       if (auto d = first_difference(value, *it, path + "." + key)) return d;
     }
