@@ -713,4 +713,19 @@ TEMPLATE_TEST_CASE("a flow with a conditional Maf and an IAF round-trips with it
   const RowVector<T> expected = flow.log_prob(x, c);
   CHECK(same_bits<T>(twin.log_prob(x, c), expected));
   CHECK(same_bits<T>(erased.log_prob(x, c), expected));
+
+  // a context weight missing, a context_dim out of range or given to a Maf without one: refused
+  const Bytes valid = flow_bytes(flow);
+  const auto edited = [&](const std::function<void(Editable&)>& edit) {
+    Editable e(valid);
+    edit(e);
+    return e.bytes();
+  };
+  check_refused<T>(
+      edited([](Editable& e) { e.drop("bijector.0.made.context_weight"); }),
+      "'bijector.0.made.context_weight': missing tensor (the architecture needs one of shape [5,2])");
+  check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][0]["context_dim"] = 0; }),
+                   "'context_dim' is 0, outside [1,");
+  check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][1]["context_dim"] = 3; }),
+                   "'bijector.1.made.context_weight': missing tensor");
 }

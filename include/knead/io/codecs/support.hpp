@@ -91,7 +91,9 @@ class NodeReader {
   }
   Index integer_value(const Json& v, std::string_view what, Index lo, Index hi) const {
     if (!v.is_number_integer()) bad(where_, "'", what, "' must be an integer, got ", show(v));
-    if (v.is_number_unsigned() ? v.get<std::uint64_t>() > std::uint64_t(hi)
+    // a non-negative number is stored unsigned: checked against both bounds too
+    if (v.is_number_unsigned() ? (v.get<std::uint64_t>() > std::uint64_t(hi) ||
+                                  (lo > 0 && v.get<std::uint64_t>() < std::uint64_t(lo)))
                                : (v.get<std::int64_t>() < lo || v.get<std::int64_t>() > hi))
       bad(where_, "'", what, "' is ", show(v), ", outside [", lo, ", ", hi, "]");
     return Index(v.get<std::int64_t>());
