@@ -164,3 +164,22 @@ TEST_CASE("make_iaf rejects bad arguments, naming Iaf", "[bijectors][iaf][errors
   Maf<double> maf(3, options);
   CHECK_THROWS_WITH(forward(maf, Matrix<double>::Zero(2, 1)), Contains("Maf::forward_and_log_det"));
 }
+
+TEMPLATE_TEST_CASE("A conditional Iaf conforms for every order and initialisation, per context",
+                   "[bijectors][iaf][conditional]", float, double) {
+  using T = TestType;
+  Rng rng(81);
+  const Index context_dim = 3;
+  test::for_each_autoregressive_case<T>(test::custom_order, 0, [&](Index d, MafOptions<T> options) {
+    if (options.guard.kind == LogScaleGuardKind::clamp) return;  // kinks: covered unconditionally
+    options.context_dim = context_dim;
+    Iaf<T> iaf = make_iaf<T>(d, options);
+    REQUIRE(iaf.context_dim() == context_dim);
+    if (!options.identity_init) test::randomise_parameters(iaf, rng, 0.3);
+    const Matrix<T> z = test::random_batch<T>(d, 3, rng);
+    const Matrix<T> context = test::random_batch<T>(context_dim, 3, rng, 0.5);
+    const auto report = testing::check_conformance(iaf, z, context, rng);
+    INFO(report.summary());
+    CHECK(report.ok());
+  });
+}

@@ -1,9 +1,11 @@
 #include "knead/bijectors/maf.hpp"
 
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "autoregressive.hpp"
+#include "conditional_examples.hpp"
 #include "knead/bijectors/chain.hpp"
 #include "knead/bijectors/elementwise_affine.hpp"
 #include "support.hpp"
@@ -312,4 +314,161 @@ TEST_CASE("Maf rejects bad arguments", "[bijectors][maf][errors]") {
   overflowing.made().mlp().bias(0).tail(2).setConstant(-800.0);
   CHECK_THROWS_WITH(inverse(overflowing, Matrix<double>::Ones(2, 3)),
                     Contains("Maf::inverse_and_log_det") && Contains("non-finite"));
+}
+
+// ---- with a context ------------------------------------------------------------------------------
+
+TEMPLATE_TEST_CASE("A conditional Maf conforms for every order, guard and initialisation, per context",
+                   "[bijectors][maf][conditional]", float, double) {
+  using T = TestType;
+  Rng rng(71);
+  const Index context_dim = 2;
+  test::for_each_autoregressive_case<T>(maf_order, 0, [&](Index d, MafOptions<T> options) {
+    if (options.guard.kind == LogScaleGuardKind::clamp) return;  // kinks: covered unconditionally
+    options.context_dim = context_dim;
+    Maf<T> maf(d, options);
+    REQUIRE(maf.context_dim() == context_dim);
+    if (!options.identity_init) test::randomise_parameters(maf, rng, 0.4);
+    const Matrix<T> z = test::random_batch<T>(d, 3, rng);
+    const Matrix<T> context = test::random_batch<T>(context_dim, 3, rng);  // one per column
+    const auto report = testing::check_conformance(maf, z, context, rng);
+    INFO(report.summary());
+    CHECK(report.ok());
+  });
+}
+
+TEMPLATE_TEST_CASE("A conditional Maf is autoregressive for every context", "[bijectors][maf][conditional]",
+                   float, double) {
+  using T = TestType;
+  Rng rng(73);
+  const Index d = 4, n = 16;
+  for (const auto& order : {InputOrder::identity(), InputOrder::permutation({2, 0, 3, 1})}) {
+    MafOptions<T> options;
+    options.hidden = {9, 7};
+    options.order = order;
+    options.context_dim = 3;
+    Maf<T> maf(d, options);
+    test::randomise_parameters(maf, rng, 0.5);
+    // hidden biases above 1: no unit is dead on the whole batch, so every dependency shows
+    for (Index l = 0; l + 1 < maf.made().mlp().layers(); ++l)
+      maf.made().mlp().bias(l).array() = maf.made().mlp().bias(l).array().abs() + T(1);
+    const Matrix<T> x = test::random_batch<T>(d, n, rng);
+    for (int draw = 0; draw < 3; ++draw) {
+      const Matrix<T> context = test::random_batch<T>(3, n, rng, 2.0);
+      Matrix<T> u, moved;
+      RowVector<T> ld, ld_moved;
+      maf.inverse_and_log_det(x, context, u, ld);
+      // u_i depends on x_j only for j = i or j generated before i
+      const auto& made_order = maf.made().order();
+      for (Index kj = 0; kj < d; ++kj) {
+        Matrix<T> perturbed = x;
+        perturbed.row(made_order[std::size_t(kj)]).array() += T(2);
+        maf.inverse_and_log_det(perturbed, context, moved, ld_moved);
+        for (Index ki = 0; ki < kj; ++ki) {
+          const Index i = made_order[std::size_t(ki)];
+          CHECK((moved.row(i).array() == u.row(i).array()).all());  // bitwise
+        }
+        for (Index ki = kj; ki < d; ++ki)  // the dimension itself and the later ones move
+          CHECK((moved.row(made_order[std::size_t(ki)]).array() != u.row(made_order[std::size_t(ki)]).array())
+                    .any());
+      }
+      // the context moves every dimension (each one's shift and scale read it)
+      Matrix<T> other = context;
+      other.row(draw).array() += T(1);
+      maf.inverse_and_log_det(x, other, moved, ld_moved);
+      for (Index i = 0; i < d; ++i) CHECK((moved.row(i).array() != u.row(i).array()).any());
+    }
+  }
+}
+
+TEST_CASE("A conditional Maf with a zero context weight ignores the context",
+          "[bijectors][maf][conditional]") {
+  Rng rng(75);
+  MafOptions<double> options;
+  options.hidden = {6, 6};
+  options.context_dim = 2;
+  Maf<double> maf(3, options);
+  test::randomise_parameters(maf, rng, 0.4);
+  const Matrix<double> x = test::random_batch<double>(3, 5, rng);
+  const Matrix<double> context = test::random_batch<double>(2, 5, rng);
+  const auto [u, ld] = inverse_and_log_det(maf, x, context);
+  maf.made().mlp().context_weight().setZero();
+  const auto [u0, ld0] = inverse_and_log_det(maf, x, context);
+  CHECK((u0 - u).cwiseAbs().maxCoeff() > 1e-6);  // the weight mattered
+  const auto [u1, ld1] = inverse_and_log_det(maf, x, test::random_batch<double>(2, 5, rng));
+  CHECK((u1.array() == u0.array()).all());  // and only it
+  CHECK((ld1.array() == ld0.array()).all());
+}
+
+TEST_CASE("A chain passes its context to a conditional Maf and none to an unconditional one",
+          "[bijectors][maf][conditional]") {
+  Rng rng(77);
+  MafOptions<double> options;
+  options.hidden = {6, 6};
+  options.context_dim = 2;
+  Maf<double> conditional(3, options);
+  options.context_dim = 0;
+  options.order = InputOrder::reversed();
+  Maf<double> plain(3, options);
+  test::randomise_parameters(conditional, rng, 0.4);
+  test::randomise_parameters(plain, rng, 0.4);
+  Chain chain(test::ConditionalAffine<double>(3, 2), conditional, plain);
+  test::randomise_parameters(chain.part<0>(), rng, 0.3);
+  CHECK(chain.context_dim() == 2);
+  const Matrix<double> z = test::random_batch<double>(3, 4, rng);
+  const Matrix<double> context = test::random_batch<double>(2, 4, rng);
+  const auto report = testing::check_conformance(chain, z, context, rng);
+  INFO(report.summary());
+  CHECK(report.ok());
+}
+
+TEST_CASE("Maf's passes reject missing, unexpected and misshapen contexts", "[bijectors][maf][errors]") {
+  using Catch::Contains;
+  MafOptions<double> options;
+  options.hidden = {4};
+  options.context_dim = 2;
+  Maf<double> conditional(3, options);
+  Maf<double> plain(3, MafOptions<double>{.hidden = {4}});
+  const Matrix<double> x = Matrix<double>::Zero(3, 4);
+  Matrix<double> out, grad_in;
+  RowVector<double> ld;
+  CHECK_THROWS_WITH(conditional.forward_and_log_det(x, out, ld),
+                    Contains("Maf::forward_and_log_det") && Contains("context_dim 2"));
+  CHECK_THROWS_WITH(conditional.inverse_and_log_det(x, out, ld),
+                    Contains("Maf::inverse_and_log_det") && Contains("context_dim 2"));
+  CHECK_THROWS_WITH(plain.inverse_and_log_det(x, Matrix<double>::Zero(2, 4), out, ld),
+                    Contains("Maf::inverse_and_log_det") && Contains("unconditional") && Contains("2x4"));
+  CHECK_THROWS_WITH(plain.forward_and_log_det(x, Matrix<double>::Zero(1, 4), out, ld),
+                    Contains("Maf::forward_and_log_det") && Contains("unconditional") && Contains("1x4"));
+  CHECK_THROWS_WITH(
+      conditional.inverse_and_log_det(x, Matrix<double>::Zero(3, 4), out, ld),
+      Contains("Maf::inverse_and_log_det") && Contains("expected a 2x4 context") && Contains("got 3x4"));
+  CHECK_THROWS_WITH(conditional.forward_and_log_det(x, Matrix<double>::Zero(2, 3), out, ld),
+                    Contains("Maf::forward_and_log_det") && Contains("got 2x3"));
+  Matrix<double> bad = Matrix<double>::Zero(2, 4);
+  bad(1, 2) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH(conditional.inverse_and_log_det(x, bad, out, ld),
+                    Contains("Maf::inverse_and_log_det") && Contains("context"));
+  options.context_dim = -3;
+  CHECK_THROWS_WITH(Maf<double>(3, options), Contains("Maf") && Contains("context_dim is -3"));
+  CHECK_THROWS_WITH(make_iaf<double>(3, options), Contains("Iaf") && Contains("context_dim is -3"));
+
+  conditional.inverse_and_log_det(x, Matrix<double>::Zero(2, 4), out, ld);
+  const RowVector<double> grad_ld = RowVector<double>::Zero(4);
+  CHECK_THROWS_WITH(conditional.backward(x, grad_ld, grad_in),
+                    Contains("Maf::backward") && Contains("context_dim 2"));
+  Matrix<double> grad_context = Matrix<double>::Zero(2, 5);
+  CHECK_THROWS_WITH(conditional.backward(x, grad_ld, grad_in, grad_context),
+                    Contains("Maf::backward") && Contains("expected a 2x4") && Contains("got 2x5"));
+  plain.inverse_and_log_det(x, out, ld);
+  grad_context.setZero(2, 4);
+  CHECK_THROWS_WITH(plain.backward(x, grad_ld, grad_in, grad_context),
+                    Contains("Maf::backward") && Contains("unconditional"));
+
+  // an IAF names its own functions
+  Iaf<double> iaf = make_iaf<double>(3, MafOptions<double>{.hidden = {4}, .context_dim = 2});
+  CHECK_THROWS_WITH(iaf.forward_and_log_det(x, out, ld),
+                    Contains("Iaf::forward_and_log_det") && Contains("Iaf is"));
+  CHECK_THROWS_WITH(iaf.forward_and_log_det(x, Matrix<double>::Zero(2, 1), out, ld),
+                    Contains("Iaf::forward_and_log_det") && Contains("got 2x1"));
 }

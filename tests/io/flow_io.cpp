@@ -744,3 +744,54 @@ TEMPLATE_TEST_CASE("a Sigmoid node with bad intervals is refused with the interv
   check_refused<T>(with_intervals(Json::array({nullptr, Json::array({0.5, 0.5}), nullptr})),
                    "dimension 1 has the interval (0.5, 0.5)");
 }
+
+TEMPLATE_TEST_CASE("a flow with a conditional Maf and an IAF round-trips with its context weights",
+                   "[io][flow_io][conditional]", float, double) {
+  using T = TestType;
+  MafOptions<T> conditional;
+  conditional.hidden = {5, 4};
+  conditional.context_dim = 2;
+  MafOptions<T> plain;
+  plain.hidden = {4};
+  plain.order = InputOrder::reversed();
+  TransformedDistribution flow(StandardNormal<T>(3),
+                               Chain(Maf<T>(3, conditional), Maf<T>(3, plain), make_iaf<T>(3, conditional)));
+  Rng rng(7);
+  test::randomise_parameters(flow, rng, 0.3);
+  const SafetensorsFile file(flow_bytes(flow));
+  CHECK(file.tensor("bijector.0.made.context_weight").shape == SafetensorsWriter::Shape{5, 2});
+  CHECK(file.tensor("bijector.2.inner.made.context_weight").shape == SafetensorsWriter::Shape{5, 2});
+  CHECK_THROWS(file.tensor("bijector.1.made.context_weight"));  // unconditional: no context weight
+  const Json arch = Json::parse(file.metadata().at("knead.flow"));
+  CHECK(arch.dump().find("\"context_dim\":2") != std::string::npos);
+  CHECK(arch["bijector"]["parts"][1].find("context_dim") == arch["bijector"]["parts"][1].end());
+
+  // into a flow of the same type with other weights, and as a type-erased flow: the same density
+  // of each x for its context, bit for bit
+  auto twin = flow;
+  test::randomise_parameters(twin, rng, 0.3);
+  load_into(twin, file);
+  CHECK(std::ranges::equal(twin.parameters(), flow.parameters()));
+  auto erased = load<T>(file);
+  CHECK(erased.context_dim() == 2);
+  const Matrix<T> x = test::random_batch<T>(3, 6, rng);
+  const Matrix<T> c = test::random_batch<T>(2, 6, rng);
+  const RowVector<T> expected = flow.log_prob(x, c);
+  CHECK(same_bits<T>(twin.log_prob(x, c), expected));
+  CHECK(same_bits<T>(erased.log_prob(x, c), expected));
+
+  // a context weight missing, a context_dim out of range or given to a Maf without one: refused
+  const Bytes valid = flow_bytes(flow);
+  const auto edited = [&](const std::function<void(Editable&)>& edit) {
+    Editable e(valid);
+    edit(e);
+    return e.bytes();
+  };
+  check_refused<T>(
+      edited([](Editable& e) { e.drop("bijector.0.made.context_weight"); }),
+      "'bijector.0.made.context_weight': missing tensor (the architecture needs one of shape [5,2])");
+  check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][0]["context_dim"] = 0; }),
+                   "'context_dim' is 0, outside [1,");
+  check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][1]["context_dim"] = 3; }),
+                   "'bijector.1.made.context_weight': missing tensor");
+}

@@ -331,3 +331,208 @@ TEST_CASE("MADE rejects fewer than one parameter per dimension", "[nn][made][err
       Made<double>(3, {4}, InputOrder::identity(), 0, false, 0),
       Catch::Contains("Made") && Catch::Contains("parameters per dimension must be at least 1, got 0"));
 }
+
+// ---- a context fed to the first layer ----------------------------------------------------------
+
+namespace {
+
+/// The hidden sizes of a config with one more unit each: with a context, a degree-0 unit too.
+std::vector<Index> with_context_unit(const std::vector<Index>& hidden) {
+  std::vector<Index> out = hidden;
+  for (auto& units : out) ++units;
+  return out;
+}
+
+/// A MADE with a C-row context, every parameter random and the hidden biases above 1 so that no
+/// unit is dead on the whole batch (every dependency shows in the outputs).
+template <class T>
+Made<T> random_conditional_made(const Config& c, Index context_dim, Rng& rng) {
+  Made<T> made(c.dim, with_context_unit(c.hidden), c.order, 3, false, 2, context_dim);
+  test::randomise_parameters(made, rng, 1.0);
+  for (Index l = 0; l + 1 < made.mlp().layers(); ++l)
+    made.mlp().bias(l).array() = made.mlp().bias(l).array().abs() + T(1);
+  return made;
+}
+
+}  // namespace
+
+TEST_CASE("MADE with a context has hidden units of every degree 0..D−1 and appends V", "[nn][made]") {
+  for (const auto& c : configs()) {
+    CAPTURE(c.dim, c.label);
+    const std::vector<Index> hidden = with_context_unit(c.hidden);
+    Made<double> plain(c.dim, hidden, c.order, 9);
+    Made<double> conditional(c.dim, hidden, c.order, 9, false, 2, 3);
+    CHECK(conditional.context_dim() == 3);
+    CHECK(plain.context_dim() == 0);
+    for (const auto& layer : conditional.hidden_degrees()) {
+      CHECK(std::ranges::is_sorted(layer));
+      for (Index k = 0; k < c.dim; ++k) CHECK(std::ranges::count(layer, k) >= 1);
+      CHECK(layer.back() <= c.dim - 1);
+    }
+    const Index first_units = hidden.empty() ? 2 * c.dim : hidden.front();
+    REQUIRE(conditional.num_parameters() == plain.num_parameters() + first_units * 3);
+    // V is drawn like the first layer's weights: uniform in ±1/√D, not all zero
+    const auto v = conditional.mlp().context_weight();
+    REQUIRE(v.data() == conditional.parameters().data() + plain.num_parameters());
+    CHECK(v.cwiseAbs().maxCoeff() <= 1.0 / std::sqrt(double(c.dim)));
+    CHECK(v.cwiseAbs().maxCoeff() > 0);
+    // identity initialisation: with no hidden layer V feeds the outputs and starts at zero too
+    Made<double> zero(c.dim, hidden, c.order, 9, true, 2, 3);
+    Rng rng(3);
+    Matrix<double> out;
+    zero.forward_with_context(test::random_batch<double>(c.dim, 4, rng),
+                              test::random_batch<double>(3, 4, rng), out);
+    CHECK(out.isZero(0.0));
+  }
+}
+
+TEMPLATE_TEST_CASE(
+    "MADE with a context: outputs depend exactly on the inputs of lower degree and on all "
+    "of the context",
+    "[nn][made]", float, double) {
+  using T = TestType;
+  Rng rng(41);
+  const Index n = 32, context_dim = 2;
+  for (const auto& c : configs()) {
+    CAPTURE(c.dim, c.label);
+    Made<T> made = random_conditional_made<T>(c, context_dim, rng);
+    const Matrix<T> x = test::random_batch<T>(c.dim, n, rng);
+    const Matrix<T> context = test::random_batch<T>(context_dim, n, rng);
+    Matrix<T> base, moved;
+    made.forward_with_context(x, context, base);
+    Index leaks = 0, missing = 0;
+    for (Index j = 0; j < c.dim; ++j) {
+      Matrix<T> perturbed = x;
+      for (Index col = 0; col < n; ++col) perturbed(j, col) += T(col % 2 == 0 ? 5 : -5);
+      made.forward_with_context(perturbed, context, moved);
+      for (Index r = 0; r < 2 * c.dim; ++r) {
+        const bool may_depend = made.output_degrees()[std::size_t(r)] > made.input_degrees()[std::size_t(j)];
+        const bool changed = (moved.row(r).array() != base.row(r).array()).any();  // bitwise
+        leaks += !may_depend && changed;
+        missing += may_depend && !changed;
+      }
+    }
+    CHECK(leaks == 0);
+    CHECK(missing == 0);
+    // every output moves with every context row (degree 0: below every output's)
+    for (Index k = 0; k < context_dim; ++k) {
+      Matrix<T> other = context;
+      other.row(k).array() += T(3);
+      made.forward_with_context(x, other, moved);
+      for (Index r = 0; r < 2 * c.dim; ++r) CHECK((moved.row(r).array() != base.row(r).array()).any());
+    }
+    // the same x with other contexts: the dependence on x is unchanged whatever the context
+    const Matrix<T> context2 = test::random_batch<T>(context_dim, n, rng);
+    Matrix<T> base2, moved2;
+    made.forward_with_context(x, context2, base2);
+    const Index last = made.order().back();  // the last dimension generated: no output depends on it
+    Matrix<T> perturbed = x;
+    perturbed.row(last).array() += T(4);
+    made.forward_with_context(perturbed, context2, moved2);
+    CHECK((moved2.array() == base2.array()).all());
+
+    // an incremental pass with the context (V c computed once) computes every output
+    Matrix<T> stepped;
+    Matrix<T>& input = made.begin_incremental(n, context, stepped);
+    for (Index k = 0; k < c.dim; ++k) {
+      made.incremental_step(k, 0, n, stepped);
+      const Index i = made.order()[std::size_t(k)];
+      input.row(i) = x.row(i);
+    }
+    made.end_incremental(n);
+    CHECK((stepped - base).template cast<double>().cwiseAbs().maxCoeff() <
+          (std::is_same_v<T, float> ? 1e-5 : 1e-12) * std::max(1.0, double(base.cwiseAbs().maxCoeff())));
+
+    // batched = per sample, each column with its own context
+    double worst = 0;
+    for (Index j = 0; j < n; ++j) {
+      Matrix<T> single;
+      made.forward_with_context(x.col(j), context.col(j), single);
+      worst = std::max(worst, (single - base.col(j)).template cast<double>().cwiseAbs().maxCoeff());
+    }
+    CHECK(worst <=
+          (std::is_same_v<T, float> ? 1e-5 : 1e-12) * std::max(1.0, double(base.cwiseAbs().maxCoeff())));
+  }
+}
+
+// As for the unconditional MADE, float is checked by finite differences without hidden layers.
+TEMPLATE_TEST_CASE(
+    "MADE with a context: gradients w.r.t. x, the context and the parameters match finite "
+    "differences",
+    "[nn][made]", float, double) {
+  using T = TestType;
+  const auto tol = testing::Tolerances::for_scalar<T>();
+  Rng rng(43);
+  struct Case {
+    Index dim;
+    std::vector<Index> hidden;
+    InputOrder order;
+  };
+  std::vector<Case> cases = {{2, {}, InputOrder::identity()}, {4, {}, InputOrder::permutation({2, 0, 3, 1})}};
+  if constexpr (std::is_same_v<T, double>) {
+    cases.push_back({3, {5, 4}, InputOrder::reversed()});
+    cases.push_back({4, {6}, InputOrder::permutation({2, 0, 3, 1})});
+    cases.push_back({1, {3, 2}, InputOrder::identity()});
+  }
+  const Index context_dim = 3;
+  for (const auto& c : cases) {
+    CAPTURE(c.dim, c.hidden.size());
+    Made<T> made(c.dim, c.hidden, c.order, 5, false, 2, context_dim);
+    test::randomise_parameters(made, rng, 0.8);
+    Matrix<T> x = test::random_batch<T>(c.dim, 3, rng);
+    Matrix<T> context = test::random_batch<T>(context_dim, 3, rng);
+    const Matrix<T> w = test::random_batch<T>(2 * c.dim, 3, rng);
+    auto loss = [&]() {
+      Matrix<T> out;
+      made.forward_with_context(x, context, out);
+      return out.template cast<double>().cwiseProduct(w.template cast<double>()).sum();
+    };
+    zero_gradients(made);
+    Matrix<T> out, grad_x;
+    Matrix<T> grad_context = Matrix<T>::Constant(context_dim, 3, T(0.5));  // added to, not overwritten
+    made.forward_with_context(x, context, out);
+    made.backward(w, &grad_x, true, NoColumns{}, NoColumns{}, &grad_context);
+    grad_context.array() -= T(0.5);
+    const Vector<double> analytic_params = flat_gradients(made);
+    const Vector<double> numeric_x = testing::finite_difference_gradient<T>(
+        loss, std::span<T>(x.data(), std::size_t(x.size())), tol.fd_step_scale);
+    const Vector<double> numeric_context = testing::finite_difference_gradient<T>(
+        loss, std::span<T>(context.data(), std::size_t(context.size())), tol.fd_step_scale);
+    const Vector<double> numeric_params =
+        testing::finite_difference_gradient<T>(loss, made.parameters(), tol.fd_step_scale);
+    CHECK(testing::relative_error(
+              Eigen::Map<const Vector<T>>(grad_x.data(), x.size()).template cast<double>(), numeric_x) <=
+          tol.gradient);
+    CHECK(testing::relative_error(
+              Eigen::Map<const Vector<T>>(grad_context.data(), context.size()).template cast<double>(),
+              numeric_context) <= tol.gradient);
+    CHECK(testing::relative_error(analytic_params, numeric_params) <= tol.gradient);
+  }
+}
+
+TEST_CASE("MADE with a context rejects missing, unexpected and misshapen contexts", "[nn][made][errors]") {
+  using Catch::Contains;
+  CHECK_THROWS_WITH(Made<double>(3, {4}, InputOrder::identity(), 0, false, 2, -1),
+                    Contains("Made") && Contains("context_dim is -1"));
+  CHECK_THROWS_WITH(Made<double>(3, {4, 2}, InputOrder::identity(), 0, false, 2, 1),
+                    Contains("Made") && Contains("hidden layer 2 has 2 units, fewer than D = 3"));
+  Made<double> conditional(3, {4}, InputOrder::identity(), 1, false, 2, 2);
+  Made<double> plain(3, {4}, InputOrder::identity(), 1);
+  Matrix<double> out;
+  const Matrix<double> x = Matrix<double>::Zero(3, 4);
+  CHECK_THROWS_WITH(conditional.forward(x, out), Contains("Made::forward") && Contains("context of 2 rows"));
+  CHECK_THROWS_WITH(conditional.begin_incremental(4, out),
+                    Contains("Mlp::begin_partial") && Contains("context of 2 rows"));
+  CHECK_THROWS_WITH(plain.forward_with_context(x, Matrix<double>::Zero(2, 4), out),
+                    Contains("forward_with_context") && Contains("reads no context, got a 2x4"));
+  CHECK_THROWS_WITH(
+      conditional.forward_with_context(x, Matrix<double>::Zero(3, 4), out),
+      Contains("forward_with_context") && Contains("expected a 2x4 context") && Contains("got 3x4"));
+  CHECK_THROWS_WITH(conditional.forward_with_context(x, Matrix<double>::Zero(2, 5), out),
+                    Contains("forward_with_context") && Contains("got 2x5"));
+  conditional.forward_with_context(x, Matrix<double>::Zero(2, 4), out);
+  Matrix<double> grad_context = Matrix<double>::Zero(2, 3);
+  CHECK_THROWS_WITH(conditional.backward(Matrix<double>::Zero(6, 4), nullptr, true, NoColumns{}, NoColumns{},
+                                         &grad_context),
+                    Contains("Mlp::backward") && Contains("expected a 2x4") && Contains("got 2x3"));
+}

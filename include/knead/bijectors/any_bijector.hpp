@@ -142,22 +142,40 @@ class AnyBijector {
     }
     [[nodiscard]] Index context_dim() const override { return knead::context_dim(bijector); }
     void forward_and_log_det(MatrixCRef<T> in, MatrixCRef<T> c, Matrix<T>& out, RowVector<T>& ld) override {
-      if constexpr (ConditionalBijector<B>)
+      if constexpr (ConditionalBijector<B> && Bijector<B>) {
+        if (knead::context_dim(bijector) > 0)  // both kinds of call (a Maf): the context if it reads one
+          bijector.forward_and_log_det(in, c, out, ld);
+        else
+          bijector.forward_and_log_det(in, out, ld);
+      } else if constexpr (ConditionalBijector<B>) {
         bijector.forward_and_log_det(in, c, out, ld);
-      else
+      } else {
         bijector.forward_and_log_det(in, out, ld);
+      }
     }
     void inverse_and_log_det(MatrixCRef<T> in, MatrixCRef<T> c, Matrix<T>& out, RowVector<T>& ld) override {
-      if constexpr (ConditionalBijector<B>)
+      if constexpr (ConditionalBijector<B> && Bijector<B>) {
+        if (knead::context_dim(bijector) > 0)  // both kinds of call (a Maf): the context if it reads one
+          bijector.inverse_and_log_det(in, c, out, ld);
+        else
+          bijector.inverse_and_log_det(in, out, ld);
+      } else if constexpr (ConditionalBijector<B>) {
         bijector.inverse_and_log_det(in, c, out, ld);
-      else
+      } else {
         bijector.inverse_and_log_det(in, out, ld);
+      }
     }
     void backward(MatrixCRef<T> g, RowVectorCRef<T> gld, Matrix<T>& gin, Matrix<T>& gc) override {
-      if constexpr (ConditionalBijector<B>)
+      if constexpr (ConditionalBijector<B> && Bijector<B>) {
+        if (knead::context_dim(bijector) > 0)  // both kinds of call (a Maf): the context if it reads one
+          bijector.backward(g, gld, gin, gc);
+        else
+          bijector.backward(g, gld, gin);
+      } else if constexpr (ConditionalBijector<B>) {
         bijector.backward(g, gld, gin, gc);
-      else
+      } else {
         bijector.backward(g, gld, gin);
+      }
     }
     [[nodiscard]] bool needs_initialize() const override { return knead::needs_initialize(bijector); }
     void initialize(MatrixCRef<T> x) override {

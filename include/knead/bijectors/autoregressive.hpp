@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "knead/core/bijector.hpp"
+#include "knead/core/conditional.hpp"
 #include "knead/core/errors.hpp"
 #include "knead/core/no_grad.hpp"
 #include "knead/core/threads.hpp"
@@ -30,6 +31,7 @@ struct AutoregressiveOptions {
   InputOrder order{};                    ///< the order in which dimensions are generated
   bool identity_init = false;            ///< zero MADE's last layer (all parameters 0 at the start)
   std::uint64_t seed = 0;                ///< draws MADE's initial weights
+  Index context_dim = 0;                 ///< rows of the context MADE reads (0: unconditional)
 };
 
 namespace detail {
@@ -50,6 +52,12 @@ inline constexpr std::string_view autoregressive_word = "Autoregressive";
 /// Autoregressive Flow for Density Estimation"); see Maf. Parameters are MADE's. Passes throw
 /// std::invalid_argument on a wrong shape, an empty batch, a non-finite input, or a non-finite
 /// result (the transformer overflowed, or a parameter is not finite).
+///
+/// With context_dim C > 0 the layer is conditional, x = f(u; c): θ_i(x_{<i}, c), the C×N context
+/// feeding MADE's first layer (Made). It then has the passes with a context only
+/// (core/conditional.hpp); those without one throw, as do passes with a context on an
+/// unconditional layer and contexts of the wrong shape or with a non-finite entry. The context is
+/// a parameter of each pass, differentiated like MADE's weights (see the backward passes).
 template <class T, class Transformer>
 class Autoregressive {
   static_assert(check_transformer<Transformer>());
@@ -70,6 +78,8 @@ class Autoregressive {
     return detail::JoinedName<Transformer::label, detail::autoregressive_word>::value;
   }
   [[nodiscard]] Index dim() const { return dim_; }
+  /// C: the rows of the context (0: unconditional).
+  [[nodiscard]] Index context_dim() const { return made_.context_dim(); }
   [[nodiscard]] const Made<T>& made() const { return made_; }
   [[nodiscard]] Made<T>& made() { return made_; }
   [[nodiscard]] const Transformer& transformer() const { return transformer_; }
@@ -82,34 +92,37 @@ class Autoregressive {
   }
 
   void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
-    start_pass(names_.forward, u);
-    if constexpr (affine)
-      forward_affine(u, x, log_det);
-    else
-      forward_generic(u, x, log_det);
-    finish_pass(names_.forward, x, log_det, Direction::forward);
+    if (context_dim() > 0) detail::fail_needs_context(names_.forward, shown_name(), context_dim());
+    forward_pass(u, nullptr, x, log_det);
   }
-
   void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
-    start_pass(names_.inverse, x);
-    if constexpr (affine)
-      inverse_affine(x, u, log_det);
-    else
-      inverse_generic(x, u, log_det);
-    finish_pass(names_.inverse, u, log_det, Direction::inverse);
+    if (context_dim() > 0) detail::fail_needs_context(names_.inverse, shown_name(), context_dim());
+    inverse_pass(x, nullptr, u, log_det);
+  }
+  void backward(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in) {
+    if (context_dim() > 0) detail::fail_needs_context(names_.backward, shown_name(), context_dim());
+    backward_pass(grad_out, grad_log_det, grad_in, nullptr);
   }
 
-  void backward(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in) {
-    if (last_ == Direction::none)
-      detail::fail<std::logic_error>(names_.backward,
-                                     "no forward or inverse pass to differentiate; call "
-                                     "forward_and_log_det or inverse_and_log_det first",
-                                     NoGrad::hint);
-    detail::check_backward(names_.backward, grad_out, grad_log_det, dim_, u_.cols());
-    if constexpr (affine)
-      backward_affine(grad_out, grad_log_det, grad_in);
-    else
-      backward_generic(grad_out, grad_log_det, grad_in);
+  // ---- with a context (context_dim() > 0) -------------------------------------------------------
+
+  void forward_and_log_det(MatrixCRef<T> u, MatrixCRef<T> context, Matrix<T>& x, RowVector<T>& log_det) {
+    check_context(names_.forward, context, u.cols());
+    forward_pass(u, &context, x, log_det);
+  }
+  void inverse_and_log_det(MatrixCRef<T> x, MatrixCRef<T> context, Matrix<T>& u, RowVector<T>& log_det) {
+    check_context(names_.inverse, context, x.cols());
+    inverse_pass(x, &context, u, log_det);
+  }
+  /// Writes ∂L/∂in and adds ∂L/∂c into grad_context (C × N).
+  void backward(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in,
+                Matrix<T>& grad_context) {
+    if (context_dim() == 0)
+      detail::fail(names_.backward, shown_name(),
+                   " is unconditional (context_dim 0): call backward without a "
+                   "context gradient");
+    detail::check_context(names_.backward, grad_context, context_dim(), u_.cols());
+    backward_pass(grad_out, grad_log_det, grad_in, &grad_context);
   }
 
   [[nodiscard]] Index num_parameters() const { return made_.num_parameters(); }
@@ -133,6 +146,51 @@ class Autoregressive {
         dim_(dim) {}
 
  private:
+  /// The layer's name in errors: its type, or its inverse's once name_as_inverse() ran.
+  [[nodiscard]] const std::string& shown_name() const { return inverted_ ? inverse_type_ : type_; }
+
+  void check_context(std::string_view function, MatrixCRef<T> context, Index cols) const {
+    if (context_dim() == 0)
+      detail::fail(function, shown_name(),
+                   " is unconditional (context_dim 0): call it without a context, got a ", context.rows(),
+                   "x", context.cols(), " context");
+    detail::check_context(function, context, context_dim(), cols);
+    detail::check_finite(function, "context", context);
+  }
+
+  /// `context`: null for an unconditional layer.
+  void forward_pass(MatrixCRef<T> u, const MatrixCRef<T>* context, Matrix<T>& x, RowVector<T>& log_det) {
+    start_pass(names_.forward, u);
+    if constexpr (affine)
+      forward_affine(u, context, x, log_det);
+    else
+      forward_generic(u, context, x, log_det);
+    finish_pass(names_.forward, x, log_det, Direction::forward);
+  }
+
+  void inverse_pass(MatrixCRef<T> x, const MatrixCRef<T>* context, Matrix<T>& u, RowVector<T>& log_det) {
+    start_pass(names_.inverse, x);
+    if constexpr (affine)
+      inverse_affine(x, context, u, log_det);
+    else
+      inverse_generic(x, context, u, log_det);
+    finish_pass(names_.inverse, u, log_det, Direction::inverse);
+  }
+
+  void backward_pass(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in,
+                     Matrix<T>* grad_context) {
+    if (last_ == Direction::none)
+      detail::fail<std::logic_error>(names_.backward,
+                                     "no forward or inverse pass to differentiate; call "
+                                     "forward_and_log_det or inverse_and_log_det first",
+                                     NoGrad::hint);
+    detail::check_backward(names_.backward, grad_out, grad_log_det, dim_, u_.cols());
+    if constexpr (affine)
+      backward_affine(grad_out, grad_log_det, grad_in, grad_context);
+    else
+      backward_generic(grad_out, grad_log_det, grad_in, grad_context);
+  }
+
   /// The function names a layer's errors use.
   struct Names {
     std::string forward, inverse, backward;
@@ -145,10 +203,11 @@ class Autoregressive {
 
   static Made<T> make_made(Index dim, const AutoregressiveOptions<T>& options, const Transformer& transformer,
                            const std::string& type) {
-    const std::vector<Index> order = Made<T>::validate(type, dim, options.hidden, options.order);
+    const Index context_dim = Made<T>::checked_context_dim(type, options.context_dim);
+    const std::vector<Index> order = Made<T>::validate(type, dim, options.hidden, options.order, context_dim);
     transformer.validate(type);
     return Made<T>(dim, options.hidden, InputOrder::permutation(order), options.seed, options.identity_init,
-                   transformer.params_per_dim());
+                   transformer.params_per_dim(), context_dim);
   }
 
   void start_pass(std::string_view function, MatrixCRef<T> in) {
@@ -173,21 +232,25 @@ class Autoregressive {
 
   // ---- any transformer ------------------------------------------------------------------------
 
-  void inverse_generic(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
-    made_.forward(x, conditioner_);
+  void inverse_generic(MatrixCRef<T> x, const MatrixCRef<T>* context, Matrix<T>& u, RowVector<T>& log_det) {
+    if (context != nullptr)
+      made_.forward_with_context(x, *context, conditioner_);
+    else
+      made_.forward(x, conditioner_);
     transformer_.inverse(params(), x, u_, element_log_det_, workspace_);
     log_det = element_log_det_.colwise().sum();
     u = u_;
   }
 
-  void forward_generic(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
+  void forward_generic(MatrixCRef<T> u, const MatrixCRef<T>* context, Matrix<T>& x, RowVector<T>& log_det) {
     const Index d = dim_, n = u.cols();
     u_ = u;
     resize_workspace(x, d, n);
     resize_workspace(element_log_det_, d, n);
     // Incremental inversion (see Made::incremental_step): step k computes the parameters of
     // dimension i = order[k], then x_i; the pass leaves MADE as a full pass at the final x would.
-    Matrix<T>& made_input = made_.begin_incremental(n, conditioner_);
+    Matrix<T>& made_input = context != nullptr ? made_.begin_incremental(n, *context, conditioner_)
+                                               : made_.begin_incremental(n, conditioner_);
     const int chunks = detail::column_chunks(n, made_.mlp().min_chunk());
     if (Index(step_workspaces_.size()) < chunks) step_workspaces_.resize(std::size_t(chunks));
     detail::parallel_columns(n, chunks, [&](Index c0, Index c1, int chunk) {
@@ -210,7 +273,9 @@ class Autoregressive {
     transformer_.forward(params(), u_, data_scratch_, log_det_scratch_, workspace_);
   }
 
-  void backward_generic(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in) {
+  /// The context enters like MADE's weights: its gradient comes with theirs (accumulating calls).
+  void backward_generic(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in,
+                        Matrix<T>* grad_context) {
     const Index d = dim_, n = u_.cols();
     resize_workspace(grad_conditioner_, made_.params_per_dim() * d, n);
     const auto grad_params = ParamBlocks<T>::stacked(grad_conditioner_, d);
@@ -218,14 +283,15 @@ class Autoregressive {
       // u = f⁻¹(x; θ(x)): ∂L/∂x = the direct term (∂u/∂x ⊙ ∂L/∂u) + MADE's path (∂θ/∂x)ᵀ ∂L/∂θ
       grad_in = grad_out;
       transformer_.backward(Direction::inverse, params(), u_, grad_in, grad_log_det, grad_params, workspace_);
-      made_.backward(grad_conditioner_, &grad_x_made_, true);
+      made_.backward(grad_conditioner_, &grad_x_made_, true, NoColumns{}, NoColumns{}, grad_context);
       grad_in += grad_x_made_;
       return;
     }
     // Forward (sequential) pass, by implicit differentiation of x = f(u; c(x)), c = MADE's outputs
     // (each element's parameters; ld = Σ log|f'|). With λ = the total ∂L/∂x, it satisfies
     //   λ = ∂L/∂x + (∂c/∂x)ᵀ [(∂f/∂c)ᵀ λ + (∂ld/∂c)ᵀ ∂L/∂ld],
-    // and then ∂L/∂u = (∂f/∂u) λ + (∂ld/∂u) ∂L/∂ld and ∂L/∂W = (∂c/∂W)ᵀ [(∂f/∂c)ᵀ λ + (∂ld/∂c)ᵀ ∂L/∂ld].
+    // and then ∂L/∂u = (∂f/∂u) λ + (∂ld/∂u) ∂L/∂ld and ∂L/∂W = (∂c/∂W)ᵀ [(∂f/∂c)ᵀ λ + (∂ld/∂c)ᵀ ∂L/∂ld]
+    // (the same for the context, which enters c like W).
     // The bracket is the transformer's forward backward at cotangents (λ, ∂L/∂ld); (∂c/∂x)ᵀ is
     // MADE's backward. ∂c/∂x is strictly triangular in the order (nilpotent), so the sweeps
     // λ ← ∂L/∂x + (∂c/∂x)ᵀ[…](λ) from λ = 0 are exact after D of them.
@@ -241,12 +307,12 @@ class Autoregressive {
     }
     grad_in = v_;
     transformer_.backward(Direction::forward, params(), u_, grad_in, grad_log_det, grad_params, workspace_);
-    made_.backward(grad_conditioner_, nullptr, true);
+    made_.backward(grad_conditioner_, nullptr, true, NoColumns{}, NoColumns{}, grad_context);
   }
 
   // ---- the affine transformer (MAF) -----------------------------------------------------------
 
-  void forward_affine(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
+  void forward_affine(MatrixCRef<T> u, const MatrixCRef<T>* context, Matrix<T>& x, RowVector<T>& log_det) {
     const LogScaleGuard<T>& guard = transformer_.guard();
     const Index d = dim_, n = u.cols();
     u_ = u;
@@ -256,7 +322,8 @@ class Autoregressive {
     // outputs of dimension i = order[k] (see Made::incremental_step), then sets x_i. Each unit is
     // computed once, at its final value, so the pass leaves MADE's activations and outputs as a
     // full pass at the final x would: backward() differentiates it like an inverse pass.
-    Matrix<T>& made_input = made_.begin_incremental(n, conditioner_);
+    Matrix<T>& made_input = context != nullptr ? made_.begin_incremental(n, *context, conditioner_)
+                                               : made_.begin_incremental(n, conditioner_);
     detail::parallel_columns(
         n, detail::column_chunks(n, made_.mlp().min_chunk()), [&](Index c0, Index c1, int) {
           if (c1 <= c0) return;
@@ -276,7 +343,7 @@ class Autoregressive {
     exp_neg_log_scale_ = (-log_scale_).array().exp();
   }
 
-  void inverse_affine(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
+  void inverse_affine(MatrixCRef<T> x, const MatrixCRef<T>* context, Matrix<T>& u, RowVector<T>& log_det) {
     const LogScaleGuard<T>& guard = transformer_.guard();
     const Index d = dim_, n = x.cols();
     resize_workspace(u, d, n);
@@ -285,7 +352,7 @@ class Autoregressive {
     resize_workspace(exp_neg_log_scale_, d, n);
     resize_workspace(log_det, n);
     // The elementwise rest of the pass runs on each thread's columns inside MADE's job.
-    made_.forward(x, conditioner_, [&](Index c0, Index c1) {
+    const auto rest = [&](Index c0, Index c1) {
       // Flat vectorised passes over the d × (c1 − c0) entries, contiguous, after one pass that
       // splits the conditioner's columns [μ; a] into μ (into u_) and α: Eigen's expressions on its
       // row blocks went entry by entry when d is small, and a copy per column was a call to memmove
@@ -323,21 +390,30 @@ class Autoregressive {
         for (Index i = 0; i < d; ++i) sum += alpha[j * d + i];
         log_det(c0 + j) = -sum;
       }
-    });
+    };
+    if (context != nullptr)
+      made_.forward_with_context(x, *context, conditioner_, rest);
+    else
+      made_.forward(x, conditioner_, rest);
   }
 
-  void backward_affine(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in) {
+  /// The context enters like MADE's weights: its gradient comes with theirs (accumulating calls).
+  void backward_affine(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in,
+                       Matrix<T>* grad_context) {
     const Index d = dim_, n = u_.cols();
     resize_workspace(guard_slope_, d, n);
     resize_workspace(grad_in, d, n);
     if (last_ == Direction::inverse) {
       // u = (x − μ) e^{−α}: ∂L/∂x = e^{−α} ∂L/∂u + the path through MADE (see conditioner_vjp)
-      conditioner_vjp(grad_out, grad_log_det, T(1), &grad_x_made_, true, true, [&](Index c0, Index c1) {
-        const Index m = c1 - c0;
-        grad_in.middleCols(c0, m) =
-            grad_out.middleCols(c0, m).cwiseProduct(exp_neg_log_scale_.middleCols(c0, m)) +
-            grad_x_made_.middleCols(c0, m);
-      });
+      conditioner_vjp(
+          grad_out, grad_log_det, T(1), &grad_x_made_, true, true,
+          [&](Index c0, Index c1) {
+            const Index m = c1 - c0;
+            grad_in.middleCols(c0, m) =
+                grad_out.middleCols(c0, m).cwiseProduct(exp_neg_log_scale_.middleCols(c0, m)) +
+                grad_x_made_.middleCols(c0, m);
+          },
+          grad_context);
       return;
     }
     // Forward (sequential) pass, by implicit differentiation: no need to keep D MADE passes,
@@ -346,7 +422,8 @@ class Autoregressive {
     // and ld_fwd(u) = −ld_inv(x). So with
     //   g = ∂L/∂x + (∂ld_inv/∂x)ᵀ (−∂L/∂ld)   and   v = J⁻ᵀ g:
     //   ∂L/∂u = v,   ∂L/∂θ = (∂h/∂θ)ᵀ (−v) + (∂ld_inv/∂θ)ᵀ (−∂L/∂ld),
-    // the latter being the inverse pass's vjp with cotangents (−v, −∂L/∂ld).
+    // the latter being the inverse pass's vjp with cotangents (−v, −∂L/∂ld); the same for ∂L/∂c,
+    // since the context enters h like θ.
     // Jᵀ v = g is solved by the sweeps v ← v + diag(J)⁻¹ (g − Jᵀ v) from v = 0: the error is
     // multiplied each sweep by diag(J)⁻¹ (diag(J) − Jᵀ), strictly triangular hence nilpotent, so
     // D sweeps are exact. Writing Jᵀ v = e^{−α} v + R(v), with R the path through MADE, a sweep
@@ -362,7 +439,7 @@ class Autoregressive {
         v_.middleCols(c0, m) = (grad_out.middleCols(c0, m) - grad_x_made_.middleCols(c0, m))
                                    .cwiseProduct(scale_.middleCols(c0, m));
       });
-    conditioner_vjp(v_, grad_log_det, T(-1), nullptr, true, false, NoColumns{});
+    conditioner_vjp(v_, grad_log_det, T(-1), nullptr, true, false, NoColumns{}, grad_context);
     grad_in = v_;
   }
 
@@ -371,12 +448,14 @@ class Autoregressive {
   ///   u = (x − μ) e^{−α}, ld_inv = −Σ_i α_i, α = guard(a):
   ///   ∂L/∂μ = −s ∂L/∂u e^{−α},   ∂L/∂a = −s (∂L/∂u u + ∂L/∂ld_inv) guard'(a),
   /// writing MADE's ∂L/∂x into *grad_x (without the direct term e^{−α} ∂L/∂u) and adding ∂L/∂θ
-  /// when `accumulate`. guard'(a) is computed first when `new_slope`. The cotangents of MADE's
+  /// when `accumulate`, and ∂L/∂c into *grad_context unless null. guard'(a) is computed first when
+  /// `new_slope`. The cotangents of MADE's
   /// outputs are formed on each thread's columns inside MADE's backward job, and then(c0, c1) runs
   /// on each thread's columns of *grad_x when they are done.
   template <class ColumnsDone>
   void conditioner_vjp(MatrixCRef<T> grad_u, RowVectorCRef<T> grad_log_det, T s, Matrix<T>* grad_x,
-                       bool accumulate, bool new_slope, ColumnsDone&& then) {
+                       bool accumulate, bool new_slope, ColumnsDone&& then,
+                       Matrix<T>* grad_context = nullptr) {
     const LogScaleGuard<T>& guard = transformer_.guard();
     const Index d = dim_;
     resize_workspace(grad_conditioner_, 2 * d, u_.cols());
@@ -394,7 +473,7 @@ class Autoregressive {
           grad_a.rowwise() += grad_log_det.segment(c0, m);
           grad_a.array() *= (-s) * guard_slope_.middleCols(c0, m).array();
         },
-        then);
+        then, grad_context);
   }
 
   std::string type_, inverse_type_;
@@ -421,6 +500,7 @@ class Autoregressive {
 };
 
 static_assert(check_bijector<Autoregressive<double, AffineTransformer<double>>>());
+static_assert(check_conditional_bijector<Autoregressive<double, AffineTransformer<double>>>());
 static_assert(check_bijector<Autoregressive<float, AdditiveTransformer<float>>>());
 
 }  // namespace knead

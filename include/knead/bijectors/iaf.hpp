@@ -33,5 +33,6 @@ template <class T>
 }
 
 static_assert(check_bijector<Iaf<double>>());
+static_assert(check_conditional_bijector<Iaf<double>>());
 
 }  // namespace knead

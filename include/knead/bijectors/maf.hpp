@@ -22,6 +22,7 @@ struct MafOptions {
   LogScaleGuard<T> guard{};              ///< α = guard(a); a soft clamp by default
   bool identity_init = false;            ///< zero MADE's last layer: exactly the identity at the start
   std::uint64_t seed = 0;                ///< draws MADE's initial weights
+  Index context_dim = 0;                 ///< rows of a context MADE reads: > 0 makes the layer conditional
 };
 
 /// Masked autoregressive flow: an affine map whose shift μ_i and log-scale α_i depend on the
@@ -57,10 +58,11 @@ class Maf : public Autoregressive<T, AffineTransformer<T>> {
 
  private:
   static AutoregressiveOptions<T> base_options(const MafOptions<T>& options) {
-    return {options.hidden, options.order, options.identity_init, options.seed};
+    return {options.hidden, options.order, options.identity_init, options.seed, options.context_dim};
   }
 };
 
 static_assert(check_bijector<Maf<double>>());
+static_assert(check_conditional_bijector<Maf<float>>());
 
 }  // namespace knead

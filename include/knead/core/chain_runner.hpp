@@ -96,6 +96,11 @@ class ChainRunner {
   static void pass(Part& part, Direction direction, MatrixCRef<T> in, const Context& context, Matrix<T>& out,
                    RowVector<T>& log_det) {
     if constexpr (!std::same_as<Context, NoContext> && ConditionalBijector<Part>) {
+      if constexpr (Bijector<Part>)
+        if (!reads_context(part)) {  // a bijector with both kinds of call, unconditional (a Maf)
+          pass(part, direction, in, NoContext{}, out, log_det);
+          return;
+        }
       if (direction == Direction::forward)
         part.forward_and_log_det(in, context, out, log_det);
       else
@@ -107,6 +112,17 @@ class ChainRunner {
       else
         part.inverse_and_log_det(in, out, log_det);
     }
+  }
+
+  /// Whether a conditional part takes the context: one with both kinds of call (type-erased, or a
+  /// Maf) only when its context_dim() is not 0. A type-erased part ignores a context it does not
+  /// read; a Maf refuses it.
+  template <class Part>
+  static bool reads_context(const Part& part) {
+    if constexpr (Bijector<Part>)
+      return knead::context_dim(part) > 0;
+    else
+      return true;
   }
 
   void check_last_pass(std::string_view function, bool with_context) const {
@@ -135,7 +151,7 @@ class ChainRunner {
       visit(i, [&](auto& part) {
         using Part = std::remove_cvref_t<decltype(part)>;
         if constexpr (ConditionalBijector<Part> && Bijector<Part>) {  // type-erased: both kinds of call
-          if (grad_context != nullptr)
+          if (grad_context != nullptr && reads_context(part))
             part.backward(upstream, grad_log_det, downstream, *grad_context);
           else
             part.backward(upstream, grad_log_det, downstream);

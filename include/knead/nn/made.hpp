@@ -100,6 +100,17 @@ class InputOrder {
 ///
 /// The masks, weights and values of the first 2·D outputs do not depend on P beyond the last
 /// layer's size: P = 2 is MAF's network.
+///
+/// Context (context_dim C > 0, conditional MAF/IAF): a C×N context feeds every unit of the first
+/// layer through a dense weight V, h_1 = relu((W_1⊙M_1) x + V c + b_1) (Mlp's context). The
+/// context has degree 0, not above any unit's, so the autoregressive property holds for every
+/// order and every context. The hidden units then take the degrees 0, 1, …, D−1 cyclically (sorted)
+/// instead of 1, …, D−1: the outputs of the first dimension (degree 1) read only units of degree 0,
+/// which without a context do not exist (those outputs are constants), and with one carry the
+/// context; so with D ≥ 2 each hidden layer needs at least D units. With no hidden layer V feeds the
+/// outputs, all of degree ≥ 1. Parameters: Mlp's layers (weight then bias, layer by layer), then V
+/// (H_1 × C column-major, H_1 = the first hidden layer's size, or P·D without one). With C = 0
+/// nothing changes: no V, the degrees above, no extra work.
 template <class T>
 class Made {
  public:
@@ -107,17 +118,19 @@ class Made {
 
   /// `hidden` = the hidden layer sizes (may be empty); `seed` draws the initial weights (see Mlp);
   /// `zero_last_layer` makes every output exactly zero at the start (an identity MAF);
-  /// `params_per_dim` = P, the outputs per input dimension.
+  /// `params_per_dim` = P, the outputs per input dimension; `context_dim` = C, the rows of the
+  /// context (0: none).
   Made(Index dim, std::vector<Index> hidden, const InputOrder& order = {}, std::uint64_t seed = 0,
-       bool zero_last_layer = false, Index params_per_dim = 2)
+       bool zero_last_layer = false, Index params_per_dim = 2, Index context_dim = 0)
       : dim_(dim),
         params_per_dim_(checked_params_per_dim("Made", params_per_dim)),
-        order_(validate("Made", dim, hidden, order)),
+        order_(validate("Made", dim, hidden, order, checked_context_dim("Made", context_dim))),
         input_degrees_(input_degrees_of(order_)),
-        hidden_degrees_(hidden_degrees_of(dim, hidden)),
+        hidden_degrees_(hidden_degrees_of(dim, hidden, context_dim > 0)),
         output_degrees_(output_degrees_of(input_degrees_, params_per_dim_)),
         mlp_(layer_sizes(dim, hidden, params_per_dim_), seed,
-             masks_of(input_degrees_, hidden_degrees_, output_degrees_), zero_last_layer) {
+             masks_of(input_degrees_, hidden_degrees_, output_degrees_), zero_last_layer,
+             checked_context_dim("Made", context_dim)) {
     // step_rows_[k·P + p] = p·D + order[k]: the outputs incremental_step(k) computes
     step_rows_.resize(std::size_t(dim_ * params_per_dim_));
     for (Index k = 0; k < dim_; ++k)
@@ -137,17 +150,26 @@ class Made {
 
   /// Checks the arguments of a MADE, naming `function` in errors; returns the resolved order.
   static std::vector<Index> validate(std::string_view function, Index dim, const std::vector<Index>& hidden,
-                                     const InputOrder& order) {
+                                     const InputOrder& order, Index context_dim = 0) {
     detail::check_positive(function, "dim", dim);
-    const Index needed = std::max<Index>(dim - 1, 1);
+    const Index needed = std::max<Index>(context_dim > 0 ? dim : dim - 1, 1);
     for (std::size_t l = 0; l < hidden.size(); ++l)
       if (hidden[l] < needed) {
+        if (dim >= 2 && context_dim > 0)
+          detail::fail(function, "hidden layer ", l + 1, " has ", hidden[l], " units, fewer than D = ", dim,
+                       " (with a context every degree 0..D−1 needs a unit)");
         if (dim >= 2)
           detail::fail(function, "hidden layer ", l + 1, " has ", hidden[l],
                        " units, fewer than D − 1 = ", dim - 1, " (every degree 1..D−1 needs a unit)");
         detail::fail(function, "hidden layer ", l + 1, " has ", hidden[l], " units, needs at least 1");
       }
     return order.resolve(function, dim);
+  }
+
+  /// Checks a context dimension (0 or more), naming `function` in errors.
+  static Index checked_context_dim(std::string_view function, Index context_dim) {
+    if (context_dim < 0) detail::fail(function, "context_dim is ", context_dim, ", expected 0 or more");
+    return context_dim;
   }
 
   /// Checks a number of outputs per dimension (at least 1), naming `function` in errors.
@@ -159,6 +181,8 @@ class Made {
   [[nodiscard]] Index dim() const { return dim_; }
   /// P: the outputs per input dimension (row p·D + i is parameter p of dimension i).
   [[nodiscard]] Index params_per_dim() const { return params_per_dim_; }
+  /// C: the rows of the context (0: an unconditional MADE).
+  [[nodiscard]] Index context_dim() const { return mlp_.context_dim(); }
   /// order()[k] = the input dimension generated k-th.
   [[nodiscard]] const std::vector<Index>& order() const { return order_; }
   /// Degree of each input dimension i (order()[k] has degree k + 1).
@@ -177,23 +201,35 @@ class Made {
   template <class ColumnsDone = NoColumns>
   void forward(MatrixCRef<T> x, Matrix<T>& out, ColumnsDone&& then = {}) {
     detail::check_batch("Made::forward", x, dim_);
+    if (context_dim() > 0)
+      detail::fail("Made::forward", "this MADE reads a context of ", context_dim(),
+                   " rows: call forward_with_context");
     mlp_.forward(x, out, then);
+    last_cols_ = NoGrad::active() ? -1 : x.cols();
+  }
+
+  /// forward() with a context (C × N, column j for sample j), fed to the first layer.
+  template <class ColumnsDone = NoColumns>
+  void forward_with_context(MatrixCRef<T> x, MatrixCRef<T> context, Matrix<T>& out, ColumnsDone&& then = {}) {
+    detail::check_batch("Made::forward_with_context", x, dim_);
+    mlp_.forward_with_context(x, context, out, then);
     last_cols_ = NoGrad::active() ? -1 : x.cols();
   }
 
   /// Given ∂L/∂out (PD × N) of the last forward(), adds ∂L/∂θ into gradients() when
   /// `accumulate_parameters` and writes ∂L/∂x into *grad_in unless it is null. `first` and
   /// `then`: the caller's work on columns of grad_out and *grad_in, run as in Mlp::backward().
+  /// With a context, adds ∂L/∂c into *grad_context (C × N) unless it is null.
   template <class ColumnsFirst = NoColumns, class ColumnsDone = NoColumns>
   void backward(MatrixCRef<T> grad_out, Matrix<T>* grad_in, bool accumulate_parameters = true,
-                ColumnsFirst&& first = {}, ColumnsDone&& then = {}) {
+                ColumnsFirst&& first = {}, ColumnsDone&& then = {}, Matrix<T>* grad_context = nullptr) {
     if (last_cols_ < 0)
       detail::fail<std::logic_error>("Made::backward", "no forward pass to differentiate", NoGrad::hint);
     if (grad_out.rows() != params_per_dim_ * dim_ || grad_out.cols() != last_cols_)
       detail::fail("Made::backward", "expected a ", params_per_dim_ * dim_, "x", last_cols_,
                    " output gradient (the shape of the last forward), got ", grad_out.rows(), "x",
                    grad_out.cols());
-    mlp_.backward(grad_out, grad_in, accumulate_parameters, first, then);
+    mlp_.backward(grad_out, grad_in, accumulate_parameters, first, then, grad_context);
   }
 
   // ---- incremental evaluation (sequential sampling) -------------------------------------------
@@ -207,6 +243,12 @@ class Made {
   Matrix<T>& begin_incremental(Index n, Matrix<T>& out) {
     last_cols_ = -1;
     return mlp_.begin_partial(n, out);
+  }
+  /// begin_incremental() with a context (C × n): its product with V is computed here, once, and
+  /// added in the first layer's units at every step.
+  Matrix<T>& begin_incremental(Index n, MatrixCRef<T> context, Matrix<T>& out) {
+    last_cols_ = -1;
+    return mlp_.begin_partial(n, context, out);
   }
   /// Step k on columns [c0, c1): the hidden units of degree k, then rows p·D + i of `out` (the P
   /// parameters of dimension i, in order of p) for i = order()[k], from the input rows of the
@@ -250,13 +292,15 @@ class Made {
     return degrees;
   }
 
-  /// Cyclic degrees 1..D−1 sorted ascending (all 0 when D = 1: bias-only units).
-  static std::vector<std::vector<Index>> hidden_degrees_of(Index dim, const std::vector<Index>& hidden) {
+  /// Cyclic degrees 1..D−1 sorted ascending (all 0 when D = 1: bias-only units); with a context,
+  /// cyclic degrees 0..D−1 (the units of degree 0 carry the context to the first dimension).
+  static std::vector<std::vector<Index>> hidden_degrees_of(Index dim, const std::vector<Index>& hidden,
+                                                           bool with_context) {
     std::vector<std::vector<Index>> degrees;
     for (const Index units : hidden) {
       std::vector<Index> layer(std::size_t(units), 0);
       if (dim >= 2)
-        for (Index j = 0; j < units; ++j) layer[std::size_t(j)] = j % (dim - 1) + 1;
+        for (Index j = 0; j < units; ++j) layer[std::size_t(j)] = with_context ? j % dim : j % (dim - 1) + 1;
       std::ranges::sort(layer);
       degrees.push_back(std::move(layer));
     }

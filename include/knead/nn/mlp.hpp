@@ -7,6 +7,10 @@
 /// gradient, whatever value the buffer holds (they start at zero and optimizers leave them there).
 /// Only the blocks of W that are not structurally zero are multiplied (linalg/masked_linear.hpp); W ⊙ M
 /// is never formed in full. Workspaces are sized on first use: steady-state calls do not allocate.
+///
+/// With a context (context_dim C > 0) the first layer also reads a C×N context through a dense
+/// weight V (out(0) × C): z_1 = (W_1⊙M_1) x + V c + b_1. V c is one dense product per pass, added
+/// to the first layer's pre-activation before its ReLU; V sits after every layer's parameters.
 
 #include <algorithm>
 #include <cmath>
@@ -14,6 +18,7 @@
 #include <span>
 #include <vector>
 
+#include "knead/core/conditional.hpp"
 #include "knead/core/errors.hpp"
 #include "knead/core/leaf.hpp"
 #include "knead/core/no_grad.hpp"
@@ -34,9 +39,15 @@ class Mlp : public LeafParameters<T> {
   /// `sizes` = {inputs, hidden…, outputs}. Weights and biases start as PyTorch's nn.Linear does:
   /// uniform in ±1/√fan_in, drawn from `seed`. `masks`, if given, holds one (out × in) 0/1 matrix
   /// per layer. `zero_last_layer` starts the output at exactly zero (identity-initialised flows).
+  /// `context_dim` = C, the rows of a context read by the first layer (0: none). V is drawn after
+  /// every layer, like the first layer's weights (uniform in ±1/√in(0)), so the layers' initial
+  /// values do not depend on C; it starts at zero with the last layer when that is the first.
   Mlp(std::vector<Index> sizes, std::uint64_t seed, std::vector<Matrix<T>> masks = {},
-      bool zero_last_layer = false)
-      : LeafParameters<T>(count_parameters(sizes)), sizes_(std::move(sizes)), masks_(std::move(masks)) {
+      bool zero_last_layer = false, Index context_dim = 0)
+      : LeafParameters<T>(count_parameters(sizes, context_dim)),
+        sizes_(std::move(sizes)),
+        masks_(std::move(masks)),
+        context_dim_(context_dim) {
     if (!masks_.empty() && masks_.size() != std::size_t(layers()))
       detail::fail("Mlp", "got ", masks_.size(), " masks for ", layers(), " layers");
     for (Index l = 0; l < layers(); ++l)
@@ -55,6 +66,14 @@ class Mlp : public LeafParameters<T> {
       if (masked()) w.array() *= masks_[std::size_t(l)].array();
       for (auto& b : bias(l)) b = zero ? T(0) : uniform(rng);
     }
+    if (context_dim_ > 0) {
+      const T bound = T(1) / std::sqrt(T(in(0)));
+      std::uniform_real_distribution<T> uniform(-bound, bound);
+      const bool zero = zero_last_layer && layers() == 1;
+      auto v = context_weight();
+      for (Index j = 0; j < v.cols(); ++j)
+        for (Index i = 0; i < v.rows(); ++i) v(i, j) = zero ? T(0) : uniform(rng);
+    }
     for (Index l = 0; l < layers(); ++l)
       plans_.push_back(masked() ? linalg::MaskedLinearPlan(masks_[std::size_t(l)])
                                 : linalg::MaskedLinearPlan(out(l), in(l)));
@@ -68,6 +87,8 @@ class Mlp : public LeafParameters<T> {
   [[nodiscard]] const std::vector<Index>& sizes() const { return sizes_; }
   [[nodiscard]] bool masked() const { return !masks_.empty(); }
   [[nodiscard]] const std::vector<Matrix<T>>& masks() const { return masks_; }
+  /// C: the rows of the context the first layer reads (0: none).
+  [[nodiscard]] Index context_dim() const { return context_dim_; }
 
   [[nodiscard]] Eigen::Map<Matrix<T>> weight(Index l) {
     return this->params_.matrix(offset(l), out(l), in(l));
@@ -81,6 +102,13 @@ class Mlp : public LeafParameters<T> {
   [[nodiscard]] Eigen::Map<const Vector<T>> bias(Index l) const {
     return this->params_.vector(offset(l) + out(l) * in(l), out(l));
   }
+  /// V (out(0) × C, column-major), after every layer's weight and bias.
+  [[nodiscard]] Eigen::Map<Matrix<T>> context_weight() {
+    return this->params_.matrix(offset(layers()), out(0), context_dim_);
+  }
+  [[nodiscard]] Eigen::Map<const Matrix<T>> context_weight() const {
+    return this->params_.matrix(offset(layers()), out(0), context_dim_);
+  }
 
   /// out = W_L(… relu(W_1 in + b_1) …) + b_L. Keeps the activations for backward(); under
   /// NoGrad, keeps nothing: the hidden activations of each slice of columns go to the thread's
@@ -92,6 +120,22 @@ class Mlp : public LeafParameters<T> {
   /// without a job of its own (each job ends waiting for its slowest thread).
   template <class ColumnsDone = NoColumns>
   void forward(MatrixCRef<T> input, Matrix<T>& output, ColumnsDone&& then = {}) {
+    if (context_dim_ > 0) fail_needs_context("Mlp::forward");
+    run_forward(input, output, then);
+  }
+
+  /// forward() of a network with a context: column j of `context` (C × N) belongs to column j of
+  /// the input.
+  template <class ColumnsDone = NoColumns>
+  void forward_with_context(MatrixCRef<T> input, MatrixCRef<T> context, Matrix<T>& output,
+                            ColumnsDone&& then = {}) {
+    set_context("Mlp::forward_with_context", context, input.cols());
+    run_forward(input, output, then);
+  }
+
+ private:
+  template <class ColumnsDone>
+  void run_forward(MatrixCRef<T> input, Matrix<T>& output, ColumnsDone&& then) {
     if (input.rows() != inputs())
       detail::fail("Mlp::forward", "expected ", inputs(), " input rows, got ", input.rows());
     const Index n = input.cols();
@@ -124,8 +168,15 @@ class Mlp : public LeafParameters<T> {
           T* y = l == layers() - 1 ? output.data() + j0 * out(l)
                  : keep            ? activations_[std::size_t(l + 1)].data() + j0 * out(l)
                                    : linalg::ensure(hidden[std::size_t(l + 1)], out(l) * slice);
+          const bool relu = l < layers() - 1, add_context = l == 0 && context_dim_ > 0;
           plans_[std::size_t(l)].forward_packed(pass.packed[std::size_t(l)].data(), bias(l).data(), x, ldx, y,
-                                                out(l), j1 - j0, l < layers() - 1);
+                                                out(l), j1 - j0, relu && !add_context);
+          if (add_context) {
+            // z_1 = (W_1⊙M_1) x + b_1 + V c, then the ReLU
+            Eigen::Map<Matrix<T>> z(y, out(0), j1 - j0);
+            z += context_product_.middleCols(j0, j1 - j0);
+            if (relu) z = z.cwiseMax(T(0));
+          }
         }
       }
       then(c0, c1);
@@ -133,21 +184,25 @@ class Mlp : public LeafParameters<T> {
     forwarded_cols_ = keep ? n : -1;
   }
 
+ public:
   /// Given ∂L/∂out of the last forward(), adds ∂L/∂θ into gradients() when
-  /// `accumulate_parameters`, and writes ∂L/∂in into *grad_input unless it is null.
+  /// `accumulate_parameters`, and writes ∂L/∂in into *grad_input unless it is null. With a
+  /// context, adds ∂L/∂c into *grad_context (C × N) unless it is null.
   /// As in forward(), a caller's elementwise work runs on the threads inside backward's own jobs:
   /// `first(c0, c1)` on each thread's columns before anything reads them (it may compute those
   /// columns of `grad_output`, which must already have its final shape), and `then(c0, c1)` on
   /// each thread's columns of *grad_input as soon as they are done.
   template <class ColumnsFirst = NoColumns, class ColumnsDone = NoColumns>
   void backward(MatrixCRef<T> grad_output, Matrix<T>* grad_input, bool accumulate_parameters = true,
-                ColumnsFirst&& first = {}, ColumnsDone&& then = {}) {
+                ColumnsFirst&& first = {}, ColumnsDone&& then = {}, Matrix<T>* grad_context = nullptr) {
     if (forwarded_cols_ < 0)
       detail::fail<std::logic_error>("Mlp::backward", "no forward pass to differentiate", NoGrad::hint);
     const Index n = forwarded_cols_;
     if (grad_output.rows() != outputs() || grad_output.cols() != n)
       detail::fail("Mlp::backward", "expected a ", outputs(), "x", n, " output gradient, got ",
                    grad_output.rows(), "x", grad_output.cols());
+    if (context_dim_ > 0 && grad_context != nullptr)
+      detail::check_context("Mlp::backward", *grad_context, context_dim_, n);
     PassScratch& pass = PassScratch::local();
     const auto in_pass = pass.enter("Mlp::backward", layers());
     for (Index l = 0; l + 1 < layers(); ++l) linalg::ensure(pass.grads[std::size_t(l)], out(l) * n);
@@ -170,6 +225,7 @@ class Mlp : public LeafParameters<T> {
           },
           linalg::column_align, &linalg::PassBalances<T>::backward_layer(l));
     }
+    if (context_dim_ > 0) backward_context(pass, grad_output, gradient, grad_context);
   }
 
   // ---- layer-by-layer evaluation (incremental autoregressive passes) ---------------------------
@@ -178,6 +234,14 @@ class Mlp : public LeafParameters<T> {
   /// the caller fills while computing units with forward_units(). Then end_partial(n) makes the
   /// pass differentiable by backward() as if forward() had run on the final input.
   Matrix<T>& begin_partial(Index n, Matrix<T>& output) {
+    if (context_dim_ > 0) fail_needs_context("Mlp::begin_partial");
+    size_workspaces(n, output);
+    activations_[0].setZero();
+    return activations_[0];
+  }
+  /// begin_partial() with a context (C × n): V c is computed here, once, for every step.
+  Matrix<T>& begin_partial(Index n, MatrixCRef<T> context, Matrix<T>& output) {
+    set_context("Mlp::begin_partial", context, n);
     size_workspaces(n, output);
     activations_[0].setZero();
     return activations_[0];
@@ -190,10 +254,17 @@ class Mlp : public LeafParameters<T> {
                      Matrix<T>& output) {
     const Matrix<T>& x = activations_[std::size_t(layer)];
     Matrix<T>& y = layer == layers() - 1 ? output : activations_[std::size_t(layer + 1)];
+    const bool relu = layer < layers() - 1, add_context = layer == 0 && context_dim_ > 0;
     plans_[std::size_t(layer)].forward_rows(weight(layer).data(), out(layer), bias(layer).data(),
                                             mask_data(layer), rows, input_cols, x.data() + c0 * x.rows(),
                                             x.rows(), y.data() + c0 * y.rows(), y.rows(), c1 - c0,
-                                            layer < layers() - 1);
+                                            relu && !add_context);
+    if (add_context)  // z_1 = (W_1⊙M_1) x + b_1 + V c (V c of begin_partial), then the ReLU
+      for (Index j = c0; j < c1; ++j)
+        for (const Index r : rows) {
+          const T z = y(r, j) + context_product_(r, j);
+          y(r, j) = relu ? std::max(z, T(0)) : z;
+        }
   }
 
   /// Marks a layer-by-layer pass on n columns as complete (see begin_partial()).
@@ -253,6 +324,47 @@ class Mlp : public LeafParameters<T> {
     for (Index l = 0; keep && l < layers(); ++l) resize_workspace(activations_[std::size_t(l)], in(l), n);
     resize_workspace(output, outputs(), n);
     forwarded_cols_ = -1;
+  }
+
+  [[noreturn]] void fail_needs_context(std::string_view function) const {
+    detail::fail(function, "the network reads a context of ", context_dim_,
+                 " rows: call the pass with one, one column per input column");
+  }
+
+  /// Checks and keeps a context for a pass on n columns (for ∂V) and computes V c: column by
+  /// column, each entry summed over k in one order whatever n, so a sample's value does not
+  /// depend on the batch it is in.
+  void set_context(std::string_view function, MatrixCRef<T> context, Index n) {
+    if (context_dim_ == 0)
+      detail::fail(function, "the network reads no context, got a ", context.rows(), "x", context.cols(),
+                   " one");
+    detail::check_context(function, context, context_dim_, n);
+    resize_workspace(context_, context_dim_, n);
+    context_ = context;
+    resize_workspace(context_product_, out(0), n);
+    const auto v = context_weight();
+    for (Index j = 0; j < n; ++j) {
+      auto z = context_product_.col(j);
+      z.setZero();
+      for (Index k = 0; k < context_dim_; ++k) z += v.col(k) * context_(k, j);
+    }
+  }
+
+  /// The context's part of backward(), with δ = ∂L/∂z_1 (the first layer's pre-activation: the
+  /// output gradient for a single layer, else the one the layer above left in pass.grads[0]):
+  /// z_1 = … + V c:  ∂L/∂V = δ cᵀ (into `gradient` unless null),  ∂L/∂c += Vᵀ δ (unless null).
+  void backward_context(PassScratch& pass, MatrixCRef<T> grad_output, T* gradient, Matrix<T>* grad_context) {
+    const Index n = forwarded_cols_;
+    const auto apply = [&](const auto& delta) {
+      if (gradient != nullptr)
+        Eigen::Map<Matrix<T>>(gradient + offset(layers()), out(0), context_dim_).noalias() +=
+            delta * context_.transpose();
+      if (grad_context != nullptr) grad_context->noalias() += context_weight().transpose() * delta;
+    };
+    if (layers() == 1)
+      apply(grad_output);
+    else
+      apply(Eigen::Map<const Matrix<T>>(pass.grads[0].data(), out(0), n));
   }
 
   [[nodiscard]] const T* mask_data(Index l) const {
@@ -322,7 +434,7 @@ class Mlp : public LeafParameters<T> {
         linalg::PassBalances<T>::packing(transposed));
   }
 
-  static Index count_parameters(const std::vector<Index>& sizes) {
+  static Index count_parameters(const std::vector<Index>& sizes, Index context_dim) {
     if (sizes.size() < 2)
       detail::fail("Mlp", "needs at least input and output sizes, got ", sizes.size(), " sizes");
     Index n = 0;
@@ -331,7 +443,8 @@ class Mlp : public LeafParameters<T> {
       detail::check_positive("Mlp", "layer size", sizes[l + 1]);
       n += sizes[l + 1] * (sizes[l] + 1);
     }
-    return n;
+    if (context_dim < 0) detail::fail("Mlp", "context_dim is ", context_dim, ", expected 0 or more");
+    return n + sizes[1] * context_dim;
   }
   [[nodiscard]] Index offset(Index layer) const {
     Index at = 0;
@@ -344,6 +457,9 @@ class Mlp : public LeafParameters<T> {
   std::vector<linalg::MaskedLinearPlan> plans_;  // the blocks each layer computes
   std::vector<Matrix<T>> activations_;           // input of every layer, for backward
   Index forwarded_cols_ = -1;                    // columns of the last complete forward pass
+  Index context_dim_ = 0;                        // C: rows of the context the first layer reads
+  Matrix<T> context_;                            // the last pass's context, for ∂V
+  Matrix<T> context_product_;                    // V c of the last pass (out(0) × N)
 };
 
 }  // namespace knead

@@ -9,6 +9,10 @@
 ///   differences of L = Σ w ⊙ out + Σ v ⊙ log_det for random w, v.
 /// Bijectors whose result depends on the batch (BatchNorm in training mode) are checked in eval
 /// mode here and by their own tests in training mode.
+///
+/// A conditional bijector (core/conditional.hpp) is checked the same way with a context, one
+/// column per point, held fixed in the round trips and Jacobians, and its vector-Jacobian
+/// product w.r.t. the context checked too.
 
 #include <algorithm>
 #include <cmath>
@@ -17,6 +21,7 @@
 #include <vector>
 
 #include "knead/core/bijector.hpp"
+#include "knead/core/conditional.hpp"
 #include "knead/distributions/distribution.hpp"
 #include "knead/testing/finite_difference.hpp"
 
@@ -43,6 +48,7 @@ struct ConformanceReport {
   double batch_error = 0;               // max |batched − per-sample|
   double input_gradient_error = 0;      // relative, max over directions
   double parameter_gradient_error = 0;  // relative, max over directions
+  double context_gradient_error = 0;    // relative, max over directions (conditional bijectors)
   std::vector<std::string> failures;
 
   [[nodiscard]] bool ok() const { return failures.empty(); }
@@ -50,7 +56,8 @@ struct ConformanceReport {
     std::ostringstream out;
     out << "round trip " << round_trip_error << ", log-det vs Jacobian " << log_det_error
         << ", log-det symmetry " << log_det_symmetry_error << ", batch " << batch_error << ", input gradient "
-        << input_gradient_error << ", parameter gradient " << parameter_gradient_error;
+        << input_gradient_error << ", parameter gradient " << parameter_gradient_error
+        << ", context gradient " << context_gradient_error;
     for (const auto& f : failures) out << "\n  FAILED: " << f;
     return out.str();
   }
@@ -58,13 +65,48 @@ struct ConformanceReport {
 
 namespace detail {
 
-template <Bijector B>
-void run(B& b, bool forward, MatrixCRef<typename B::Scalar> in, Matrix<typename B::Scalar>& out,
-         RowVector<typename B::Scalar>& log_det) {
-  if (forward)
-    b.forward_and_log_det(in, out, log_det);
-  else
-    b.inverse_and_log_det(in, out, log_det);
+/// One pass; with the context `context` unless it is null.
+template <class B>
+void run(B& b, bool forward, MatrixCRef<typename B::Scalar> in, const Matrix<typename B::Scalar>* context,
+         Matrix<typename B::Scalar>& out, RowVector<typename B::Scalar>& log_det) {
+  if constexpr (ConditionalBijector<B>) {
+    if (context != nullptr) {
+      if (forward)
+        b.forward_and_log_det(in, *context, out, log_det);
+      else
+        b.inverse_and_log_det(in, *context, out, log_det);
+      return;
+    }
+  }
+  if constexpr (Bijector<B>) {
+    if (context == nullptr) {
+      if (forward)
+        b.forward_and_log_det(in, out, log_det);
+      else
+        b.inverse_and_log_det(in, out, log_det);
+      return;
+    }
+  }
+  throw std::logic_error("check_conformance: the bijector has no pass of this kind");
+}
+
+/// backward() of the last pass; adds ∂L/∂c into *grad_context for a pass with a context.
+template <class B>
+void run_backward(B& b, const Matrix<typename B::Scalar>& w, const RowVector<typename B::Scalar>& v,
+                  Matrix<typename B::Scalar>& grad_in, Matrix<typename B::Scalar>* grad_context) {
+  if constexpr (ConditionalBijector<B>) {
+    if (grad_context != nullptr) {
+      b.backward(w, v, grad_in, *grad_context);
+      return;
+    }
+  }
+  if constexpr (Bijector<B>) {
+    if (grad_context == nullptr) {
+      b.backward(w, v, grad_in);
+      return;
+    }
+  }
+  throw std::logic_error("check_conformance: the bijector has no backward of this kind");
 }
 
 template <class A, class B>
@@ -72,35 +114,36 @@ double max_abs(const Eigen::MatrixBase<A>& a, const Eigen::MatrixBase<B>& b) {
   return (a.template cast<double>() - b.template cast<double>()).cwiseAbs().maxCoeff();
 }
 
-/// Numerical Jacobian ∂out/∂in of one sample (column `col` of `z`), by central differences.
-template <Bijector B>
-Matrix<double> numerical_jacobian(B& b, bool forward, const Matrix<typename B::Scalar>& z, Index col,
-                                  double step_scale) {
+/// Numerical Jacobian ∂out/∂in of one sample (column `col` of `z`, with that column of the
+/// context unless it is null), by central differences.
+template <class B>
+Matrix<double> numerical_jacobian(B& b, bool forward, const Matrix<typename B::Scalar>& z,
+                                  const Matrix<typename B::Scalar>* context, Index col, double step_scale) {
   using T = typename B::Scalar;
   const Index d = b.dim();
   Matrix<double> jac(d, d);
+  Matrix<T> context_col;
+  if (context != nullptr) context_col = context->col(col);
+  const Matrix<T>* c = context != nullptr ? &context_col : nullptr;
   Matrix<T> point = z.col(col), out_up, out_down;
   RowVector<T> ld;
   for (Index k = 0; k < d; ++k) {
     const T saved = point(k, 0);
     const T h = T(step_scale) * central_step(saved);
     point(k, 0) = saved + h;
-    run(b, forward, point, out_up, ld);
+    run(b, forward, point, c, out_up, ld);
     point(k, 0) = saved - h;
-    run(b, forward, point, out_down, ld);
+    run(b, forward, point, c, out_down, ld);
     point(k, 0) = saved;
     jac.col(k) = (out_up - out_down).template cast<double>() / (double(saved + h) - double(saved - h));
   }
   return jac;
 }
 
-}  // namespace detail
-
-/// Runs every check on `bijector` with the columns of `z` as points (z must lie in the domain of
-/// both directions). `rng` draws the random cotangents. The bijector's gradients are changed.
-template <Bijector B>
-ConformanceReport check_conformance(B& bijector, const Matrix<typename B::Scalar>& z, Rng& rng,
-                                    Tolerances tol = Tolerances::for_scalar<typename B::Scalar>()) {
+/// The checks of check_conformance(), with the context `context` (C × N) unless it is null.
+template <class B>
+ConformanceReport check(B& bijector, const Matrix<typename B::Scalar>& z,
+                        const Matrix<typename B::Scalar>* context, Rng& rng, Tolerances tol) {
   using T = typename B::Scalar;
   ConformanceReport report;
   auto expect = [&report](bool ok, const std::string& what, double value, double limit) {
@@ -117,8 +160,8 @@ ConformanceReport check_conformance(B& bijector, const Matrix<typename B::Scalar
     const std::string dir = forward ? "forward" : "inverse";
     Matrix<T> out, back;
     RowVector<T> ld, ld_back;
-    detail::run(bijector, forward, z, out, ld);
-    detail::run(bijector, !forward, out, back, ld_back);
+    run(bijector, forward, z, context, out, ld);
+    run(bijector, !forward, out, context, back, ld_back);
 
     // round trip and log-det symmetry
     const double rt = detail::max_abs(back, z) / z_scale;
@@ -130,16 +173,17 @@ ConformanceReport check_conformance(B& bijector, const Matrix<typename B::Scalar
 
     // batched = per sample, and log-det against the numerical Jacobian
     for (Index j = 0; j < n; ++j) {
-      Matrix<T> single_out;
+      Matrix<T> single_out, single_context;
       RowVector<T> single_ld;
-      detail::run(bijector, forward, z.col(j), single_out, single_ld);
+      if (context != nullptr) single_context = context->col(j);
+      run(bijector, forward, z.col(j), context != nullptr ? &single_context : nullptr, single_out, single_ld);
       const double be =
-          std::max(detail::max_abs(single_out, out.col(j)), std::abs(double(single_ld(0)) - double(ld(j))));
+          std::max(max_abs(single_out, out.col(j)), std::abs(double(single_ld(0)) - double(ld(j))));
       report.batch_error = std::max(report.batch_error, be);
       expect(be <= tol.round_trip * std::max(1.0, double(out.col(j).cwiseAbs().maxCoeff())),
              dir + " batched vs per-sample", be, tol.round_trip);
       const double num_ld =
-          log_abs_det(detail::numerical_jacobian(bijector, forward, z, j, tol.fd_step_scale));
+          log_abs_det(numerical_jacobian(bijector, forward, z, context, j, tol.fd_step_scale));
       const double lde = std::abs(num_ld - double(ld(j)));
       report.log_det_error = std::max(report.log_det_error, lde);
       expect(lde <= tol.log_det, dir + " log-det vs numerical Jacobian", lde, tol.log_det);
@@ -149,18 +193,20 @@ ConformanceReport check_conformance(B& bijector, const Matrix<typename B::Scalar
     std::normal_distribution<double> normal;
     const Matrix<T> w = Matrix<double>::NullaryExpr(d, n, [&] { return normal(rng); }).template cast<T>();
     const RowVector<T> v = RowVector<double>::NullaryExpr(n, [&] { return normal(rng); }).template cast<T>();
-    Matrix<T> point = z;
+    Matrix<T> point = z, context_point;
+    if (context != nullptr) context_point = *context;
     auto loss = [&]() {
       Matrix<T> o;
       RowVector<T> l;
-      detail::run(bijector, forward, point, o, l);
+      run(bijector, forward, point, context != nullptr ? &context_point : nullptr, o, l);
       return (o.template cast<double>().cwiseProduct(w.template cast<double>())).sum() +
              l.template cast<double>().dot(v.template cast<double>());
     };
     zero_gradients(bijector);
-    detail::run(bijector, forward, z, out, ld);
-    Matrix<T> grad_in;
-    bijector.backward(w, v, grad_in);
+    run(bijector, forward, z, context, out, ld);
+    Matrix<T> grad_in, grad_context;
+    if (context != nullptr) grad_context.setZero(context->rows(), n);
+    run_backward(bijector, w, v, grad_in, context != nullptr ? &grad_context : nullptr);
     const Vector<double> analytic_params =
         Eigen::Map<const Vector<T>>(bijector.gradients().data(), Index(bijector.gradients().size()))
             .template cast<double>();
@@ -176,8 +222,36 @@ ConformanceReport check_conformance(B& bijector, const Matrix<typename B::Scalar
     const double gp = relative_error(analytic_params, numeric_params);
     report.parameter_gradient_error = std::max(report.parameter_gradient_error, gp);
     expect(gp <= tol.gradient, dir + " parameter gradient", gp, tol.gradient);
+    if (context != nullptr) {
+      const Vector<double> numeric_context = finite_difference_gradient<T>(
+          loss, std::span<T>(context_point.data(), std::size_t(context_point.size())), tol.fd_step_scale);
+      const Vector<double> analytic_context =
+          Eigen::Map<const Vector<T>>(grad_context.data(), grad_context.size()).template cast<double>();
+      const double gc = relative_error(analytic_context, numeric_context);
+      report.context_gradient_error = std::max(report.context_gradient_error, gc);
+      expect(gc <= tol.gradient, dir + " context gradient", gc, tol.gradient);
+    }
   }
   return report;
+}
+
+}  // namespace detail
+
+/// Runs every check on `bijector` with the columns of `z` as points (z must lie in the domain of
+/// both directions). `rng` draws the random cotangents. The bijector's gradients are changed.
+template <Bijector B>
+ConformanceReport check_conformance(B& bijector, const Matrix<typename B::Scalar>& z, Rng& rng,
+                                    Tolerances tol = Tolerances::for_scalar<typename B::Scalar>()) {
+  return detail::check(bijector, z, nullptr, rng, tol);
+}
+
+/// The same checks on a conditional bijector, column j of `context` (C × N) being the context of
+/// point j; also checks ∂L/∂context.
+template <ConditionalBijector B>
+ConformanceReport check_conformance(B& bijector, const Matrix<typename B::Scalar>& z,
+                                    const Matrix<typename B::Scalar>& context, Rng& rng,
+                                    Tolerances tol = Tolerances::for_scalar<typename B::Scalar>()) {
+  return detail::check(bijector, z, &context, rng, tol);
 }
 
 }  // namespace knead::testing

@@ -69,6 +69,7 @@ class NodeReader {
       if (!known) bad(where_, "unknown field ", io::detail::describe(key), " in a ", type(), " node");
     }
   }
+  [[nodiscard]] bool has(std::string_view key) const { return node_.find(key) != node_.end(); }
   const Json& field(std::string_view key) const {
     const auto it = node_.find(key);
     if (it == node_.end()) bad(where_, "the node has no field '", key, "'");
@@ -213,13 +214,17 @@ inline std::vector<Index> hidden_of(const std::vector<Index>& sizes) {
 }
 
 /// The shapes an Mlp of these layer sizes stores, row-major like PyTorch's nn.Linear:
-/// PREFIX.layers.L.weight [out, in] and PREFIX.layers.L.bias [out].
-inline void require_mlp(const auto& source, const std::string& prefix, const std::vector<Index>& sizes) {
+/// PREFIX.layers.L.weight [out, in] and PREFIX.layers.L.bias [out]; with a context of C rows also
+/// PREFIX.context_weight [out of layer 0, C].
+inline void require_mlp(const auto& source, const std::string& prefix, const std::vector<Index>& sizes,
+                        Index context_dim = 0) {
   for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
     const std::string at = prefix + ".layers." + std::to_string(l);
     source.require(at + ".weight", {std::uint64_t(sizes[l + 1]), std::uint64_t(sizes[l])});
     source.require(at + ".bias", {std::uint64_t(sizes[l + 1])});
   }
+  if (context_dim > 0)
+    source.require(prefix + ".context_weight", {std::uint64_t(sizes[1]), std::uint64_t(context_dim)});
 }
 
 template <class T>
@@ -229,11 +234,12 @@ void save_mlp(const Mlp<T>& net, const std::string& prefix, TensorSink<T>& sink)
     sink.writer.add_matrix(at + ".weight", net.weight(l));
     sink.writer.add_vector(at + ".bias", net.bias(l));
   }
+  if (net.context_dim() > 0) sink.writer.add_matrix(prefix + ".context_weight", net.context_weight());
 }
 
 template <class T>
 void load_mlp(Mlp<T>& net, const std::string& prefix, TensorSource<T>& source) {
-  require_mlp(source, prefix, net.sizes());
+  require_mlp(source, prefix, net.sizes(), net.context_dim());
   for (Index l = 0; l < net.layers(); ++l) {
     const std::string at = prefix + ".layers." + std::to_string(l);
     const std::vector<T> w =
@@ -242,6 +248,13 @@ void load_mlp(Mlp<T>& net, const std::string& prefix, TensorSource<T>& source) {
         w.data(), net.out(l), net.in(l));
     const std::vector<T> b = source.take(at + ".bias", {std::uint64_t(net.out(l))});
     net.bias(l) = Eigen::Map<const Vector<T>>(b.data(), net.out(l));
+  }
+  if (net.context_dim() > 0) {
+    const std::vector<T> v = source.take(prefix + ".context_weight",
+                                         {std::uint64_t(net.out(0)), std::uint64_t(net.context_dim())});
+    net.context_weight() =
+        Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+            v.data(), net.out(0), net.context_dim());
   }
 }
 
