@@ -384,10 +384,7 @@ TEMPLATE_TEST_CASE("A conditional Maf is autoregressive for every context", "[bi
 TEST_CASE("A conditional Maf with a zero context weight ignores the context",
           "[bijectors][maf][conditional]") {
   Rng rng(75);
-  MafOptions<double> options;
-  options.hidden = {6, 6};
-  options.context_dim = 2;
-  Maf<double> maf(3, options);
+  Maf<double> maf(3, MafOptions<double>{.hidden = {6, 6}, .context_dim = 2});
   test::randomise_parameters(maf, rng, 0.4);
   const Matrix<double> x = test::random_batch<double>(3, 5, rng);
   const Matrix<double> context = test::random_batch<double>(2, 5, rng);
@@ -403,13 +400,8 @@ TEST_CASE("A conditional Maf with a zero context weight ignores the context",
 TEST_CASE("A chain passes its context to a conditional Maf and none to an unconditional one",
           "[bijectors][maf][conditional]") {
   Rng rng(77);
-  MafOptions<double> options;
-  options.hidden = {6, 6};
-  options.context_dim = 2;
-  Maf<double> conditional(3, options);
-  options.context_dim = 0;
-  options.order = InputOrder::reversed();
-  Maf<double> plain(3, options);
+  Maf<double> conditional(3, MafOptions<double>{.hidden = {6, 6}, .context_dim = 2});
+  Maf<double> plain(3, MafOptions<double>{.hidden = {6, 6}, .order = InputOrder::reversed()});
   test::randomise_parameters(conditional, rng, 0.4);
   test::randomise_parameters(plain, rng, 0.4);
   Chain chain(test::ConditionalAffine<double>(3, 2), conditional, plain);
@@ -424,10 +416,7 @@ TEST_CASE("A chain passes its context to a conditional Maf and none to an uncond
 
 TEST_CASE("Maf's passes reject missing, unexpected and misshapen contexts", "[bijectors][maf][errors]") {
   using Catch::Contains;
-  MafOptions<double> options;
-  options.hidden = {4};
-  options.context_dim = 2;
-  Maf<double> conditional(3, options);
+  Maf<double> conditional(3, MafOptions<double>{.hidden = {4}, .context_dim = 2});
   Maf<double> plain(3, MafOptions<double>{.hidden = {4}});
   const Matrix<double> x = Matrix<double>::Zero(3, 4);
   Matrix<double> out, grad_in;
@@ -449,9 +438,9 @@ TEST_CASE("Maf's passes reject missing, unexpected and misshapen contexts", "[bi
   bad(1, 2) = std::numeric_limits<double>::quiet_NaN();
   CHECK_THROWS_WITH(conditional.inverse_and_log_det(x, bad, out, ld),
                     Contains("Maf::inverse_and_log_det") && Contains("context"));
-  options.context_dim = -3;
-  CHECK_THROWS_WITH(Maf<double>(3, options), Contains("Maf") && Contains("context_dim is -3"));
-  CHECK_THROWS_WITH(make_iaf<double>(3, options), Contains("Iaf") && Contains("context_dim is -3"));
+  const MafOptions<double> negative{.hidden = {4}, .context_dim = -3};
+  CHECK_THROWS_WITH(Maf<double>(3, negative), Contains("Maf") && Contains("context_dim is -3"));
+  CHECK_THROWS_WITH(make_iaf<double>(3, negative), Contains("Iaf") && Contains("context_dim is -3"));
 
   conditional.inverse_and_log_det(x, Matrix<double>::Zero(2, 4), out, ld);
   const RowVector<double> grad_ld = RowVector<double>::Zero(4);

@@ -150,6 +150,25 @@ Vector<double> flat_gradients(Made<T>& made) {
   return Eigen::Map<const Vector<T>>(made.gradients().data(), made.num_parameters()).template cast<double>();
 }
 
+/// The shapes the finite-difference tests run: without hidden layers in float (a float step of
+/// about 0.02 can straddle a ReLU kink), with them too in double.
+struct GradientCase {
+  Index dim;
+  std::vector<Index> hidden;
+  InputOrder order;
+};
+template <class T>
+std::vector<GradientCase> gradient_cases() {
+  std::vector<GradientCase> cases = {{2, {}, InputOrder::identity()},
+                                     {4, {}, InputOrder::permutation({2, 0, 3, 1})}};
+  if constexpr (std::is_same_v<T, double>) {
+    cases.push_back({3, {5, 4}, InputOrder::reversed()});
+    cases.push_back({4, {6}, InputOrder::permutation({2, 0, 3, 1})});
+    cases.push_back({1, {3, 2}, InputOrder::identity()});
+  }
+  return cases;
+}
+
 }  // namespace
 
 // Float finite differences step by about 0.02, which can straddle a ReLU kink; float is checked
@@ -158,17 +177,7 @@ TEMPLATE_TEST_CASE("MADE gradients match finite differences", "[nn][made]", floa
   using T = TestType;
   const auto tol = testing::Tolerances::for_scalar<T>();
   Rng rng(23);
-  struct Case {
-    Index dim;
-    std::vector<Index> hidden;
-    InputOrder order;
-  };
-  std::vector<Case> cases = {{2, {}, InputOrder::identity()}, {4, {}, InputOrder::permutation({2, 0, 3, 1})}};
-  if constexpr (std::is_same_v<T, double>) {
-    cases.push_back({3, {5, 4}, InputOrder::reversed()});
-    cases.push_back({4, {6}, InputOrder::permutation({2, 0, 3, 1})});
-    cases.push_back({1, {3, 2}, InputOrder::identity()});
-  }
+  const std::vector<GradientCase> cases = gradient_cases<T>();
   for (const auto& c : cases) {
     CAPTURE(c.dim, c.hidden.size());
     Made<T> made(c.dim, c.hidden, c.order, 5);
@@ -463,17 +472,7 @@ TEMPLATE_TEST_CASE(
   using T = TestType;
   const auto tol = testing::Tolerances::for_scalar<T>();
   Rng rng(43);
-  struct Case {
-    Index dim;
-    std::vector<Index> hidden;
-    InputOrder order;
-  };
-  std::vector<Case> cases = {{2, {}, InputOrder::identity()}, {4, {}, InputOrder::permutation({2, 0, 3, 1})}};
-  if constexpr (std::is_same_v<T, double>) {
-    cases.push_back({3, {5, 4}, InputOrder::reversed()});
-    cases.push_back({4, {6}, InputOrder::permutation({2, 0, 3, 1})});
-    cases.push_back({1, {3, 2}, InputOrder::identity()});
-  }
+  const std::vector<GradientCase> cases = gradient_cases<T>();
   const Index context_dim = 3;
   for (const auto& c : cases) {
     CAPTURE(c.dim, c.hidden.size());

@@ -142,39 +142,31 @@ class AnyBijector {
     }
     [[nodiscard]] Index context_dim() const override { return knead::context_dim(bijector); }
     void forward_and_log_det(MatrixCRef<T> in, MatrixCRef<T> c, Matrix<T>& out, RowVector<T>& ld) override {
-      if constexpr (ConditionalBijector<B> && Bijector<B>) {
-        if (knead::context_dim(bijector) > 0)  // both kinds of call (a Maf): the context if it reads one
-          bijector.forward_and_log_det(in, c, out, ld);
-        else
-          bijector.forward_and_log_det(in, out, ld);
-      } else if constexpr (ConditionalBijector<B>) {
-        bijector.forward_and_log_det(in, c, out, ld);
-      } else {
-        bijector.forward_and_log_det(in, out, ld);
-      }
+      with_or_without_context([&](auto& b) { b.forward_and_log_det(in, c, out, ld); },
+                              [&](auto& b) { b.forward_and_log_det(in, out, ld); });
     }
     void inverse_and_log_det(MatrixCRef<T> in, MatrixCRef<T> c, Matrix<T>& out, RowVector<T>& ld) override {
-      if constexpr (ConditionalBijector<B> && Bijector<B>) {
-        if (knead::context_dim(bijector) > 0)  // both kinds of call (a Maf): the context if it reads one
-          bijector.inverse_and_log_det(in, c, out, ld);
-        else
-          bijector.inverse_and_log_det(in, out, ld);
-      } else if constexpr (ConditionalBijector<B>) {
-        bijector.inverse_and_log_det(in, c, out, ld);
-      } else {
-        bijector.inverse_and_log_det(in, out, ld);
-      }
+      with_or_without_context([&](auto& b) { b.inverse_and_log_det(in, c, out, ld); },
+                              [&](auto& b) { b.inverse_and_log_det(in, out, ld); });
     }
     void backward(MatrixCRef<T> g, RowVectorCRef<T> gld, Matrix<T>& gin, Matrix<T>& gc) override {
+      with_or_without_context([&](auto& b) { b.backward(g, gld, gin, gc); },
+                              [&](auto& b) { b.backward(g, gld, gin); });
+    }
+    /// A call that comes with a context: `with_context(bijector)` if the bijector reads the
+    /// context, else `without(bijector)`. A type with both kinds of call (a Maf) reads it when its
+    /// context_dim() is > 0. The generic lambdas are instantiated only for the calls B has.
+    template <class WithContext, class WithoutContext>
+    void with_or_without_context(WithContext&& with_context, WithoutContext&& without) {
       if constexpr (ConditionalBijector<B> && Bijector<B>) {
-        if (knead::context_dim(bijector) > 0)  // both kinds of call (a Maf): the context if it reads one
-          bijector.backward(g, gld, gin, gc);
+        if (knead::context_dim(bijector) > 0)
+          with_context(bijector);
         else
-          bijector.backward(g, gld, gin);
+          without(bijector);
       } else if constexpr (ConditionalBijector<B>) {
-        bijector.backward(g, gld, gin, gc);
+        with_context(bijector);
       } else {
-        bijector.backward(g, gld, gin);
+        without(bijector);
       }
     }
     [[nodiscard]] bool needs_initialize() const override { return knead::needs_initialize(bijector); }
