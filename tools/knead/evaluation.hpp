@@ -30,11 +30,17 @@ knead::LogProbSummary summarize(Flow& flow, const knead::Matrix<double>& x) {
 inline double bits_per_dim(double nll, knead::Index dim) { return nll / (double(dim) * std::log(2.0)); }
 
 /// "1.2345 ± 0.0067 nats (1.7810 bits/dim; n = 1000; median 1.1000; worst row 17: 9.3100)"; rows
-/// count from 1, as in the file.
+/// count from 1, as in the file. One row has no standard error ("1.2345 nats, one row: no standard
+/// error (…)"), rather than "± inf".
 inline std::string format_summary(const knead::LogProbSummary& s, knead::Index dim) {
   char text[256];
-  std::snprintf(text, sizeof text, "%.4f ± %.4f nats (%.4f bits/dim; n = %ld; median %.4f", s.mean_nll,
-                s.standard_error, bits_per_dim(s.mean_nll, dim), long(s.count), s.median_nll);
+  if (s.count < 2)
+    std::snprintf(text, sizeof text,
+                  "%.4f nats, one row: no standard error (%.4f bits/dim; n = %ld; median %.4f", s.mean_nll,
+                  bits_per_dim(s.mean_nll, dim), long(s.count), s.median_nll);
+  else
+    std::snprintf(text, sizeof text, "%.4f ± %.4f nats (%.4f bits/dim; n = %ld; median %.4f", s.mean_nll,
+                  s.standard_error, bits_per_dim(s.mean_nll, dim), long(s.count), s.median_nll);
   std::string out = text;
   if (!s.worst_rows.empty()) {
     std::snprintf(text, sizeof text, "; worst row %ld: %.4f", long(s.worst_rows.front()) + 1,

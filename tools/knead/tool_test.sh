@@ -73,6 +73,11 @@ grep -q "\"knead_version\": \"$version\"" "$work/summary.json" || fail "the summ
 "$knead" log-prob "$work/model.safetensors" "$work/test.csv" -o "$work/log_prob.csv" 2>"$work/log_prob.err"
 [ "$(wc -l <"$work/log_prob.csv")" -eq 2001 ] || fail "log-prob wrote $(wc -l <"$work/log_prob.csv") lines, expected 2001"
 grep -q "NLL .* ± .* nats" "$work/log_prob.err" || fail "log-prob printed no mean NLL: $(cat "$work/log_prob.err")"
+# one row has no standard error: said in words, not as "± inf"
+head -2 "$work/test.csv" >"$work/one_row.csv"
+"$knead" log-prob "$work/model.safetensors" "$work/one_row.csv" -o "$work/one_row_lp.csv" 2>"$work/one_row.err"
+grep -q "one row: no standard error" "$work/one_row.err" && ! grep -q "inf" "$work/one_row.err" ||
+  fail "log-prob of one row printed: $(cat "$work/one_row.err")"
 model_nll=$(awk -F, 'NR > 1 { s -= $1; n++ } END { printf "%.6f\n", s / n }' "$work/log_prob.csv")
 truth=$(true_mean_nll "$work/test.csv")
 echo "test NLL: model $model_nll, true density $truth"
