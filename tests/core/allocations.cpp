@@ -19,6 +19,7 @@
 #include "knead/bijectors/maf.hpp"
 #include "knead/bijectors/permute.hpp"
 #include "knead/core/threads.hpp"
+#include "knead/distributions/diagonal_normal.hpp"
 #include "knead/distributions/mixture_of_gaussians.hpp"
 #include "knead/distributions/standard_normal.hpp"
 #include "knead/distributions/transformed_distribution.hpp"
@@ -281,6 +282,28 @@ TEMPLATE_TEST_CASE("A mixture base and a flow on it do not allocate after warm-u
   CHECK(steady_allocations([&] {
           flow.sample_and_log_prob(n, rng, samples, lp);
           flow.backward_sample_and_log_prob(grad_sample, grad_lp);
+        }) == 0);
+}
+
+TEMPLATE_TEST_CASE("A diagonal Normal base does not allocate after warm-up", "[allocations]", float, double) {
+  using T = TestType;
+  set_num_threads(1);
+  Rng rng(9);
+  const Index d = 3, n = 40;
+  DiagonalNormal<T> normal(d);
+  test::randomise_parameters(normal, rng, 0.5);
+  const Matrix<T> u = test::random_batch<T>(d, n, rng);
+  const RowVector<T> grad_lp = test::random_batch<T>(1, n, rng);
+  const Matrix<T> grad_sample = test::random_batch<T>(d, n, rng);
+  RowVector<T> lp;
+  Matrix<T> grad_u, samples;
+  CHECK(steady_allocations([&] {
+          normal.log_prob(u, lp);
+          normal.backward_log_prob(grad_lp, grad_u);
+        }) == 0);
+  CHECK(steady_allocations([&] {
+          normal.sample(n, rng, samples);
+          normal.backward_sample(grad_sample);
         }) == 0);
 }
 
