@@ -29,6 +29,7 @@
 #include "knead/bijectors/invert.hpp"
 #include "knead/bijectors/leaky_relu.hpp"
 #include "knead/bijectors/maf.hpp"
+#include "knead/bijectors/neural_spline.hpp"
 #include "knead/bijectors/permute.hpp"
 #include "knead/bijectors/sigmoid.hpp"
 #include "knead/bijectors/triangular_affine.hpp"
@@ -37,6 +38,7 @@
 #include "knead/nn/mlp.hpp"
 #include "knead/transformers/additive.hpp"
 #include "knead/transformers/affine.hpp"
+#include "knead/transformers/rational_quadratic.hpp"
 #include "knead/transformers/transformer.hpp"
 
 #include "knead/distributions/any_distribution.hpp"

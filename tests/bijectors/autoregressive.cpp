@@ -6,6 +6,7 @@
 
 #include "autoregressive.hpp"
 #include "knead/bijectors/maf.hpp"
+#include "knead/transformers/rational_quadratic.hpp"
 #include "support.hpp"
 
 using namespace knead;
@@ -46,10 +47,10 @@ double nearest_kink(const Made<T>& made, const Matrix<T>& x) {
 /// directions, no hidden unit of MADE is within 1e-3 of its kink, so finite differences do not
 /// straddle one (for D = 1 the units are functions of the biases alone, the same at every point).
 template <class B>
-Matrix<typename B::Scalar> points(B& layer, bool randomise, Rng& rng) {
+Matrix<typename B::Scalar> points(B& layer, bool randomise, Rng& rng, double scale = 0.4) {
   using T = typename B::Scalar;
   for (int draw = 0; draw < 100; ++draw) {
-    if (randomise) test::randomise_parameters(layer, rng, 0.4);
+    if (randomise) test::randomise_parameters(layer, rng, scale);
     Matrix<T> z = test::random_batch<T>(layer.dim(), 3, rng);
     if (!randomise ||
         std::min(nearest_kink(layer.made(), z), nearest_kink(layer.made(), forward(layer, z))) > 1e-3)
@@ -59,7 +60,60 @@ Matrix<typename B::Scalar> points(B& layer, bool randomise, Rng& rng) {
   return {};
 }
 
+/// True if every spline element of both passes at z (inverse from x = z; forward from u = z, with
+/// MADE reading its output) stays in its bin (or tail) when its input moves by ±margin, so the
+/// checker's finite differences do not straddle a knot, where the log-det's slope jumps.
+template <class T>
+bool spline_points_off_knots(Autoregressive<T, RationalQuadraticTransformer<T>>& layer, const Matrix<T>& z,
+                             double margin) {
+  Made<T> made = layer.made();
+  Matrix<T> params, out, ld;
+  typename RationalQuadraticTransformer<T>::Workspace ws;
+  auto stays = [&](Direction pass, const Matrix<T>& made_input) {
+    made.forward(made_input, params);
+    const auto blocks = ParamBlocks<const T>::stacked(params, layer.dim());
+    std::vector<Eigen::Matrix<Index, Eigen::Dynamic, Eigen::Dynamic>> bins;
+    for (const double shift : {0.0, margin, -margin}) {
+      const Matrix<T> in = (z.array() + T(shift)).matrix();
+      if (pass == Direction::forward)
+        layer.transformer().forward(blocks, in, out, ld, ws);
+      else
+        layer.transformer().inverse(blocks, in, out, ld, ws);
+      bins.push_back(ws.bin);
+    }
+    return bins[0] == bins[1] && bins[0] == bins[2];
+  };
+  return stays(Direction::inverse, z) && stays(Direction::forward, forward(layer, z));
+}
+
 }  // namespace
+
+TEMPLATE_TEST_CASE("Autoregressive conforms with the rational-quadratic spline transformer",
+                   "[bijectors][autoregressive]", float, double) {
+  using T = TestType;
+  Rng rng(47);
+  test::MaxErrors worst;
+  RationalQuadraticOptions<T> spline;
+  spline.bins = 4;
+  spline.bound = T(2);  // standard normal points fall in the tails too
+  const double margin = std::is_same_v<T, double> ? 1e-3 : 0.05;
+  // float's finite-difference steps (about 0.02) see the spline's curvature where slopes are far
+  // from 1: smaller random weights there
+  const double weight_scale = std::is_same_v<T, double> ? 0.4 : 0.2;
+  test::for_each_autoregressive_case<T>(test::custom_order, 30, [&](Index d, const MafOptions<T>& options) {
+    if (options.guard.kind != LogScaleGuardKind::soft_clamp) return;  // the spline has no guard
+    Autoregressive<T, RationalQuadraticTransformer<T>> layer(d, RationalQuadraticTransformer<T>(spline),
+                                                             options_of(options));
+    for (int draw = 0; draw < 200; ++draw) {
+      const Matrix<T> z = points(layer, !options.identity_init, rng, weight_scale);
+      if (!spline_points_off_knots(layer, z, margin)) continue;
+      worst.add(test::require_conformance(layer, z, rng));
+      return;
+    }
+    FAIL("no points away from the spline's knots");
+  });
+  worst.print("RationalQuadraticAutoregressive", std::is_same_v<T, float>);
+}
 
 TEMPLATE_TEST_CASE("Autoregressive conforms with the additive and the general affine transformer",
                    "[bijectors][autoregressive]", float, double) {

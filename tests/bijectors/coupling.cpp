@@ -7,6 +7,7 @@
 
 #include "knead/bijectors/chain.hpp"
 #include "knead/bijectors/elementwise_affine.hpp"
+#include "knead/transformers/rational_quadratic.hpp"
 #include "support.hpp"
 
 using namespace knead;
@@ -43,6 +44,21 @@ void append_kink_sides(Coupling<T, Transformer>& layer, const Matrix<T>& in, std
       if (layer.guard().kind == LogScaleGuardKind::clamp)
         for (const T a : z.bottomRows(z.rows() / 2).reshaped())
           sides.push_back(std::abs(a) < layer.guard().bound);
+    } else if constexpr (std::is_same_v<Transformer, RationalQuadraticTransformer<T>>) {
+      // the spline's bin of each transformed element (−1 in the tails; its bits as sides) in the
+      // forward pass (u_B = in_B) and the inverse (x_B = in_B): the log-det's slope jumps at knots
+      const Matrix<T> half = in(layer.partition().transformed(), Eigen::all);
+      const auto params = ParamBlocks<const T>::stacked(z, half.rows());
+      typename Transformer::Workspace ws;
+      Matrix<T> out, ld;
+      auto append_bins = [&] {
+        for (const Index b : ws.bin.reshaped())
+          for (int bit = 0; bit < 8; ++bit) sides.push_back(((b + 1) >> bit) & 1);
+      };
+      layer.transformer().forward(params, half, out, ld, ws);
+      append_bins();
+      layer.transformer().inverse(params, half, out, ld, ws);
+      append_bins();
     }
   }
 }
@@ -129,6 +145,15 @@ void check_layer(B& layer, Rng& rng, test::MaxErrors& worst) {
   conform(layer, rng, worst);
 }
 
+/// check_layer for a spline coupling. Float's finite-difference steps (about 0.02) see the
+/// spline's curvature where slopes are far from 1, so in float the random weights are smaller.
+template <class B>
+void check_spline_layer(B& layer, Rng& rng, test::MaxErrors& worst) {
+  conform(layer, rng, worst);
+  test::randomise_parameters(layer, rng, std::is_same_v<typename B::Scalar, double> ? 0.5 : 0.2);
+  conform(layer, rng, worst);
+}
+
 /// The layer maps a random batch to exactly itself, with log-det exactly zero, both ways.
 template <class T>
 void require_identity(auto& layer, Rng& rng) {
@@ -194,6 +219,24 @@ TEMPLATE_TEST_CASE("Affine and additive couplings conform", "[bijectors][couplin
   AffineCoupling<TestType> affine({1, 0, 1, 0, 1}, linear);
   check_layer(affine, rng, worst);
   worst.print("Coupling", sizeof(TestType) == 4);
+}
+
+TEMPLATE_TEST_CASE("Rational-quadratic spline couplings conform", "[bijectors][coupling]", float, double) {
+  Rng rng(29);
+  test::MaxErrors worst;
+  std::uint64_t seed = 100;
+  for (const auto& [d, split] : splits) {
+    CAPTURE(d, split);
+    Coupling<TestType, RationalQuadraticTransformer<TestType>> spline(d, split,
+                                                                      small_options<TestType>(++seed));
+    check_spline_layer(spline, rng, worst);
+  }
+  for (const auto& mask : masks) {
+    CAPTURE(mask);
+    Coupling<TestType, RationalQuadraticTransformer<TestType>> spline(mask, small_options<TestType>(++seed));
+    check_spline_layer(spline, rng, worst);
+  }
+  worst.print("RationalQuadraticCoupling", sizeof(TestType) == 4);
 }
 
 TEMPLATE_TEST_CASE("Affine coupling conforms under every log-scale guard", "[bijectors][coupling]", float,

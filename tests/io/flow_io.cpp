@@ -114,9 +114,21 @@ void check_refused(const Bytes& bytes, const std::string& expected) {
 }
 
 /// The node types of the registered bijectors, in the registry's order, as files spell them.
-const std::vector<std::string> registered_names = {
-    "Affine",    "Shift",   "Scale", "TriangularAffine", "PReLU",           "LeakyReLU", "Sigmoid", "Permute",
-    "BatchNorm", "ActNorm", "Maf",   "AffineCoupling",   "AdditiveCoupling"};
+const std::vector<std::string> registered_names = {"Affine",
+                                                   "Shift",
+                                                   "Scale",
+                                                   "TriangularAffine",
+                                                   "PReLU",
+                                                   "LeakyReLU",
+                                                   "Sigmoid",
+                                                   "Permute",
+                                                   "BatchNorm",
+                                                   "ActNorm",
+                                                   "Maf",
+                                                   "AffineCoupling",
+                                                   "AdditiveCoupling",
+                                                   "RationalQuadraticCoupling",
+                                                   "RationalQuadraticAutoregressive"};
 
 /// A bijector of type X of dim 3 with options that are not the defaults. A new registered bijector
 /// needs an entry here (the round-trip test does not compile without one).
@@ -163,6 +175,12 @@ X example_bijector() {
     return X({0, 1, 0}, coupling);
   } else if constexpr (std::is_same_v<X, AdditiveCoupling<T>>) {
     return X({1, 0, 1}, coupling);
+  } else if constexpr (std::is_same_v<X, RationalQuadraticCoupling<T>>) {
+    coupling.spline = {5, T(2.5), T(0.01), T(0.02), T(0.03)};
+    return X({1, 0, 0}, coupling);
+  } else if constexpr (std::is_same_v<X, RationalQuadraticAutoregressive<T>>) {
+    return X(3, RationalQuadraticTransformer<T>({3, T(1.5), T(0.02), T(0.01), T(0.05)}),
+             {maf.hidden, maf.order, false, 5});
   } else {
     static_assert(sizeof(X) == 0, "example_bijector: add an example of this registered bijector");
   }
@@ -706,7 +724,7 @@ TEST_CASE("an unknown bijector type is refused with exactly the registered names
       Catch::EndsWith(
           "bijector.1: unknown bijector type 'Glow' (knead knows Affine, Shift, Scale, "
           "TriangularAffine, PReLU, LeakyReLU, Sigmoid, Permute, BatchNorm, ActNorm, Maf, AffineCoupling, "
-          "AdditiveCoupling, Chain and Invert)"));
+          "AdditiveCoupling, RationalQuadraticCoupling, RationalQuadraticAutoregressive, Chain and Invert)"));
   // The same inside an Invert.
   e.arch["bijector"]["parts"][1] =
       Json{{"type", "Invert"}, {"dim", 3}, {"inner", {{"type", "Glow"}, {"dim", 3}}}};
@@ -794,4 +812,34 @@ TEMPLATE_TEST_CASE("a flow with a conditional Maf and an IAF round-trips with it
                    "'context_dim' is 0, outside [1,");
   check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][1]["context_dim"] = 3; }),
                    "'bijector.1.made.context_weight': missing tensor");
+}
+
+TEMPLATE_TEST_CASE("a spline layer whose file has inconsistent spline options is refused", "[io][flow_io]",
+                   float, double) {
+  using T = TestType;
+  const Bytes valid = flow_bytes(TransformedDistribution(
+      StandardNormal<T>(3), Chain(example_bijector<RationalQuadraticCoupling<T>>(),
+                                  example_bijector<RationalQuadraticAutoregressive<T>>())));
+  CHECK_NOTHROW((void)load<T>(SafetensorsFile(valid)));
+  const auto edited = [&](const std::function<void(Editable&)>& edit) {
+    Editable e(valid);
+    edit(e);
+    return e.bytes();
+  };
+  // bins that the conditioner's outputs do not match: 2·(3·4 − 1) outputs for 5 bins' 2·14
+  check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][0]["spline"]["bins"] = 4; }),
+                   "'bijector.0.conditioner.layers.1.weight'");
+  check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][1]["spline"]["bins"] = 1; }),
+                   "bijector.1.spline: 'bins' is 1, outside [2,");
+  check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][0]["spline"]["bound"] = -2; }),
+                   "bijector.0.spline: spline bound must be finite and positive, got -2");
+  check_refused<T>(
+      edited([](Editable& e) { e.arch["bijector"]["parts"][1]["spline"]["min_bin_width"] = 0.5; }),
+      "bijector.1.spline: spline min_bin_width must be at least 0 with bins·min_bin_width < 1, got "
+      "0.5");
+  check_refused<T>(
+      edited([](Editable& e) { e.arch["bijector"]["parts"][1]["spline"]["min_derivative"] = 0; }),
+      "min_derivative must be in (0, 1), got 0");
+  check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][0]["spline"].erase("bound"); }),
+                   "bijector.0.spline");
 }

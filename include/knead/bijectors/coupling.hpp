@@ -20,6 +20,7 @@
 #include "knead/nn/mlp.hpp"
 #include "knead/transformers/additive.hpp"
 #include "knead/transformers/affine.hpp"
+#include "knead/transformers/rational_quadratic.hpp"
 #include "knead/transformers/transformer.hpp"
 
 namespace knead {
@@ -102,10 +103,11 @@ class CouplingPartition {
 /// Settings of a coupling layer's conditioner.
 template <class T>
 struct CouplingOptions {
-  std::vector<Index> hidden = {64, 64};  ///< sizes of the ReLU hidden layers (may be empty: linear)
-  LogScaleGuard<T> guard = {};           ///< bounds the log-scale (affine coupling only)
-  bool identity_init = false;            ///< zero last layer: the layer starts as exactly the identity
-  std::uint64_t seed = 0;                ///< draws the initial weights; vary it between layers
+  std::vector<Index> hidden = {64, 64};     ///< sizes of the ReLU hidden layers (may be empty: linear)
+  LogScaleGuard<T> guard = {};              ///< bounds the log-scale (affine coupling only)
+  bool identity_init = false;               ///< zero last layer: the layer starts as exactly the identity
+  std::uint64_t seed = 0;                   ///< draws the initial weights; vary it between layers
+  RationalQuadraticOptions<T> spline = {};  ///< the spline's bins and bound (spline coupling only)
 };
 
 namespace detail {
@@ -114,11 +116,14 @@ inline constexpr std::string_view forward_suffix = "Coupling::forward_and_log_de
 inline constexpr std::string_view inverse_suffix = "Coupling::inverse_and_log_det";
 inline constexpr std::string_view backward_suffix = "Coupling::backward";
 
-/// The transformer a coupling layer builds from its options: the guard for the affine one.
+/// The transformer a coupling layer builds from its options: the guard for the affine one, the
+/// spline's options for the rational-quadratic one.
 template <class Transformer, class T>
 Transformer transformer_from(const CouplingOptions<T>& options) {
   if constexpr (std::is_constructible_v<Transformer, LogScaleGuard<T>>)
     return Transformer(options.guard);
+  else if constexpr (std::is_constructible_v<Transformer, RationalQuadraticOptions<T>>)
+    return Transformer(options.spline);
   else
     return Transformer();
 }
@@ -136,6 +141,8 @@ Transformer transformer_from(const CouplingOptions<T>& options) {
 /// NVP") uses AffineTransformer: x_B = u_B ⊙ exp(s(u_A)) + t(u_A), s = guard(a), log|det| = Σ s.
 /// AdditiveCoupling (NICE: Dinh, Krueger & Bengio 2015, "NICE: Non-linear Independent Components
 /// Estimation") uses AdditiveTransformer: x_B = u_B + t(u_A), log|det| = 0.
+/// RationalQuadraticCoupling (neural_spline.hpp) uses RationalQuadraticTransformer: x_B a monotone
+/// spline of u_B on [−B, B] with knots θ(u_A), set by CouplingOptions::spline.
 ///
 /// Both directions take one pass of the conditioner, since A is known on both sides.
 /// Parameters are the conditioner's (Mlp layout); its last layer's P·|B| outputs stack the P
