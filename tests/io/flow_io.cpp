@@ -115,8 +115,8 @@ void check_refused(const Bytes& bytes, const std::string& expected) {
 
 /// The node types of the registered bijectors, in the registry's order, as files spell them.
 const std::vector<std::string> registered_names = {
-    "Affine",    "Shift",   "Scale", "TriangularAffine", "PReLU",           "LeakyReLU", "Sigmoid", "Permute",
-    "BatchNorm", "ActNorm", "Maf",   "AffineCoupling",   "AdditiveCoupling"};
+    "Affine",  "Shift",    "Scale",     "TriangularAffine", "PReLU", "LeakyReLU",      "Sigmoid",
+    "Permute", "LuLinear", "BatchNorm", "ActNorm",          "Maf",   "AffineCoupling", "AdditiveCoupling"};
 
 /// A bijector of type X of dim 3 with options that are not the defaults. A new registered bijector
 /// needs an entry here (the round-trip test does not compile without one).
@@ -144,6 +144,8 @@ X example_bijector() {
     return X(low, high);
   } else if constexpr (std::is_same_v<X, Permute<T>>) {
     return Permute<T>::random(3, 8);
+  } else if constexpr (std::is_same_v<X, LuLinear<T>>) {
+    return X(std::vector<Index>{2, 0, 1});
   } else if constexpr (std::is_same_v<X, BatchNorm<T>>) {
     X x(3, T(0.2), T(1e-3));
     Vector<T> mean(3), variance(3);
@@ -703,10 +705,10 @@ TEST_CASE("an unknown bijector type is refused with exactly the registered names
   CHECK_THROWS_AS(attempt(), FormatError);
   CHECK_THROWS_WITH(
       attempt(),
-      Catch::EndsWith(
-          "bijector.1: unknown bijector type 'Glow' (knead knows Affine, Shift, Scale, "
-          "TriangularAffine, PReLU, LeakyReLU, Sigmoid, Permute, BatchNorm, ActNorm, Maf, AffineCoupling, "
-          "AdditiveCoupling, Chain and Invert)"));
+      Catch::EndsWith("bijector.1: unknown bijector type 'Glow' (knead knows Affine, Shift, Scale, "
+                      "TriangularAffine, PReLU, LeakyReLU, Sigmoid, Permute, LuLinear, BatchNorm, ActNorm, "
+                      "Maf, AffineCoupling, "
+                      "AdditiveCoupling, Chain and Invert)"));
   // The same inside an Invert.
   e.arch["bijector"]["parts"][1] =
       Json{{"type", "Invert"}, {"dim", 3}, {"inner", {{"type", "Glow"}, {"dim", 3}}}};
@@ -794,4 +796,29 @@ TEMPLATE_TEST_CASE("a flow with a conditional Maf and an IAF round-trips with it
                    "'context_dim' is 0, outside [1,");
   check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][1]["context_dim"] = 3; }),
                    "'bijector.1.made.context_weight': missing tensor");
+}
+
+TEMPLATE_TEST_CASE("a LuLinear round-trips through a file, its permutation checked",
+                   "[io][flow_io][lu_linear]", float, double) {
+  using T = TestType;
+  DynamicChain<T> chain(4);
+  chain.push_back(LuLinear<T>(4, 9)).push_back(AffineCoupling<T>(4, 2, CouplingOptions<T>{}));
+  TransformedDistribution flow(StandardNormal<T>(4), chain);
+  Rng rng(31);
+  test::randomise_parameters(flow, rng, 0.4);
+  TempDir dir;
+  const fs::path path = dir.path() / "lu.safetensors";
+  save(flow, path);
+  const LoadedFlow<T> loaded = load<T>(path);
+  require_identical(flow, loaded);
+
+  Editable e(flow_bytes(flow));
+  Json& node = e.arch["bijector"]["parts"][0];
+  REQUIRE(node["type"] == "LuLinear");
+  node["permutation"] = Json::array({0, 2, 2, 1});
+  check_refused<T>(e.bytes(), "bijector.0: LuLinear: permutation entry 2 is repeated (at positions 1 and 2)");
+  node["permutation"] = Json::array({0, 2, 1});
+  check_refused<T>(e.bytes(), "bijector.0: field 'permutation' has 3 entries, expected dim = 4");
+  node["permutation"] = Json::array({0, 2, 4, 1});
+  check_refused<T>(e.bytes(), "permutation");
 }
