@@ -43,6 +43,7 @@ struct Options {
   std::vector<Index> hidden = {128, 128};
   bool batch_norm = false;
   bool act_norm = false;
+  std::string mixing = "permute";  // between layers: permute (the reversal) or lu (a LuLinear)
   Index steps = 5000;
   Index batch = 512;
   double lr = 1e-3;
@@ -108,6 +109,7 @@ struct Architecture {
   std::vector<Index> hidden;  ///< the hidden sizes of the first layer's network (none: empty)
   bool batch_norm = false;
   bool act_norm = false;
+  std::string mixing = "permute";  ///< "lu" when a LuLinear mixes between layers
 };
 
 /// The architecture of a flow file, read from its `knead.flow` metadata (docs/format.md): the parts
@@ -138,6 +140,7 @@ Architecture architecture_of(const std::string& path) {
                                                                 : "";
     a.batch_norm = a.batch_norm || type == "BatchNorm";
     a.act_norm = a.act_norm || type == "ActNorm";
+    if (type == "LuLinear") a.mixing = "lu";
     if (layer_kind.empty()) continue;
     if (a.layers == 0) {
       kind = layer_kind;
@@ -167,6 +170,7 @@ int run(const Options& o) {
   spec.hidden = o.hidden;
   spec.batch_norm = o.batch_norm;
   spec.act_norm = o.act_norm;
+  spec.mixing = knead::parse_mixing(o.mixing);
   spec.seed = o.seed;
   if (o.guard_bound > 0)
     spec.guard.bound = o.guard_bound;
@@ -221,10 +225,10 @@ int run(const Options& o) {
     example::loss_png(o.out + "/loss.png", history.train_loss, validation_curve, "training: " + tag);
 
   // a loaded flow is described by its file, not by --flow, --base, --layers, --hidden, --batchnorm
-  // and --actnorm
-  const Architecture arch = o.load.empty()
-                                ? Architecture{o.flow, o.base, o.layers, o.hidden, o.batch_norm, o.act_norm}
-                                : architecture_of(o.load);
+  // --actnorm and --mixing
+  const Architecture arch =
+      o.load.empty() ? Architecture{o.flow, o.base, o.layers, o.hidden, o.batch_norm, o.act_norm, o.mixing}
+                     : architecture_of(o.load);
   nlohmann::json summary = {{"dataset", o.dataset},
                             {"flow", arch.flow},
                             {"base", arch.base},
@@ -232,6 +236,7 @@ int run(const Options& o) {
                             {"hidden", arch.hidden},
                             {"batchnorm", arch.batch_norm},
                             {"actnorm", arch.act_norm},
+                            {"mixing", arch.mixing},
                             {"steps", history.steps},
                             {"batch", o.batch},
                             {"lr", o.lr},
@@ -298,6 +303,10 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_flag("--batchnorm", o.batch_norm, "a BatchNorm between layers");
   app.add_flag("--actnorm", o.act_norm, "an ActNorm after each layer, set from the first batch");
+  app.add_option("--mixing", o.mixing,
+                 "between layers: permute (reverse the dimensions) or lu (a learnable LuLinear "
+                 "starting as that reversal)")
+      ->check(CLI::IsMember({"permute", "lu"}));
   app.add_option("--steps", o.steps, "Adam steps (0: no training)")->check(example::non_negative_number);
   app.add_option("--batch", o.batch, "minibatch size")->check(example::positive_number);
   app.add_option("--lr", o.lr, "peak learning rate of the cosine schedule")->check(example::positive_number);

@@ -16,6 +16,7 @@
 #include "knead/bijectors/chain.hpp"
 #include "knead/bijectors/coupling.hpp"
 #include "knead/bijectors/iaf.hpp"
+#include "knead/bijectors/lu_linear.hpp"
 #include "knead/bijectors/maf.hpp"
 #include "knead/bijectors/permute.hpp"
 #include "knead/core/threads.hpp"
@@ -214,6 +215,11 @@ void check_all(Index n) {
   SECTION("Chain") {
     Chain chain(Maf<T>(d, small_maf<T>(3)), Permute<T>::reverse(d), make_iaf<T>(d, small_maf<T>(4)));
     check_bijector_passes(chain, n, rng);
+  }
+  SECTION("LuLinear") {
+    LuLinear<T> lu(d, 9);
+    test::randomise_parameters(lu, rng, 0.3);
+    check_bijector_passes(lu, n, rng);
   }
   for (const FlowKind kind : {FlowKind::maf, FlowKind::iaf}) {
     DYNAMIC_SECTION("DynamicChain and TransformedDistribution of " << to_string(kind)) {

@@ -163,3 +163,39 @@ TEST_CASE("each flow kind has the documented layer sequence", "[flows]") {
                                                   "AffineCoupling", "ActNorm"});
   CHECK(names(FlowKind::mlp, false, true) == names(FlowKind::mlp, false));
 }
+
+TEST_CASE("Mixing::lu puts a LuLinear where the reversal was, starting as the same flow",
+          "[flows][lu_linear]") {
+  Rng rng(29);
+  for (const FlowKind kind : {FlowKind::maf, FlowKind::iaf, FlowKind::realnvp, FlowKind::nice}) {
+    CAPTURE(to_string(kind));
+    FlowSpec<double> spec = small_spec(kind, 3);
+    spec.layers = 3;
+    DynamicChain<double> permuted = make_flow(spec);
+    spec.mixing = Mixing::lu;
+    DynamicChain<double> mixed = make_flow(spec);
+    REQUIRE(mixed.size() == permuted.size());
+    Index lu_layers = 0;
+    for (Index i = 0; i < mixed.size(); ++i) {
+      const bool was_permute = permuted.part(i).name() == "Permute";
+      CHECK(mixed.part(i).name() == (was_permute ? "LuLinear" : permuted.part(i).name()));
+      lu_layers += was_permute ? 1 : 0;
+    }
+    CHECK(lu_layers == 2);
+    CHECK(mixed.num_parameters() == permuted.num_parameters() + 2 * 3 * 4);  // D(D+1) each
+    // W = P at the start: the same map and log-det, to rounding of the conditioners' products
+    const Matrix<double> x = test::random_batch<double>(3, 6, rng);
+    const auto [u_permuted, ld_permuted] = inverse_and_log_det(permuted, x);
+    const auto [u_mixed, ld_mixed] = inverse_and_log_det(mixed, x);
+    CHECK((u_mixed - u_permuted).cwiseAbs().maxCoeff() < 1e-12);
+    CHECK((ld_mixed - ld_permuted).cwiseAbs().maxCoeff() < 1e-12);
+    test::randomise_parameters(mixed, rng, 0.3);
+    test::require_conformance(mixed, test::random_batch<double>(3, 3, rng), rng);
+  }
+  CHECK(parse_mixing("permute") == Mixing::permute);
+  CHECK(parse_mixing("lu") == Mixing::lu);
+  CHECK(to_string(Mixing::lu) == "lu");
+  CHECK(to_string(Mixing::permute) == "permute");
+  CHECK(FlowSpec<double>{}.mixing == Mixing::permute);
+  CHECK_THROWS_WITH(parse_mixing("glow"), "parse_mixing: unknown mixing 'glow' (expected permute or lu)");
+}

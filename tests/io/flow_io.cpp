@@ -122,6 +122,7 @@ const std::vector<std::string> registered_names = {"Affine",
                                                    "LeakyReLU",
                                                    "Sigmoid",
                                                    "Permute",
+                                                   "LuLinear",
                                                    "BatchNorm",
                                                    "ActNorm",
                                                    "Maf",
@@ -156,6 +157,8 @@ X example_bijector() {
     return X(low, high);
   } else if constexpr (std::is_same_v<X, Permute<T>>) {
     return Permute<T>::random(3, 8);
+  } else if constexpr (std::is_same_v<X, LuLinear<T>>) {
+    return X(std::vector<Index>{2, 0, 1});
   } else if constexpr (std::is_same_v<X, BatchNorm<T>>) {
     X x(3, T(0.2), T(1e-3));
     Vector<T> mean(3), variance(3);
@@ -723,7 +726,8 @@ TEST_CASE("an unknown bijector type is refused with exactly the registered names
       attempt(),
       Catch::EndsWith(
           "bijector.1: unknown bijector type 'Glow' (knead knows Affine, Shift, Scale, "
-          "TriangularAffine, PReLU, LeakyReLU, Sigmoid, Permute, BatchNorm, ActNorm, Maf, AffineCoupling, "
+          "TriangularAffine, PReLU, LeakyReLU, Sigmoid, Permute, LuLinear, BatchNorm, ActNorm, Maf, "
+          "AffineCoupling, "
           "AdditiveCoupling, RationalQuadraticCoupling, RationalQuadraticAutoregressive, Chain and Invert)"));
   // The same inside an Invert.
   e.arch["bijector"]["parts"][1] =
@@ -842,4 +846,29 @@ TEMPLATE_TEST_CASE("a spline layer whose file has inconsistent spline options is
       "min_derivative must be in (0, 1), got 0");
   check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][0]["spline"].erase("bound"); }),
                    "bijector.0.spline");
+}
+
+TEMPLATE_TEST_CASE("a LuLinear round-trips through a file, its permutation checked",
+                   "[io][flow_io][lu_linear]", float, double) {
+  using T = TestType;
+  DynamicChain<T> chain(4);
+  chain.push_back(LuLinear<T>(4, 9)).push_back(AffineCoupling<T>(4, 2, CouplingOptions<T>{}));
+  TransformedDistribution flow(StandardNormal<T>(4), chain);
+  Rng rng(31);
+  test::randomise_parameters(flow, rng, 0.4);
+  TempDir dir;
+  const fs::path path = dir.path() / "lu.safetensors";
+  save(flow, path);
+  const LoadedFlow<T> loaded = load<T>(path);
+  require_identical(flow, loaded);
+
+  Editable e(flow_bytes(flow));
+  Json& node = e.arch["bijector"]["parts"][0];
+  REQUIRE(node["type"] == "LuLinear");
+  node["permutation"] = Json::array({0, 2, 2, 1});
+  check_refused<T>(e.bytes(), "bijector.0: LuLinear: permutation entry 2 is repeated (at positions 1 and 2)");
+  node["permutation"] = Json::array({0, 2, 1});
+  check_refused<T>(e.bytes(), "bijector.0: field 'permutation' has 3 entries, expected dim = 4");
+  node["permutation"] = Json::array({0, 2, 4, 1});
+  check_refused<T>(e.bytes(), "permutation");
 }

@@ -37,7 +37,8 @@ struct FitOptions {
       preprocessing;  ///< whiten, standardize or none; empty: whiten, or standardize with --dequantize
   Index layers = 5;
   std::vector<Index> hidden = {128, 128};
-  bool act_norm = false;  ///< an ActNorm after each layer (FlowSpec::act_norm)
+  bool act_norm = false;           ///< an ActNorm after each layer (FlowSpec::act_norm)
+  std::string mixing = "permute";  ///< between layers: "permute" or "lu" (FlowSpec::mixing)
   Index batch = 256;
   double lr = 1e-3;
   double weight_decay = 0.0;
@@ -254,6 +255,7 @@ int fit(const FitOptions& o) {
   spec.layers = o.layers;
   spec.hidden = o.hidden;
   spec.act_norm = o.act_norm;
+  spec.mixing = knead::parse_mixing(o.mixing);
   spec.seed = o.seed;
   spec.guard.bound = T(o.log_scale_bound);
   using Flow = knead::TransformedDistribution<knead::StandardNormal<T>, knead::DynamicChain<T>>;
@@ -335,6 +337,7 @@ int fit(const FitOptions& o) {
       {"layers", o.layers},
       {"hidden", o.hidden},
       {"act_norm", o.act_norm},
+      {"mixing", o.mixing},
       {"batch", batch},
       {"lr", o.lr},
       {"log_scale_bound", o.log_scale_bound},

@@ -101,6 +101,11 @@ int main(int argc, char** argv) {
     c->add_flag("--actnorm", o.act_norm,
                 "an ActNorm after each layer (maf, iaf, realnvp, nice), set from the first batch to give "
                 "zero mean and unit variance");
+    c->add_option("--mixing", o.mixing,
+                  "between layers (maf, iaf, realnvp, nice): permute (reverse the dimensions) or lu (a "
+                  "learnable LuLinear starting as that reversal)")
+        ->check(CLI::IsMember({"permute", "lu"}))
+        ->capture_default_str();
     c->add_option("--batch", o.batch, "rows per step")->check(at_least(1, false))->capture_default_str();
     c->add_option("--lr", o.lr, "peak learning rate (Adam)")->check(at_least(0, true))->capture_default_str();
     c->add_option("--schedule", o.schedule, "learning-rate schedule: cosine (to 2 % of --lr) or constant")

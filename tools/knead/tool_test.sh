@@ -2,7 +2,7 @@
 # Tests of the knead command-line tool, run by CTest: tool_test.sh path/to/knead
 #
 # - fit → log-prob on a 2-D Gaussian whose density is known in closed form: the model's mean NLL
-#   on fresh rows is within 0.02 nats of the true density's, also with --actnorm;
+#   on fresh rows is within 0.02 nats of the true density's, also with --actnorm and --mixing lu;
 # - the model's density in data units integrates to 1 over a grid (the whitening's log-det is part
 #   of the model);
 # - an untrained model (--epochs 0) is the full-covariance Gaussian of the training rows: its test
@@ -93,6 +93,17 @@ grep -q "flow: 3 maf layers with an ActNorm after each" "$work/actnorm_inspect.t
 actnorm_nll=$(awk -F, 'NR > 1 { s -= $1; n++ } END { printf "%.6f\n", s / n }' "$work/actnorm_log_prob.csv")
 echo "test NLL with --actnorm: model $actnorm_nll, true density $truth"
 close_to "$actnorm_nll" "$truth" 0.02 "the --actnorm model's test NLL"
+
+# The same fit mixing with learnable LuLinear layers instead of the reversals: inspect says so, and
+# the model is as close to the true density.
+"$knead" fit "$work/train.csv" -o "$work/lu.safetensors" --layers 3 --hidden 32,32 --epochs 40 --lr 3e-3 \
+  --mixing lu --quiet
+"$knead" inspect "$work/lu.safetensors" >"$work/lu_inspect.txt"
+grep -q "flow: 3 maf layers, mixed by LuLinear layers" "$work/lu_inspect.txt" || fail "inspect of a --mixing lu model: $(cat "$work/lu_inspect.txt")"
+"$knead" log-prob "$work/lu.safetensors" "$work/test.csv" -o "$work/lu_log_prob.csv" 2>/dev/null
+lu_nll=$(awk -F, 'NR > 1 { s -= $1; n++ } END { printf "%.6f\n", s / n }' "$work/lu_log_prob.csv")
+echo "test NLL with --mixing lu: model $lu_nll, true density $truth"
+close_to "$lu_nll" "$truth" 0.02 "the --mixing lu model's test NLL"
 
 # ∫ p over [−7, 13] × [−6, 4] (beyond 5 σ in each direction) on a 200 × 200 grid, in data units.
 awk 'BEGIN { print "alpha,beta"; for (i = 0; i < 200; i++) for (j = 0; j < 200; j++)
@@ -202,6 +213,7 @@ expect_error 1 "knead log-prob: .*missing.safetensors" log-prob "$work/missing.s
 expect_error 1 "knead plot: " plot "$work/model.safetensors" "$work/test.csv" -o "$work/no/such/dir/corner.png"
 expect_error 2 "required" fit "$work/train.csv"
 expect_error 2 "--lr" fit "$work/train.csv" -o "$work/bad.safetensors" --lr 0
+expect_error 2 "--mixing: glow not in {permute,lu}" fit "$work/train.csv" -o "$work/bad.safetensors" --mixing glow
 expect_error 2 "unknown command .bogus-command." bogus-command
 
 # --logit: share = σ(y₁) in (0, 1) and angle = −180 + 360 σ(y₂) in (−180, 180), with (y₁, y₂) normal,

@@ -207,8 +207,9 @@ int inspect(const ModelFile& m) {
   std::cout << "scalar: " << m.scalar << "; parameters: " << flow.num_parameters() << '\n';
   if (t.contains("flow"))
     std::cout << "flow: " << t.value("layers", 0) << " " << t.value("flow", std::string("?")) << " layers"
-              << (t.value("act_norm", false) ? " with an ActNorm after each" : "") << ", hidden "
-              << t.at("hidden").dump() << '\n';
+              << (t.value("act_norm", false) ? " with an ActNorm after each" : "")
+              << (t.value("mixing", std::string("permute")) == "lu" ? ", mixed by LuLinear layers" : "")
+              << ", hidden " << t.at("hidden").dump() << '\n';
   std::cout << "columns (" << m.record.columns.size() << "): ";
   for (std::size_t i = 0; i < m.record.columns.size(); ++i)
     std::cout << (i ? ", " : "") << m.record.columns[i];

@@ -17,6 +17,7 @@
 #include "knead/bijectors/elementwise_affine.hpp"
 #include "knead/bijectors/iaf.hpp"
 #include "knead/bijectors/leaky_relu.hpp"
+#include "knead/bijectors/lu_linear.hpp"
 #include "knead/bijectors/maf.hpp"
 #include "knead/bijectors/permute.hpp"
 #include "knead/bijectors/triangular_affine.hpp"
@@ -26,6 +27,21 @@ namespace knead {
 
 /// The classic architectures make_flow builds; flow_kinds<T> describes each.
 enum class FlowKind { maf, iaf, realnvp, nice, mlp };
+
+/// What make_flow puts between consecutive layers to mix the dimensions: the fixed reversal
+/// Permute::reverse, or a learnable LuLinear whose permutation is that reversal (so it starts as
+/// the same map, W = P).
+enum class Mixing { permute, lu };
+
+/// "permute" or "lu".
+[[nodiscard]] inline std::string_view to_string(Mixing mixing) {
+  return mixing == Mixing::lu ? "lu" : "permute";
+}
+[[nodiscard]] inline Mixing parse_mixing(std::string_view name) {
+  if (name == "permute") return Mixing::permute;
+  if (name == "lu") return Mixing::lu;
+  detail::fail("parse_mixing", "unknown mixing '", name, "' (expected permute or lu)");
+}
 
 template <class T>
 struct FlowSpec {
@@ -40,6 +56,8 @@ struct FlowSpec {
   /// An ActNorm before each layer in the density direction (maf, iaf, realnvp, nice): the first
   /// training batch sets each one so that what it passes on has zero mean and unit variance.
   bool act_norm = false;
+  /// Between consecutive layers (maf, iaf, realnvp, nice): the reversal, or a LuLinear.
+  Mixing mixing = Mixing::permute;
 };
 
 namespace flow_layers {
@@ -61,15 +79,19 @@ Options layer_options(const FlowSpec<T>& spec, Index i) {
   return options;
 }
 
-/// spec.layers layers made by layer(i), with Permute::reverse (and, with batch_norm, a BatchNorm
-/// before it) between consecutive layers, so that every dimension is transformed and conditions
-/// the others; with act_norm, an ActNorm after each layer (before it in the density direction).
+/// spec.layers layers made by layer(i), with Permute::reverse or, with Mixing::lu, a LuLinear
+/// starting as that reversal (and, with batch_norm, a BatchNorm before it) between consecutive layers, so
+/// that every dimension is transformed and conditions the others; with act_norm, an ActNorm after each layer
+/// (before it in the density direction).
 template <class T, class Layer>
 void stack(DynamicChain<T>& chain, const FlowSpec<T>& spec, Layer layer) {
   for (Index i = 0; i < spec.layers; ++i) {
     if (i > 0) {
       if (spec.batch_norm) chain.push_back(BatchNorm<T>(spec.dim));
-      chain.push_back(Permute<T>::reverse(spec.dim));
+      if (spec.mixing == Mixing::lu)
+        chain.push_back(LuLinear<T>(Permute<T>::reverse(spec.dim).permutation()));
+      else
+        chain.push_back(Permute<T>::reverse(spec.dim));
     }
     chain.push_back(layer(i));
     if (spec.act_norm) chain.push_back(ActNorm<T>(spec.dim));
@@ -179,9 +201,10 @@ template <class T = double>
 
 /// The bijector of a flow of `spec.layers` layers, listed in the forward (noise → data) order.
 ///
-/// - maf / iaf / realnvp / nice: layer, then (between layers) Permute::reverse and, with
-///   batch_norm, BatchNorm, so that every dimension is transformed and conditions the others;
-///   with act_norm, an ActNorm right after each layer (so one is nearest the data).
+/// - maf / iaf / realnvp / nice: layer, then (between layers) Permute::reverse (or with
+///   Mixing::lu a LuLinear starting as it) and, with batch_norm, BatchNorm, so that every dimension is
+///   transformed and conditions the others; with act_norm, an ActNorm right after each layer (so one is
+///   nearest the data).
 /// - nice: a learnable Scale comes first (NICE's diagonal scaling layer; couplings alone preserve
 ///   volume).
 /// - mlp: TriangularAffine, then `layers` times (PReLU, TriangularAffine).

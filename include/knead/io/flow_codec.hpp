@@ -16,6 +16,7 @@
 #include "knead/io/codecs/coupling.hpp"
 #include "knead/io/codecs/elementwise_affine.hpp"
 #include "knead/io/codecs/leaky_relu.hpp"
+#include "knead/io/codecs/lu_linear.hpp"
 #include "knead/io/codecs/maf.hpp"
 #include "knead/io/codecs/neural_spline.hpp"
 #include "knead/io/codecs/permute.hpp"
@@ -35,8 +36,8 @@ struct TypeList {};
 template <class T>
 using RegisteredBijectors =
     flow_detail::TypeList<Affine<T>, Shift<T>, Scale<T>, TriangularAffine<T>, PReLU<T>, LeakyReLU<T>,
-                          Sigmoid<T>, Permute<T>, BatchNorm<T>, ActNorm<T>, Maf<T>, AffineCoupling<T>,
-                          AdditiveCoupling<T>, RationalQuadraticCoupling<T>,
+                          Sigmoid<T>, Permute<T>, LuLinear<T>, BatchNorm<T>, ActNorm<T>, Maf<T>,
+                          AffineCoupling<T>, AdditiveCoupling<T>, RationalQuadraticCoupling<T>,
                           RationalQuadraticAutoregressive<T>>;
 
 namespace flow_detail {
