@@ -2,11 +2,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numbers>
 #include <utility>
 #include <vector>
 
 #include "knead/bijectors/chain.hpp"
+#include "knead/bijectors/dynamic_chain.hpp"
 #include "knead/bijectors/elementwise_affine.hpp"
+#include "knead/bijectors/permute.hpp"
+#include "knead/distributions/standard_normal.hpp"
+#include "knead/distributions/transformed_distribution.hpp"
 #include "knead/transformers/rational_quadratic.hpp"
 #include "support.hpp"
 
@@ -16,11 +22,12 @@ namespace {
 
 /// Small conditioners keep the finite-difference checks fast.
 template <class T>
-CouplingOptions<T> small_options(std::uint64_t seed, LogScaleGuard<T> guard = {}) {
+CouplingOptions<T> small_options(std::uint64_t seed, LogScaleGuard<T> guard = {}, Index context_dim = 0) {
   CouplingOptions<T> options;
   options.hidden = {6, 5};
   options.guard = guard;
   options.seed = seed;
+  options.context_dim = context_dim;
   return options;
 }
 
@@ -28,15 +35,18 @@ const std::vector<std::pair<Index, Index>> splits = {{2, 1}, {3, 1}, {3, 2}, {5,
 const std::vector<std::vector<int>> masks = {{0, 1},    {1, 0},          {1, 0, 1},
                                              {0, 0, 1}, {1, 0, 1, 0, 1}, {0, 1, 1, 0, 0}};
 
-/// Appends the side of every kink of the layer's conditioner at the batch `in`: each hidden ReLU
-/// (on or off) and, under a hard clamp, each raw log-scale (inside or outside ±c).
+/// Appends the side of every kink of the layer's conditioner at the batch `in` (with `context`
+/// unless it is null): each hidden ReLU (on or off) and, under a hard clamp, each raw log-scale
+/// (inside or outside ±c).
 template <class T, class Transformer>
-void append_kink_sides(Coupling<T, Transformer>& layer, const Matrix<T>& in, std::vector<bool>& sides) {
+void append_kink_sides(Coupling<T, Transformer>& layer, const Matrix<T>& in, std::vector<bool>& sides,
+                       const Matrix<T>* context = nullptr) {
   const Mlp<T>& net = layer.conditioner();
   Matrix<T> h = in(layer.partition().conditioning(), Eigen::all), z;
   for (Index l = 0; l < net.layers(); ++l) {
     z = net.weight(l) * h;
     z.colwise() += net.bias(l);
+    if (l == 0 && context != nullptr) z += net.context_weight() * *context;
     if (l + 1 < net.layers()) {
       for (const T v : z.reshaped()) sides.push_back(v > T(0));
       h = z.cwiseMax(T(0));
@@ -63,15 +73,17 @@ void append_kink_sides(Coupling<T, Transformer>& layer, const Matrix<T>& in, std
   }
 }
 template <class B>
-void append_kink_sides(B&, const Matrix<typename B::Scalar>&, std::vector<bool>&) {}  // no kinks
+void append_kink_sides(B&, const Matrix<typename B::Scalar>&, std::vector<bool>&,
+                       const Matrix<typename B::Scalar>* = nullptr) {}  // no kinks
 
 /// The kink sides at every input a pass from z visits. A coupling's conditioner reads the same rows
 /// of its input and output, so its forward and inverse passes at z visit the same points; a chain
 /// is followed part by part, forward and inverse.
 template <class B>
-std::vector<bool> kink_sides(B& b, const Matrix<typename B::Scalar>& z) {
+std::vector<bool> kink_sides(B& b, const Matrix<typename B::Scalar>& z,
+                             const Matrix<typename B::Scalar>* context = nullptr) {
   std::vector<bool> sides;
-  append_kink_sides(b, z, sides);
+  append_kink_sides(b, z, sides, context);
   return sides;
 }
 template <class... P, std::size_t... I>
@@ -90,17 +102,21 @@ std::vector<bool> chain_kink_sides(Chain<P...>& chain, const Matrix<typename Cha
   return sides;
 }
 template <class... P>
-std::vector<bool> kink_sides(Chain<P...>& chain, const Matrix<typename Chain<P...>::Scalar>& z) {
+std::vector<bool> kink_sides(Chain<P...>& chain, const Matrix<typename Chain<P...>::Scalar>& z,
+                             const Matrix<typename Chain<P...>::Scalar>* context = nullptr) {
+  REQUIRE(context == nullptr);  // chains of unconditional parts only
   return chain_kink_sides(chain, z, std::index_sequence_for<P...>());
 }
 
-/// True if no finite-difference step the conformance checker takes at z (each input entry and each
-/// parameter moved by ±h) puts a kink on its other side. A difference straddling a kink mixes two
-/// slopes; with float's steps of about 0.02 that happens often enough to matter.
+/// True if no finite-difference step the conformance checker takes at z (each input entry, each
+/// parameter and each entry of a non-empty context moved by ±h) puts a kink on its other side. A
+/// difference straddling a kink mixes two slopes; with float's steps of about 0.02 that happens
+/// often enough to matter.
 template <class B>
-bool steps_avoid_kinks(B& b, Matrix<typename B::Scalar> z) {
+bool steps_avoid_kinks(B& b, Matrix<typename B::Scalar> z, Matrix<typename B::Scalar> context = {}) {
   using T = typename B::Scalar;
-  const auto reference = kink_sides(b, z);
+  const Matrix<T>* c = context.size() > 0 ? &context : nullptr;
+  const auto reference = kink_sides(b, z, c);
   const T scale(testing::Tolerances::for_scalar<T>().fd_step_scale);
   auto unchanged = [&](std::span<T> values) {
     for (T& v : values) {
@@ -108,14 +124,15 @@ bool steps_avoid_kinks(B& b, Matrix<typename B::Scalar> z) {
       bool same = true;
       for (const T moved : {saved + h, saved - h}) {
         v = moved;
-        same = same && kink_sides(b, z) == reference;
+        same = same && kink_sides(b, z, c) == reference;
       }
       v = saved;
       if (!same) return false;
     }
     return true;
   };
-  return unchanged(std::span<T>(z.data(), std::size_t(z.size()))) && unchanged(b.parameters());
+  return unchanged(std::span<T>(z.data(), std::size_t(z.size()))) && unchanged(b.parameters()) &&
+         unchanged(std::span<T>(context.data(), std::size_t(context.size())));
 }
 
 /// n standard normal columns at which the checker's finite differences straddle no kink of b.
@@ -130,6 +147,37 @@ Matrix<typename B::Scalar> points_away_from_kinks(B& b, Index n, Rng& rng) {
   }
   REQUIRE(found == n);
   return z;
+}
+
+/// Points and their contexts (one column each, standard normal) at which the checker's finite
+/// differences straddle no kink of the conditional layer b.
+template <class B>
+std::pair<Matrix<typename B::Scalar>, Matrix<typename B::Scalar>> conditional_points_away_from_kinks(
+    B& b, Index n, Rng& rng) {
+  using T = typename B::Scalar;
+  Matrix<T> z(b.dim(), n), context(b.context_dim(), n);
+  Index found = 0;
+  for (int attempt = 0; attempt < 1000 && found < n; ++attempt) {
+    const Matrix<T> point = test::random_batch<T>(b.dim(), 1, rng);
+    const Matrix<T> c = test::random_batch<T>(b.context_dim(), 1, rng);
+    if (steps_avoid_kinks(b, point, c)) {
+      z.col(found) = point;
+      context.col(found++) = c;
+    }
+  }
+  REQUIRE(found == n);
+  return {z, context};
+}
+
+/// The conformance checker with a context: round trips, log-dets, batched = per-sample (a
+/// different context in each column), and the gradients w.r.t. input, parameters and context.
+template <class B>
+void conform_with_context(B& b, Rng& rng, test::MaxErrors& worst) {
+  const auto [z, context] = conditional_points_away_from_kinks(b, 4, rng);
+  const auto report = testing::check_conformance(b, z, context, rng);
+  INFO(report.summary());
+  CHECK(report.ok());
+  worst.add(report);
 }
 
 template <class B>
@@ -500,4 +548,265 @@ TEST_CASE("Couplings reject bad batches and backward calls", "[bijectors][coupli
                     Catch::Contains("AdditiveCoupling::inverse_and_log_det") && Catch::Contains("4 rows"));
   CHECK_THROWS_AS(backward(additive, Matrix<double>::Zero(4, 1), RowVector<double>::Zero(1)),
                   std::logic_error);
+}
+
+// ---- with a context ------------------------------------------------------------------------------
+
+TEMPLATE_TEST_CASE("Conditional affine and additive couplings conform with a context",
+                   "[bijectors][coupling][conditional]", float, double) {
+  using T = TestType;
+  Rng rng(41);
+  test::MaxErrors worst;
+  std::uint64_t seed = 100;
+  for (const Index context_dim : {1, 3}) {
+    for (const auto& mask : masks) {
+      CAPTURE(context_dim, mask);
+      AffineCoupling<T> affine(mask, small_options<T>(++seed, {}, context_dim));
+      AdditiveCoupling<T> additive(mask, small_options<T>(++seed, {}, context_dim));
+      REQUIRE(affine.context_dim() == context_dim);
+      REQUIRE(additive.context_dim() == context_dim);
+      // the conditioner reads the A half and the context
+      CHECK(affine.conditioner().context_dim() == context_dim);
+      CHECK(affine.num_parameters() ==
+            AffineCoupling<T>(mask, small_options<T>(seed)).num_parameters() + 6 * context_dim);
+      // with the conditioner's initial weights, then with larger random ones
+      conform_with_context(affine, rng, worst);
+      conform_with_context(additive, rng, worst);
+      test::randomise_parameters(affine, rng, 0.5);
+      test::randomise_parameters(additive, rng, 0.5);
+      conform_with_context(affine, rng, worst);
+      conform_with_context(additive, rng, worst);
+    }
+  }
+  // a linear conditioner: the context weight is the only layer's
+  CouplingOptions<T> linear;
+  linear.hidden = {};
+  linear.context_dim = 2;
+  AffineCoupling<T> affine(3, 1, linear);
+  test::randomise_parameters(affine, rng, 0.5);
+  conform_with_context(affine, rng, worst);
+  worst.print("Conditional coupling", sizeof(T) == 4);
+}
+
+TEMPLATE_TEST_CASE("A conditional coupling round-trips per context, passes A unchanged and moves B with c",
+                   "[bijectors][coupling][conditional]", float, double) {
+  using T = TestType;
+  Rng rng(43);
+  const Index n = 12, context_dim = 2;
+  std::uint64_t seed = 200;
+  auto check_layer_with_context = [&](auto& layer) {
+    test::randomise_parameters(layer, rng, 0.5);
+    // hidden biases above 1: no unit is dead on the whole batch, so every dependency shows
+    auto& net = layer.conditioner();
+    for (Index l = 0; l + 1 < net.layers(); ++l) net.bias(l).array() = net.bias(l).array().abs() + T(1);
+    const Matrix<T> z = test::random_batch<T>(layer.dim(), n, rng);
+    for (int draw = 0; draw < 3; ++draw) {
+      const Matrix<T> context = test::random_batch<T>(context_dim, n, rng, 2.0);
+      const auto [x, ld] = forward_and_log_det(layer, z, context);
+      const auto [back, ld_back] = inverse_and_log_det(layer, x, context);
+      const double tolerance = testing::Tolerances::for_scalar<T>().round_trip;
+      CHECK((back - z).cwiseAbs().maxCoeff() <= tolerance * std::max(T(1), z.cwiseAbs().maxCoeff()));
+      CHECK((ld + ld_back).cwiseAbs().maxCoeff() <= tolerance * std::max(T(1), ld.cwiseAbs().maxCoeff()));
+      // the conditioning rows pass through bit for bit, both ways
+      const Matrix<T> inverted = inverse(layer, z, context);
+      for (const Index row : layer.partition().conditioning()) {
+        CHECK(x.row(row) == z.row(row));
+        CHECK(inverted.row(row) == z.row(row));
+      }
+      // another context moves every transformed row
+      Matrix<T> other = context;
+      other.row(draw % context_dim).array() += T(1);
+      const Matrix<T> moved = forward(layer, z, other);
+      for (const Index row : layer.partition().transformed())
+        CHECK((moved.row(row).array() != x.row(row).array()).any());
+      for (const Index row : layer.partition().conditioning()) CHECK(moved.row(row) == z.row(row));
+      // and the inverse under the wrong context does not give z back
+      CHECK((inverse(layer, x, other) - z).cwiseAbs().maxCoeff() > 1e-3);
+    }
+  };
+  for (const auto& mask : masks) {
+    CAPTURE(mask);
+    AffineCoupling<T> affine(mask, small_options<T>(++seed, {}, context_dim));
+    AdditiveCoupling<T> additive(mask, small_options<T>(++seed, {}, context_dim));
+    check_layer_with_context(affine);
+    check_layer_with_context(additive);
+  }
+}
+
+TEMPLATE_TEST_CASE("Identity-initialised conditional couplings are the identity for every context",
+                   "[bijectors][coupling][conditional]", float, double) {
+  using T = TestType;
+  Rng rng(47);
+  for (const bool linear : {false, true}) {
+    auto options = small_options<T>(9, {}, 2);
+    if (linear) options.hidden = {};  // the context weight belongs to the zeroed last layer then
+    options.identity_init = true;
+    AffineCoupling<T> affine({1, 0, 1, 0}, options);
+    AdditiveCoupling<T> additive({0, 1, 1}, options);
+    CHECK((affine.conditioner().context_weight().array() != T(0)).any() == !linear);
+    for (int draw = 0; draw < 3; ++draw) {
+      const Matrix<T> z = test::random_batch<T>(4, 5, rng), c = test::random_batch<T>(2, 5, rng, 3.0);
+      for (const bool fwd : {true, false}) {
+        const auto [out, ld] = fwd ? forward_and_log_det(affine, z, c) : inverse_and_log_det(affine, z, c);
+        CHECK(out == z);
+        CHECK((ld.array() == T(0)).all());
+        const auto [out3, ld3] = fwd ? forward_and_log_det(additive, z.topRows(3), c)
+                                     : inverse_and_log_det(additive, z.topRows(3), c);
+        CHECK(out3 == z.topRows(3));
+        CHECK((ld3.array() == T(0)).all());
+      }
+    }
+  }
+}
+
+TEST_CASE("A conditional coupling with a zero context weight is the unconditional layer of its seed",
+          "[bijectors][coupling][conditional]") {
+  Rng rng(53);
+  const std::vector<int> mask = {0, 1, 1, 0, 1};
+  AffineCoupling<double> plain(mask, small_options<double>(7));
+  AffineCoupling<double> conditional(mask, small_options<double>(7, {}, 3));
+  // the layers draw the same weights; the context weight comes after them
+  const Index shared = plain.num_parameters();
+  REQUIRE(conditional.num_parameters() == shared + 6 * 3);
+  CHECK(std::equal(plain.parameters().begin(), plain.parameters().end(), conditional.parameters().begin()));
+  CHECK(conditional.conditioner().context_weight().data() == conditional.parameters().data() + shared);
+  const Matrix<double> z = test::random_batch<double>(5, 6, rng);
+  const Matrix<double> context = test::random_batch<double>(3, 6, rng);
+  const auto [x_plain, ld_plain] = forward_and_log_det(plain, z);
+  const auto [x_random, ld_random] = forward_and_log_det(conditional, z, context);
+  CHECK((x_random - x_plain).cwiseAbs().maxCoeff() > 1e-3);  // the context weight matters
+  conditional.conditioner().context_weight().setZero();
+  const auto [x, ld] = forward_and_log_det(conditional, z, context);
+  CHECK(x == x_plain);
+  CHECK(ld == ld_plain);
+  const auto [u, ld_u] = inverse_and_log_det(conditional, z, context);
+  CHECK(u == inverse(plain, z));
+  CHECK(ld_u == inverse_log_det(plain, z));
+}
+
+TEST_CASE("A DynamicChain of conditional couplings and permutations takes one context",
+          "[bijectors][coupling][conditional]") {
+  Rng rng(59);
+  const Index d = 4, context_dim = 2, n = 5;
+  auto options = [&](std::uint64_t seed, Index c) {
+    auto o = small_options<double>(seed, {}, c);
+    o.hidden = {5};
+    return o;
+  };
+  AffineCoupling<double> first(d, 2, options(1, context_dim));
+  AdditiveCoupling<double> second({1, 0, 1, 0}, options(2, context_dim));
+  AffineCoupling<double> plain(d, 1, options(3, 0));  // unconditional, in the same chain
+  test::randomise_parameters(first, rng, 0.4);
+  test::randomise_parameters(second, rng, 0.4);
+  test::randomise_parameters(plain, rng, 0.4);
+  DynamicChain<double> chain(d);
+  chain.push_back(first).push_back(Permute<double>::reverse(d)).push_back(second).push_back(plain);
+  CHECK(chain.context_dim() == context_dim);
+  const Matrix<double> z = test::random_batch<double>(d, n, rng);
+  const Matrix<double> context = test::random_batch<double>(context_dim, n, rng);
+
+  // the parts in turn, each conditional one with the same context
+  Permute<double> reverse = Permute<double>::reverse(d);
+  const auto [x1, ld1] = forward_and_log_det(first, z, context);
+  const auto [x2, ld2] = forward_and_log_det(reverse, x1);
+  const auto [x3, ld3] = forward_and_log_det(second, x2, context);
+  const auto [x4, ld4] = forward_and_log_det(plain, x3);
+  const auto [x, ld] = forward_and_log_det(chain, z, context);
+  CHECK(x == x4);
+  CHECK((ld - (ld1 + ld2 + ld3 + ld4)).cwiseAbs().maxCoeff() <= 1e-12);
+
+  const auto report = testing::check_conformance(chain, z, context, rng);
+  INFO(report.summary());
+  CHECK(report.ok());
+  CHECK_THROWS_WITH(forward(chain, z), Catch::Contains("DynamicChain::forward_and_log_det") &&
+                                           Catch::Contains("AffineCoupling") && Catch::Contains("context"));
+}
+
+TEST_CASE("A flow of conditional couplings has log p(x | c) by the change of variables",
+          "[bijectors][coupling][conditional]") {
+  Rng rng(61);
+  const Index d = 3, context_dim = 2, n = 7;
+  AffineCoupling<double> first({1, 0, 1}, small_options<double>(11, {}, context_dim));
+  AdditiveCoupling<double> second(d, 1, small_options<double>(12, {}, context_dim));
+  test::randomise_parameters(first, rng, 0.4);
+  test::randomise_parameters(second, rng, 0.4);
+  TransformedDistribution flow(StandardNormal<double>(d), Chain(first, Permute<double>::reverse(d), second));
+  CHECK(flow.context_dim() == context_dim);
+  const Matrix<double> x = test::random_batch<double>(d, n, rng, 1.5);
+  const Matrix<double> context = test::random_batch<double>(context_dim, n, rng);
+
+  // density direction, last part first: u = first⁻¹(reverse⁻¹(second⁻¹(x; c)); c)
+  Permute<double> reverse = Permute<double>::reverse(d);
+  const auto [y2, ld2] = inverse_and_log_det(second, x, context);
+  const auto [y1, ld1] = inverse_and_log_det(reverse, y2);
+  const auto [u, ld0] = inverse_and_log_det(first, y1, context);
+  const double log_2pi = std::log(2 * std::numbers::pi);
+  const RowVector<double> expected =
+      (-0.5 * u.colwise().squaredNorm()).array() - 0.5 * double(d) * log_2pi + (ld0 + ld1 + ld2).array();
+  const RowVector<double> log_prob = flow.log_prob(x, context);
+  CHECK((log_prob - expected).cwiseAbs().maxCoeff() <= 1e-12);
+  // the context changes the density
+  const Matrix<double> other = context.rowwise().reverse();
+  CHECK((flow.log_prob(x, other) - log_prob).cwiseAbs().maxCoeff() > 1e-3);
+  // samples for a context come with the density log_prob gives them
+  Matrix<double> samples;
+  RowVector<double> sample_log_prob;
+  flow.sample_and_log_prob(context, rng, samples, sample_log_prob);
+  CHECK((flow.log_prob(samples, context) - sample_log_prob).cwiseAbs().maxCoeff() <= 1e-12);
+}
+
+TEST_CASE("Coupling passes reject missing, unexpected and misshapen contexts",
+          "[bijectors][coupling][errors][conditional]") {
+  using Catch::Contains;
+  AffineCoupling<double> conditional(3, 1, small_options<double>(1, {}, 2));
+  AffineCoupling<double> plain(3, 1, small_options<double>(1));
+  AdditiveCoupling<double> additive({1, 0, 1}, small_options<double>(1, {}, 2));
+  const Matrix<double> x = Matrix<double>::Zero(3, 4);
+  Matrix<double> out, grad_in;
+  RowVector<double> ld;
+  CHECK_THROWS_WITH(conditional.forward_and_log_det(x, out, ld),
+                    Contains("AffineCoupling::forward_and_log_det") && Contains("context_dim 2"));
+  CHECK_THROWS_WITH(conditional.inverse_and_log_det(x, out, ld),
+                    Contains("AffineCoupling::inverse_and_log_det") && Contains("context_dim 2"));
+  CHECK_THROWS_WITH(additive.inverse_and_log_det(x, out, ld),
+                    Contains("AdditiveCoupling::inverse_and_log_det") && Contains("context_dim 2"));
+  CHECK_THROWS_WITH(
+      plain.inverse_and_log_det(x, Matrix<double>::Zero(2, 4), out, ld),
+      Contains("AffineCoupling::inverse_and_log_det") && Contains("unconditional") && Contains("2x4"));
+  CHECK_THROWS_WITH(
+      plain.forward_and_log_det(x, Matrix<double>::Zero(1, 4), out, ld),
+      Contains("AffineCoupling::forward_and_log_det") && Contains("unconditional") && Contains("1x4"));
+  CHECK_THROWS_WITH(conditional.inverse_and_log_det(x, Matrix<double>::Zero(3, 4), out, ld),
+                    Contains("AffineCoupling::inverse_and_log_det") && Contains("expected a 2x4 context") &&
+                        Contains("got 3x4"));
+  CHECK_THROWS_WITH(additive.forward_and_log_det(x, Matrix<double>::Zero(2, 3), out, ld),
+                    Contains("AdditiveCoupling::forward_and_log_det") && Contains("got 2x3"));
+  Matrix<double> bad = Matrix<double>::Zero(2, 4);
+  bad(1, 2) = std::numeric_limits<double>::quiet_NaN();
+  CHECK_THROWS_WITH(
+      conditional.inverse_and_log_det(x, bad, out, ld),
+      Contains("AffineCoupling::inverse_and_log_det") && Contains("context") && Contains("(1, 2)"));
+  CHECK_THROWS_WITH(
+      conditional.forward_and_log_det(Matrix<double>::Zero(2, 4), Matrix<double>::Zero(2, 4), out, ld),
+      Contains("AffineCoupling::forward_and_log_det") && Contains("3 rows"));
+  CHECK_THROWS_WITH(AffineCoupling<double>(3, 1, small_options<double>(1, {}, -3)),
+                    Contains("AffineCoupling") && Contains("context_dim is -3"));
+  CHECK_THROWS_WITH(AdditiveCoupling<double>({0, 1}, small_options<double>(1, {}, -1)),
+                    Contains("AdditiveCoupling") && Contains("context_dim is -1"));
+
+  const RowVector<double> grad_ld = RowVector<double>::Zero(4);
+  Matrix<double> grad_context = Matrix<double>::Zero(2, 4);
+  CHECK_THROWS_WITH(conditional.backward(x, grad_ld, grad_in, grad_context),
+                    Contains("AffineCoupling::backward") && Contains("no forward or inverse pass"));
+  conditional.inverse_and_log_det(x, Matrix<double>::Zero(2, 4), out, ld);
+  CHECK_THROWS_WITH(conditional.backward(x, grad_ld, grad_in),
+                    Contains("AffineCoupling::backward") && Contains("context_dim 2"));
+  grad_context.setZero(2, 5);
+  CHECK_THROWS_WITH(
+      conditional.backward(x, grad_ld, grad_in, grad_context),
+      Contains("AffineCoupling::backward") && Contains("expected a 2x4") && Contains("got 2x5"));
+  plain.inverse_and_log_det(x, out, ld);
+  grad_context.setZero(2, 4);
+  CHECK_THROWS_WITH(plain.backward(x, grad_ld, grad_in, grad_context),
+                    Contains("AffineCoupling::backward") && Contains("unconditional"));
 }

@@ -199,3 +199,32 @@ TEST_CASE("Mixing::lu puts a LuLinear where the reversal was, starting as the sa
   CHECK(FlowSpec<double>{}.mixing == Mixing::permute);
   CHECK_THROWS_WITH(parse_mixing("glow"), "parse_mixing: unknown mixing 'glow' (expected permute or lu)");
 }
+
+TEST_CASE("spec.context_dim makes every conditioner-based layer conditional", "[flows][conditional]") {
+  Rng rng(29);
+  const Index context_dim = 2;
+  for (const FlowKind kind : {FlowKind::maf, FlowKind::iaf, FlowKind::realnvp, FlowKind::nice}) {
+    CAPTURE(to_string(kind));
+    FlowSpec<double> spec = small_spec(kind, 3);
+    spec.context_dim = context_dim;
+    auto flow = make_flow(spec);
+    CHECK(flow.context_dim() == context_dim);
+    // each network-based layer reads the context: more parameters than the unconditional flow
+    const Index plain = make_flow(small_spec(kind, 3)).num_parameters();
+    CHECK(flow.num_parameters() == plain + spec.layers * spec.hidden[0] * context_dim);
+    const Matrix<double> z = test::random_batch<double>(3, 3, rng);
+    const Matrix<double> context = test::random_batch<double>(context_dim, 3, rng);
+    const auto report = testing::check_conformance(flow, z, context, rng);
+    INFO(report.summary());
+    CHECK(report.ok());
+    CHECK_THROWS_WITH(forward(flow, z), Catch::Contains("context"));
+  }
+  FlowSpec<double> spec = small_spec(FlowKind::mlp, 3);
+  spec.context_dim = 1;
+  CHECK_THROWS_WITH(make_flow(spec), Catch::Contains("make_flow") &&
+                                         Catch::Contains("'mlp' takes no context") &&
+                                         Catch::Contains("context_dim 1"));
+  spec.kind = FlowKind::realnvp;
+  spec.context_dim = -2;
+  CHECK_THROWS_WITH(make_flow(spec), Catch::Contains("make_flow") && Catch::Contains("context_dim is -2"));
+}

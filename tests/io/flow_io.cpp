@@ -848,6 +848,39 @@ TEMPLATE_TEST_CASE("a spline layer whose file has inconsistent spline options is
                    "bijector.0.spline");
 }
 
+TEMPLATE_TEST_CASE("conditional spline layers round-trip with their context weights",
+                   "[io][flow_io][conditional]", float, double) {
+  using T = TestType;
+  CouplingOptions<T> coupling;
+  coupling.hidden = {5};
+  coupling.seed = 3;
+  coupling.context_dim = 2;
+  coupling.spline = {4, T(2), T(0.01), T(0.01), T(0.01)};
+  AutoregressiveOptions<T> autoregressive{{6}, InputOrder::reversed(), false, 4};
+  autoregressive.context_dim = 2;
+  TransformedDistribution flow(StandardNormal<T>(3),
+                               Chain(RationalQuadraticCoupling<T>({1, 0, 1}, coupling),
+                                     RationalQuadraticAutoregressive<T>(
+                                         3, RationalQuadraticTransformer<T>({3, T(1.5)}), autoregressive)));
+  Rng rng(19);
+  test::randomise_parameters(flow, rng, 0.3);
+  const SafetensorsFile file(flow_bytes(flow));
+  const Json arch = Json::parse(file.metadata().at("knead.flow"));
+  CHECK(arch["bijector"]["parts"][0]["context_dim"] == 2);
+  CHECK(arch["bijector"]["parts"][1]["context_dim"] == 2);
+  auto erased = load<T>(file);
+  CHECK(erased.context_dim() == 2);
+  CHECK(std::ranges::equal(erased.parameters(), flow.parameters()));
+  const Matrix<T> x = test::random_batch<T>(3, 6, rng);
+  const Matrix<T> c = test::random_batch<T>(2, 6, rng);
+  const RowVector<T> expected = flow.log_prob(x, c);
+  CHECK(same_bits<T>(erased.log_prob(x, c), expected));
+  CHECK(!same_bits<T>(erased.log_prob(x, c.rowwise().reverse()), expected));  // the context counts
+  Editable e(flow_bytes(flow));
+  e.drop("bijector.1.made.context_weight");
+  check_refused<T>(e.bytes(), "'bijector.1.made.context_weight': missing tensor");
+}
+
 TEMPLATE_TEST_CASE("a LuLinear round-trips through a file, its permutation checked",
                    "[io][flow_io][lu_linear]", float, double) {
   using T = TestType;
@@ -871,4 +904,72 @@ TEMPLATE_TEST_CASE("a LuLinear round-trips through a file, its permutation check
   check_refused<T>(e.bytes(), "bijector.0: field 'permutation' has 3 entries, expected dim = 4");
   node["permutation"] = Json::array({0, 2, 4, 1});
   check_refused<T>(e.bytes(), "permutation");
+}
+
+TEMPLATE_TEST_CASE("a flow of conditional couplings round-trips with its context weights",
+                   "[io][flow_io][conditional]", float, double) {
+  using T = TestType;
+  CouplingOptions<T> conditional;
+  conditional.hidden = {5};
+  conditional.seed = 3;
+  conditional.context_dim = 2;
+  CouplingOptions<T> linear = conditional;  // no hidden layer: the context weight is the output layer's
+  linear.hidden = {};
+  linear.seed = 4;
+  CouplingOptions<T> plain;
+  plain.hidden = {4};
+  TransformedDistribution flow(StandardNormal<T>(3),
+                               Chain(AffineCoupling<T>({1, 0, 1}, conditional),
+                                     AdditiveCoupling<T>({0, 1, 0}, linear), AffineCoupling<T>(3, 1, plain)));
+  Rng rng(9);
+  test::randomise_parameters(flow, rng, 0.3);
+  const SafetensorsFile file(flow_bytes(flow));
+  CHECK(file.tensor("bijector.0.conditioner.context_weight").shape == SafetensorsWriter::Shape{5, 2});
+  CHECK(file.tensor("bijector.1.conditioner.context_weight").shape == SafetensorsWriter::Shape{2, 2});
+  CHECK_THROWS(file.tensor("bijector.2.conditioner.context_weight"));  // unconditional: none
+  const Json arch = Json::parse(file.metadata().at("knead.flow"));
+  CHECK(arch["bijector"]["parts"][0]["context_dim"] == 2);
+  CHECK(arch["bijector"]["parts"][1]["context_dim"] == 2);
+  CHECK(arch["bijector"]["parts"][2].find("context_dim") == arch["bijector"]["parts"][2].end());
+
+  // into a flow of the same type with other weights, and as a type-erased flow: the same
+  // parameters and the same density of each x for its context, bit for bit
+  auto twin = flow;
+  test::randomise_parameters(twin, rng, 0.3);
+  load_into(twin, file);
+  CHECK(std::ranges::equal(twin.parameters(), flow.parameters()));
+  auto erased = load<T>(file);
+  CHECK(erased.context_dim() == 2);
+  CHECK(std::ranges::equal(erased.parameters(), flow.parameters()));
+  const Matrix<T> x = test::random_batch<T>(3, 6, rng);
+  const Matrix<T> c = test::random_batch<T>(2, 6, rng);
+  const RowVector<T> expected = flow.log_prob(x, c);
+  CHECK(same_bits<T>(twin.log_prob(x, c), expected));
+  CHECK(same_bits<T>(erased.log_prob(x, c), expected));
+  CHECK(!same_bits<T>(erased.log_prob(x, c.rowwise().reverse()), expected));  // the context counts
+
+  // a context weight missing, mis-sized or left over, a context_dim out of range: refused
+  const Bytes valid = flow_bytes(flow);
+  const auto edited = [&](const std::function<void(Editable&)>& edit) {
+    Editable e(valid);
+    edit(e);
+    return e.bytes();
+  };
+  check_refused<T>(edited([](Editable& e) { e.drop("bijector.0.conditioner.context_weight"); }),
+                   "'bijector.0.conditioner.context_weight': missing tensor (the architecture needs one of "
+                   "shape [5,2])");
+  check_refused<T>(
+      edited([](Editable& e) {
+        e.tensor("bijector.1.conditioner.context_weight").shape = {1, 4};
+      }),
+      "'bijector.1.conditioner.context_weight': tensor has shape [1,4], the architecture needs [2,2]");
+  check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][0]["context_dim"] = 3; }),
+                   "'bijector.0.conditioner.context_weight': tensor has shape [5,2], the architecture needs "
+                   "[5,3]");
+  check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][1]["context_dim"] = 0; }),
+                   "'context_dim' is 0, outside [1,");
+  check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][2]["context_dim"] = 1; }),
+                   "'bijector.2.conditioner.context_weight': missing tensor");
+  check_refused<T>(edited([](Editable& e) { e.arch["bijector"]["parts"][0].erase("context_dim"); }),
+                   "'bijector.0.conditioner.context_weight': tensor is not part of the flow's architecture");
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "knead/core/bijector.hpp"
+#include "knead/core/conditional.hpp"
 #include "knead/core/errors.hpp"
 #include "knead/core/no_grad.hpp"
 #include "knead/nn/log_scale_guard.hpp"
@@ -103,10 +104,11 @@ class CouplingPartition {
 /// Settings of a coupling layer's conditioner.
 template <class T>
 struct CouplingOptions {
-  std::vector<Index> hidden = {64, 64};     ///< sizes of the ReLU hidden layers (may be empty: linear)
-  LogScaleGuard<T> guard = {};              ///< bounds the log-scale (affine coupling only)
-  bool identity_init = false;               ///< zero last layer: the layer starts as exactly the identity
-  std::uint64_t seed = 0;                   ///< draws the initial weights; vary it between layers
+  std::vector<Index> hidden = {64, 64};  ///< sizes of the ReLU hidden layers (may be empty: linear)
+  LogScaleGuard<T> guard = {};           ///< bounds the log-scale (affine coupling only)
+  bool identity_init = false;            ///< zero last layer: the layer starts as exactly the identity
+  std::uint64_t seed = 0;                ///< draws the initial weights; vary it between layers
+  Index context_dim = 0;  ///< rows of a context the conditioner reads: > 0 makes it conditional
   RationalQuadraticOptions<T> spline = {};  ///< the spline's bins and bound (spline coupling only)
 };
 
@@ -148,6 +150,13 @@ Transformer transformer_from(const CouplingOptions<T>& options) {
 /// Parameters are the conditioner's (Mlp layout); its last layer's P·|B| outputs stack the P
 /// parameters of the transformer: row p·|B| + r is parameter p of transformed dimension r
 /// ([t (|B| rows)][a (|B| rows)] for the affine coupling).
+///
+/// With context_dim C > 0 the layer is conditional, x = f(u; c): the conditioner reads [u_A; c],
+/// the C×N context entering its first layer through the Mlp's context weight V, so θ = θ(u_A, c)
+/// and x_A = u_A still passes unchanged. It then has the passes with a context only
+/// (core/conditional.hpp); those without one throw std::invalid_argument, as do passes with a
+/// context on an unconditional layer and contexts of the wrong shape or with a non-finite entry.
+/// The Jacobian in u keeps its triangular form (c is held fixed), so log|det| is as above.
 template <class T, class Transformer>
 class Coupling {
   static_assert(check_transformer<Transformer>());
@@ -178,55 +187,44 @@ class Coupling {
   /// The log-scale guard (transformers that have one, such as the affine).
   [[nodiscard]] const LogScaleGuard<T>& guard() const requires requires(const Transformer& t) { t.guard(); }
   { return transformer_.guard(); }
-  /// The conditioner: |A| inputs, P·|B| outputs.
+  /// The conditioner: |A| inputs (and C context rows), P·|B| outputs.
   [[nodiscard]] Mlp<T>& conditioner() { return net_; }
   [[nodiscard]] const Mlp<T>& conditioner() const { return net_; }
 
+  /// C: the rows of the context the conditioner reads (0: unconditional).
+  [[nodiscard]] Index context_dim() const { return net_.context_dim(); }
+
   void forward_and_log_det(MatrixCRef<T> u, Matrix<T>& x, RowVector<T>& log_det) {
-    detail::check_batch(forward_name(), u, dim());
-    condition(u);
-    // x_B = f(u_B; θ), written over a copy of u so x_A = u_A; u_B is kept for backward
-    CouplingPartition::gather<T>(partition_.transformed(), u, input_half_);
-    transformer_.forward(params(), input_half_, half_, element_log_det_, workspace_);
-    log_det = element_log_det_.colwise().sum();
-    x = u;
-    CouplingPartition::scatter<T>(partition_.transformed(), half_, x);
-    record(Direction::forward, u.cols());
+    if (context_dim() > 0) detail::fail_needs_context(forward_name(), name(), context_dim());
+    forward_pass(u, nullptr, x, log_det);
   }
-
   void inverse_and_log_det(MatrixCRef<T> x, Matrix<T>& u, RowVector<T>& log_det) {
-    detail::check_batch(inverse_name(), x, dim());
-    condition(x);
-    // u_B = f⁻¹(x_B; θ); u_B (half_) is kept: backward needs it
-    CouplingPartition::gather<T>(partition_.transformed(), x, input_half_);
-    transformer_.inverse(params(), input_half_, half_, element_log_det_, workspace_);
-    log_det = element_log_det_.colwise().sum();
-    u = x;
-    CouplingPartition::scatter<T>(partition_.transformed(), half_, u);
-    record(Direction::inverse, x.cols());
+    if (context_dim() > 0) detail::fail_needs_context(inverse_name(), name(), context_dim());
+    inverse_pass(x, nullptr, u, log_det);
+  }
+  void backward(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in) {
+    if (context_dim() > 0) detail::fail_needs_context(backward_name(), name(), context_dim());
+    backward_pass(grad_out, grad_log_det, grad_in, nullptr);
   }
 
-  void backward(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in) {
-    if (last_ == Direction::none)
-      detail::fail<std::logic_error>(backward_name(),
-                                     "no forward or inverse pass to differentiate; call "
-                                     "forward_and_log_det or inverse_and_log_det first",
-                                     NoGrad::hint);
-    detail::check_backward(backward_name(), grad_out, grad_log_det, dim(), cols_);
-    const bool forward = last_ == Direction::forward;
-    // ∂L/∂θ of the transformer into grad_net_ (the conditioner's output layout); ∂L/∂x_B becomes
-    // ∂L/∂u_B in place (or the reverse after an inverse pass)
-    resize_workspace(grad_net_, net_.outputs(), cols_);
-    CouplingPartition::gather<T>(partition_.transformed(), grad_out, grad_half_);
-    transformer_.backward(last_, params(), forward ? input_half_ : half_, grad_half_, grad_log_det,
-                          ParamBlocks<T>::stacked(grad_net_, transformed_size()), workspace_);
-    // A feeds the conditioner and passes through: ∂L/∂in_A = ∂L/∂out_A + (∂θ/∂in_A)ᵀ ∂L/∂θ
-    net_.backward(grad_net_, &grad_conditioning_);
-    const auto& rows = partition_.conditioning();
-    for (std::size_t r = 0; r < rows.size(); ++r) grad_conditioning_.row(Index(r)) += grad_out.row(rows[r]);
-    resize_workspace(grad_in, dim(), cols_);
-    CouplingPartition::scatter<T>(partition_.conditioning(), grad_conditioning_, grad_in);
-    CouplingPartition::scatter<T>(partition_.transformed(), grad_half_, grad_in);
+  // ---- with a context (context_dim() > 0) -------------------------------------------------------
+
+  void forward_and_log_det(MatrixCRef<T> u, MatrixCRef<T> context, Matrix<T>& x, RowVector<T>& log_det) {
+    check_context(forward_name(), context, u.cols());
+    forward_pass(u, &context, x, log_det);
+  }
+  void inverse_and_log_det(MatrixCRef<T> x, MatrixCRef<T> context, Matrix<T>& u, RowVector<T>& log_det) {
+    check_context(inverse_name(), context, x.cols());
+    inverse_pass(x, &context, u, log_det);
+  }
+  /// Writes ∂L/∂in and adds ∂L/∂c into grad_context (C × N): c enters only the conditioner, so
+  /// ∂L/∂c = Vᵀ ∂L/∂z_1, the conditioner's own context gradient at ∂L/∂θ (see backward_pass).
+  void backward(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in,
+                Matrix<T>& grad_context) {
+    if (context_dim() == 0)
+      detail::fail(backward_name(), name(),
+                   " is unconditional (context_dim 0): call backward without a context gradient");
+    backward_pass(grad_out, grad_log_det, grad_in, &grad_context);
   }
 
   [[nodiscard]] Index num_parameters() const { return net_.num_parameters(); }
@@ -238,6 +236,66 @@ class Coupling {
   }
 
  private:
+  /// `context`: null for an unconditional layer (checked by the caller).
+  void forward_pass(MatrixCRef<T> u, const MatrixCRef<T>* context, Matrix<T>& x, RowVector<T>& log_det) {
+    detail::check_batch(forward_name(), u, dim());
+    condition(u, context);
+    // x_B = f(u_B; θ), written over a copy of u so x_A = u_A; u_B is kept for backward
+    CouplingPartition::gather<T>(partition_.transformed(), u, input_half_);
+    transformer_.forward(params(), input_half_, half_, element_log_det_, workspace_);
+    log_det = element_log_det_.colwise().sum();
+    x = u;
+    CouplingPartition::scatter<T>(partition_.transformed(), half_, x);
+    record(Direction::forward, u.cols());
+  }
+
+  void inverse_pass(MatrixCRef<T> x, const MatrixCRef<T>* context, Matrix<T>& u, RowVector<T>& log_det) {
+    detail::check_batch(inverse_name(), x, dim());
+    condition(x, context);
+    // u_B = f⁻¹(x_B; θ); u_B (half_) is kept: backward needs it
+    CouplingPartition::gather<T>(partition_.transformed(), x, input_half_);
+    transformer_.inverse(params(), input_half_, half_, element_log_det_, workspace_);
+    log_det = element_log_det_.colwise().sum();
+    u = x;
+    CouplingPartition::scatter<T>(partition_.transformed(), half_, u);
+    record(Direction::inverse, x.cols());
+  }
+
+  /// `grad_context`: null for an unconditional layer; else C × N, ∂L/∂c added into it.
+  void backward_pass(MatrixCRef<T> grad_out, RowVectorCRef<T> grad_log_det, Matrix<T>& grad_in,
+                     Matrix<T>* grad_context) {
+    if (last_ == Direction::none)
+      detail::fail<std::logic_error>(backward_name(),
+                                     "no forward or inverse pass to differentiate; call "
+                                     "forward_and_log_det or inverse_and_log_det first",
+                                     NoGrad::hint);
+    detail::check_backward(backward_name(), grad_out, grad_log_det, dim(), cols_);
+    if (grad_context != nullptr) detail::check_context(backward_name(), *grad_context, context_dim(), cols_);
+    const bool forward = last_ == Direction::forward;
+    // ∂L/∂θ of the transformer into grad_net_ (the conditioner's output layout); ∂L/∂x_B becomes
+    // ∂L/∂u_B in place (or the reverse after an inverse pass)
+    resize_workspace(grad_net_, net_.outputs(), cols_);
+    CouplingPartition::gather<T>(partition_.transformed(), grad_out, grad_half_);
+    transformer_.backward(last_, params(), forward ? input_half_ : half_, grad_half_, grad_log_det,
+                          ParamBlocks<T>::stacked(grad_net_, transformed_size()), workspace_);
+    // A feeds the conditioner and passes through: ∂L/∂in_A = ∂L/∂out_A + (∂θ/∂in_A)ᵀ ∂L/∂θ;
+    // the context feeds only the conditioner: ∂L/∂c += (∂θ/∂c)ᵀ ∂L/∂θ
+    net_.backward(grad_net_, &grad_conditioning_, true, NoColumns{}, NoColumns{}, grad_context);
+    const auto& rows = partition_.conditioning();
+    for (std::size_t r = 0; r < rows.size(); ++r) grad_conditioning_.row(Index(r)) += grad_out.row(rows[r]);
+    resize_workspace(grad_in, dim(), cols_);
+    CouplingPartition::scatter<T>(partition_.conditioning(), grad_conditioning_, grad_in);
+    CouplingPartition::scatter<T>(partition_.transformed(), grad_half_, grad_in);
+  }
+
+  void check_context(std::string_view function, MatrixCRef<T> context, Index cols) const {
+    if (context_dim() == 0)
+      detail::fail(function, name(), " is unconditional (context_dim 0): call it without a context, got a ",
+                   context.rows(), "x", context.cols(), " context");
+    detail::check_context(function, context, context_dim(), cols);
+    detail::check_finite(function, "context", context);
+  }
+
   static constexpr std::string_view forward_name() {
     return detail::JoinedName<Transformer::label, detail::forward_suffix>::value;
   }
@@ -252,8 +310,13 @@ class Coupling {
       : partition_(std::move(partition)),
         transformer_(detail::transformer_from<Transformer>(options)),
         net_(conditioner_sizes(partition_, options.hidden, transformer_), options.seed, {},
-             options.identity_init) {
+             options.identity_init, checked_context_dim(options.context_dim)) {
     transformer_.validate(name());
+  }
+
+  static Index checked_context_dim(Index context_dim) {
+    if (context_dim < 0) detail::fail(name(), "context_dim is ", context_dim, ", expected 0 or more");
+    return context_dim;
   }
 
   static std::vector<Index> conditioner_sizes(const CouplingPartition& partition,
@@ -274,10 +337,14 @@ class Coupling {
     return ParamBlocks<const T>::stacked(net_out_, transformed_size());
   }
 
-  /// Runs the conditioner on the A half of `in` into net_out_ (the transformer's parameters).
-  void condition(MatrixCRef<T> in) {
+  /// Runs the conditioner on the A half of `in` (and the context unless null) into net_out_ (the
+  /// transformer's parameters).
+  void condition(MatrixCRef<T> in, const MatrixCRef<T>* context) {
     CouplingPartition::gather<T>(partition_.conditioning(), in, conditioning_);
-    net_.forward(conditioning_, net_out_);
+    if (context != nullptr)
+      net_.forward_with_context(conditioning_, *context, net_out_);
+    else
+      net_.forward(conditioning_, net_out_);
   }
 
   void record(Direction d, Index cols) {
@@ -308,5 +375,7 @@ using AdditiveCoupling = Coupling<T, AdditiveTransformer<T>>;
 
 static_assert(check_bijector<AffineCoupling<double>>());
 static_assert(check_bijector<AdditiveCoupling<float>>());
+static_assert(check_conditional_bijector<AffineCoupling<float>>());
+static_assert(check_conditional_bijector<AdditiveCoupling<double>>());
 
 }  // namespace knead

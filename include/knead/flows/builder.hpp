@@ -58,6 +58,8 @@ struct FlowSpec {
   bool act_norm = false;
   /// Between consecutive layers (maf, iaf, realnvp, nice): the reversal, or a LuLinear.
   Mixing mixing = Mixing::permute;
+  /// C > 0: every maf, iaf, realnvp and nice layer reads a C-row context (the flow is p(x | c)).
+  Index context_dim = 0;
 };
 
 namespace flow_layers {
@@ -76,6 +78,7 @@ Options layer_options(const FlowSpec<T>& spec, Index i) {
   options.guard = spec.guard;
   options.identity_init = spec.identity_init;
   options.seed = layer_seed(spec, i);
+  options.context_dim = spec.context_dim;
   return options;
 }
 
@@ -136,6 +139,8 @@ void nice(DynamicChain<T>& chain, const FlowSpec<T>& spec) {
 /// apply.
 template <class T>
 void mlp(DynamicChain<T>& chain, const FlowSpec<T>& spec) {
+  if (spec.context_dim != 0)
+    detail::fail("make_flow", "flow 'mlp' takes no context, got context_dim ", spec.context_dim);
   chain.push_back(TriangularAffine<T>(spec.dim));
   for (Index i = 0; i < spec.layers; ++i) {
     chain.push_back(PReLU<T>(spec.dim));
@@ -207,12 +212,17 @@ template <class T = double>
 ///   nearest the data).
 /// - nice: a learnable Scale comes first (NICE's diagonal scaling layer; couplings alone preserve
 ///   volume).
-/// - mlp: TriangularAffine, then `layers` times (PReLU, TriangularAffine).
+/// - mlp: TriangularAffine, then `layers` times (PReLU, TriangularAffine); no context.
+///
+/// With spec.context_dim C > 0 the maf, iaf, realnvp and nice layers are conditional and the chain
+/// takes a C×N context (its context_dim() is C); the other parts pass it by.
 template <class T>
 [[nodiscard]] DynamicChain<T> make_flow(const FlowSpec<T>& spec) {
   constexpr std::string_view function = "make_flow";
   detail::check_positive(function, "dim", spec.dim);
   detail::check_positive(function, "layers", spec.layers);
+  if (spec.context_dim < 0)
+    detail::fail(function, "context_dim is ", spec.context_dim, ", expected 0 or more");
   for (const FlowKindEntry<T>& entry : flow_kinds<T>)
     if (entry.kind == spec.kind) {
       DynamicChain<T> chain(spec.dim);

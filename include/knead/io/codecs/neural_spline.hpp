@@ -5,7 +5,9 @@
 /// PREFIX.conditioner.layers.L.weight / .bias; an autoregressive node with "hidden", "order" and
 /// "spline", its MADE as PREFIX.made.layers.L.weight / .bias. "spline" is {"bins", "bound",
 /// "min_bin_width", "min_bin_height", "min_derivative"}; a spline that cannot be built is refused
-/// with its node's place in the file.
+/// with its node's place in the file. A conditional layer's node also has "context_dim" C and its
+/// network's context weight PREFIX.conditioner.context_weight / PREFIX.made.context_weight
+/// [first layer's units, C], as for AffineCoupling and Maf.
 
 #include <limits>
 #include <stdexcept>
@@ -44,16 +46,23 @@ RationalQuadraticOptions<T> spline_from(const NodeReader& r) {
   return o;
 }
 
+/// A conditional layer's "context_dim" (≥ 1), or 0 for a node without one.
+inline Index context_dim_from(const NodeReader& r) {
+  return r.has("context_dim") ? r.integer("context_dim", 1, std::numeric_limits<std::int32_t>::max()) : 0;
+}
+
 template <class T>
 struct Codec<RationalQuadraticCoupling<T>> {
   using X = RationalQuadraticCoupling<T>;
   static constexpr std::string_view type_name = "RationalQuadraticCoupling";
   static Json config(const X& x) {
-    return Json{{"type", type_name},
-                {"dim", x.dim()},
-                {"mask", x.partition().mask()},
-                {"hidden", hidden_of(x.conditioner().sizes())},
-                {"spline", spline_json(x.transformer().options())}};
+    Json node{{"type", type_name},
+              {"dim", x.dim()},
+              {"mask", x.partition().mask()},
+              {"hidden", hidden_of(x.conditioner().sizes())},
+              {"spline", spline_json(x.transformer().options())}};
+    if (x.context_dim() > 0) node["context_dim"] = x.context_dim();  // only a conditional layer has it
+    return node;
   }
   static void save(const X& x, const std::string& p, TensorSink<T>& sink) {
     save_mlp(x.conditioner(), p + ".conditioner", sink);
@@ -62,7 +71,7 @@ struct Codec<RationalQuadraticCoupling<T>> {
     load_mlp(x.conditioner(), p + ".conditioner", source);
   }
   static X make(const NodeReader& r, Index dim, TensorSource<T>& source) {
-    r.only({"type", "dim", "mask", "hidden", "spline"});
+    r.only({"type", "dim", "mask", "hidden", "spline", "context_dim"});
     const std::vector<Index> mask = r.integers("mask", std::size_t(dim), 0, 1);
     if (Index(mask.size()) != dim)
       bad(r.where(), "mask has ", mask.size(), " entries, the flow has dim ", dim);
@@ -74,8 +83,9 @@ struct Codec<RationalQuadraticCoupling<T>> {
     std::vector<Index> sizes{ones};
     sizes.insert(sizes.end(), options.hidden.begin(), options.hidden.end());
     sizes.push_back((dim - ones) * (3 * options.spline.bins - 1));
-    if (ones > 0 && ones < dim)
-      require_mlp(source, r.where() + ".conditioner", sizes);  // else the constructor refuses
+    options.context_dim = context_dim_from(r);
+    if (ones > 0 && ones < dim)  // else the constructor refuses
+      require_mlp(source, r.where() + ".conditioner", sizes, options.context_dim);
     X x(std::vector<int>(mask.begin(), mask.end()), options);
     load(x, r.where(), source);
     return x;
@@ -87,11 +97,13 @@ struct Codec<RationalQuadraticAutoregressive<T>> {
   using X = RationalQuadraticAutoregressive<T>;
   static constexpr std::string_view type_name = "RationalQuadraticAutoregressive";
   static Json config(const X& x) {
-    return Json{{"type", type_name},
-                {"dim", x.dim()},
-                {"hidden", hidden_of(x.made().mlp().sizes())},
-                {"order", x.made().order()},
-                {"spline", spline_json(x.transformer().options())}};
+    Json node{{"type", type_name},
+              {"dim", x.dim()},
+              {"hidden", hidden_of(x.made().mlp().sizes())},
+              {"order", x.made().order()},
+              {"spline", spline_json(x.transformer().options())}};
+    if (x.context_dim() > 0) node["context_dim"] = x.context_dim();  // only a conditional layer has it
+    return node;
   }
   static void save(const X& x, const std::string& p, TensorSink<T>& sink) {
     save_mlp(x.made().mlp(), p + ".made", sink);
@@ -100,7 +112,7 @@ struct Codec<RationalQuadraticAutoregressive<T>> {
     load_mlp(x.made().mlp(), p + ".made", source);
   }
   static X make(const NodeReader& r, Index dim, TensorSource<T>& source) {
-    r.only({"type", "dim", "hidden", "order", "spline"});
+    r.only({"type", "dim", "hidden", "order", "spline", "context_dim"});
     AutoregressiveOptions<T> options;
     // Every size is checked against a tensor in the file before MADE is built (masks are sized by them).
     options.hidden = r.integers("hidden", 1024, 1, std::numeric_limits<std::int32_t>::max());
@@ -108,7 +120,8 @@ struct Codec<RationalQuadraticAutoregressive<T>> {
     std::vector<Index> sizes{dim};
     sizes.insert(sizes.end(), options.hidden.begin(), options.hidden.end());
     sizes.push_back((3 * spline.bins - 1) * dim);
-    require_mlp(source, r.where() + ".made", sizes);
+    options.context_dim = context_dim_from(r);
+    require_mlp(source, r.where() + ".made", sizes, options.context_dim);
     options.order = InputOrder::permutation(r.integers("order", std::size_t(dim), 0, dim - 1));
     X x(dim, RationalQuadraticTransformer<T>(spline), options);
     load(x, r.where(), source);
