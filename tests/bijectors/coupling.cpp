@@ -810,3 +810,18 @@ TEST_CASE("Coupling passes reject missing, unexpected and misshapen contexts",
   CHECK_THROWS_WITH(plain.backward(x, grad_ld, grad_in, grad_context),
                     Contains("AffineCoupling::backward") && Contains("unconditional"));
 }
+
+TEST_CASE("A spline coupling with a context conforms", "[bijectors][coupling][neural_spline][conditional]") {
+  Rng rng(83);
+  test::MaxErrors worst;
+  CouplingOptions<double> options;
+  options.hidden = {6};
+  options.seed = 5;
+  options.context_dim = 2;
+  options.spline.bins = 4;
+  options.spline.bound = 2.5;
+  Coupling<double, RationalQuadraticTransformer<double>> layer(std::vector<int>{1, 0, 1}, options);
+  REQUIRE(layer.context_dim() == 2);
+  test::randomise_parameters(layer, rng, 0.3);
+  conform_with_context(layer, rng, worst);
+}
